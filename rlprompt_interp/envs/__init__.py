@@ -1,0 +1,1 @@
+"""Gymnasium environments that build prompts token by token."""

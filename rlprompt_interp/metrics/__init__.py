@@ -1,0 +1,1 @@
+"""Interpretability metrics: faithfulness, scrutability, prompt F1, unembedding."""

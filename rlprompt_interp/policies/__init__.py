@@ -1,0 +1,1 @@
+"""Policies that emit prompt tokens: a frozen LM with a small trainable head."""

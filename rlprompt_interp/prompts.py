@@ -1,0 +1,89 @@
+"""LearnedPrompt: what every agent returns, and what every evaluation reads.
+
+A learned prompt is a token sequence (discrete methods), a matrix of continuous embeddings
+(soft prompts), or both (PEZ keeps the continuous prompt and its projection). It carries its
+training curve and enough provenance to reproduce it, and saves to a folder as ``prompt.json``
+plus ``embeddings.safetensors`` when there are embeddings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+
+PROMPT_FILE = "prompt.json"
+EMBEDDINGS_FILE = "embeddings.safetensors"
+
+
+@dataclass
+class LearnedPrompt:
+    """A prompt an agent learned.
+
+    ``token_ids`` are the task LM's tokens (never re-tokenised from ``text``); ``embeddings`` is
+    ``[prompt_length, hidden]`` for soft prompts; ``curve`` holds one dict per logged step;
+    ``provenance`` records model, task, method, seed, config and package version.
+    """
+
+    text: str
+    token_ids: list[int] | None = None
+    embeddings: torch.Tensor | None = None
+    scores: dict = field(default_factory=dict)
+    curve: list[dict] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.provenance.setdefault("package_version", __version__)
+        if self.token_ids is None and self.embeddings is None and self.text == "":
+            self.token_ids = []
+
+    @property
+    def is_soft(self) -> bool:
+        return self.embeddings is not None
+
+    @property
+    def method(self) -> str | None:
+        return self.provenance.get("method")
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``prompt.json`` (and ``embeddings.safetensors``) atomically into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        payload = asdict(self)
+        payload.pop("embeddings")
+        payload["has_embeddings"] = self.embeddings is not None
+        if self.embeddings is not None:
+            _atomic(folder / EMBEDDINGS_FILE,
+                    lambda path: save_file({"embeddings": self.embeddings.detach().float().cpu().contiguous()}, path))
+        _atomic(folder / PROMPT_FILE, lambda path: Path(path).write_text(json.dumps(payload, indent=2, default=float)))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "LearnedPrompt":
+        folder = Path(folder)
+        path = folder / PROMPT_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder} holds no learned prompt ({PROMPT_FILE} is missing)")
+        payload = json.loads(path.read_text())
+        has_embeddings = payload.pop("has_embeddings", False)
+        embeddings = load_file(str(folder / EMBEDDINGS_FILE))["embeddings"] if has_embeddings else None
+        return cls(embeddings=embeddings, **payload)
+
+
+def _atomic(path: Path, write) -> None:
+    """Write through a temporary file in the same folder and rename, so a crash leaves no half file."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

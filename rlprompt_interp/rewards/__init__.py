@@ -1,0 +1,1 @@
+"""Composable rewards that score finished prompts."""

@@ -1,0 +1,127 @@
+"""Batched next-token scoring of token sequences with a frozen LM: the one place padding is handled.
+
+Causal LMs get left padding with ``position_ids = cumsum(attention_mask) - 1``, so a padded
+sequence sees exactly the positions it would see alone (with plain ``arange`` positions the
+logits of GPT-2-style models shift by up to ~9). Encoder-decoders read the first decoder step.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .models import LoadedModel
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"):
+    """``(input_ids, attention_mask, position_ids)`` of left-padded sequences; shapes ``[B, T]``."""
+    if not sequences or any(len(s) == 0 for s in sequences):
+        raise ValueError("cannot score an empty batch or an empty sequence")
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        input_ids[row, width - len(seq):] = torch.as_tensor(seq, dtype=torch.long)
+        attention_mask[row, width - len(seq):] = 1
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    return input_ids.to(device), attention_mask.to(device), position_ids.to(device)
+
+
+def encode_texts(lm: LoadedModel, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text: no special tokens for causal LMs, the usual EOS for encoders."""
+    return lm.tokenizer(list(texts), add_special_tokens=lm.is_encoder_decoder)["input_ids"]
+
+
+def decoder_start_ids(lm: LoadedModel, batch_size: int) -> torch.Tensor:
+    start = lm.model.config.decoder_start_token_id
+    if start is None:
+        start = lm.tokenizer.pad_token_id
+    return torch.full((batch_size, 1), start, dtype=torch.long, device=lm.device)
+
+
+@torch.inference_mode()
+def next_token_logits(lm: LoadedModel, sequences: Sequence[Sequence[int]], token_ids: Sequence[int]) -> torch.Tensor:
+    """Logits ``[B, len(token_ids)]`` of ``token_ids`` as the next token after each sequence.
+
+    For encoder-decoders the sequence is the encoder input and the logits are those of the
+    first decoder step.
+    """
+    input_ids, attention_mask, position_ids = left_pad(sequences, lm.tokenizer.pad_token_id, lm.device)
+    if lm.is_encoder_decoder:
+        out = lm.model(input_ids=input_ids, attention_mask=attention_mask,
+                       decoder_input_ids=decoder_start_ids(lm, len(sequences)))
+    else:
+        out = lm.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                       logits_to_keep=1, use_cache=False)
+    return out.logits[:, -1, list(token_ids)].float()
+
+
+def batched_next_token_logits(lm: LoadedModel, sequences: Sequence[Sequence[int]], token_ids: Sequence[int],
+                              batch_size: int = 32, progress=None) -> torch.Tensor:
+    """``next_token_logits`` over many sequences, batched by similar length to waste little padding.
+
+    ``progress`` is an optional callable taking the number of sequences just scored.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]), reverse=True)
+    result = torch.empty((len(sequences), len(token_ids)), dtype=torch.float32)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        result[chunk] = next_token_logits(lm, [sequences[i] for i in chunk], token_ids).cpu()
+        if progress is not None:
+            progress(len(chunk))
+    return result
+
+
+# --------------------------------------------------------------------------- prompts as ids or embeddings
+
+
+def segment_example(lm: LoadedModel, before: str, after: str, prompt_ids: Sequence[int] | None = None):
+    """Token ids of the text before and after the prompt slot, encoded separately.
+
+    Prompts given as token ids are spliced in between, never re-tokenised. When the template
+    leaves a space before the slot and the prompt's first token starts with a space itself
+    (GPT-2's "Ġword" tokens), the template's space is dropped so the LM does not see two.
+    Encoder-decoders get their EOS token at the very end.
+    """
+    if prompt_ids and before.endswith(" ") and lm.tokenizer.decode(list(prompt_ids[:1]))[:1].isspace():
+        before = before[:-1]
+    encode = lm.tokenizer.encode
+    before_ids = encode(before, add_special_tokens=False) if before else []
+    after_ids = encode(after, add_special_tokens=False) if after else []
+    if lm.is_encoder_decoder and lm.tokenizer.eos_token_id is not None:
+        after_ids = after_ids + [lm.tokenizer.eos_token_id]
+    return before_ids, after_ids
+
+
+def soft_prompt_logits(lm: LoadedModel, segments: Sequence[tuple[list[int], list[int]]], soft_prompt: torch.Tensor,
+                       token_ids: Sequence[int]) -> torch.Tensor:
+    """Differentiable logits ``[B, K]`` of ``token_ids`` with a soft prompt in the prompt slot.
+
+    ``segments`` holds (before_ids, after_ids) per example; ``soft_prompt`` is ``[L, d]`` (shared
+    by every row) or ``[B, L, d]``. Rows are left-padded with zero embeddings and masked, with the
+    same position ids as ``next_token_logits``.
+    """
+    embed = lm.model.get_input_embeddings()
+    batch = len(segments)
+    prompts = soft_prompt.expand(batch, *soft_prompt.shape[-2:]) if soft_prompt.dim() == 2 else soft_prompt
+    prompts = prompts.to(device=lm.device, dtype=embed.weight.dtype)
+    lengths = [len(b) + prompts.shape[1] + len(a) for b, a in segments]
+    width = max(lengths)
+    rows, mask = [], torch.zeros((batch, width), dtype=torch.long, device=lm.device)
+    for row, ((before, after), length) in enumerate(zip(segments, lengths)):
+        pieces = [embed(torch.tensor(before, dtype=torch.long, device=lm.device)), prompts[row],
+                  embed(torch.tensor(after, dtype=torch.long, device=lm.device))]
+        padding = prompts.new_zeros((width - length, prompts.shape[-1]))
+        rows.append(torch.cat([padding, *pieces]))
+        mask[row, width - length:] = 1
+    inputs_embeds = torch.stack(rows)
+    if lm.is_encoder_decoder:
+        out = lm.model(inputs_embeds=inputs_embeds, attention_mask=mask, decoder_input_ids=decoder_start_ids(lm, batch))
+    else:
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = lm.model(inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=position_ids,
+                       logits_to_keep=1, use_cache=False)
+    return out.logits[:, -1, list(token_ids)].float()

@@ -1,0 +1,134 @@
+"""Read task examples through ``datasets``, from local TSV/CSV/JSONL files or from the hub.
+
+Both sources end in the same place: a ``datasets.Dataset`` with the task's text fields and an
+integer ``label`` column, checked for the right columns, labels in range, and at least one row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+
+SPLITS = ("train", "dev", "test")
+TEXT_ALIASES = {"sentence": "text"}
+
+
+class TaskDataError(ValueError):
+    """Task data that is missing, empty or shaped wrongly; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """Where a task lives on the Hugging Face hub, and how its columns map to ours."""
+
+    path: str
+    name: str | None = None
+    splits: dict = field(default_factory=lambda: {"train": "train", "dev": "validation", "test": "test"})
+    columns: dict = field(default_factory=lambda: {"sentence": "text", "label": "label"})
+    label_map: dict | None = None  # hub label -> our label, where the hub orders classes differently
+
+
+def builder_for(path: Path) -> tuple[str, dict]:
+    """The ``datasets`` packaged builder and its options for a local file, by extension."""
+    suffix = path.suffix.lower()
+    if suffix == ".tsv":
+        return "csv", {"delimiter": "\t", "keep_default_na": False}
+    if suffix == ".csv":
+        return "csv", {"keep_default_na": False}
+    if suffix in (".jsonl", ".json"):
+        return "json", {}
+    raise TaskDataError(f"cannot read {path}: use a .tsv, .csv or .jsonl file")
+
+
+def load_local_file(path: str | Path) -> datasets.Dataset:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise TaskDataError(f"data file {path} does not exist")
+    builder, options = builder_for(path)
+    if _count_nonblank_lines(path, stop=2) < (2 if builder == "csv" else 1):
+        raise TaskDataError(f"{path} has no examples")
+    try:
+        return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
+    except Exception as error:  # datasets wraps parser errors in several exception types
+        raise TaskDataError(f"could not read {path}: {error}") from error
+
+
+def _count_nonblank_lines(path: Path, stop: int) -> int:
+    count = 0
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            count += bool(line.strip())
+            if count >= stop:
+                break
+    return count
+
+
+def load_hub_split(source: HubSource, split: str) -> datasets.Dataset:
+    if split not in source.splits:
+        raise TaskDataError(f"the hub dataset {source.path} has no {split!r} split; available: {sorted(source.splits)}")
+    try:
+        data = datasets.load_dataset(source.path, source.name, split=source.splits[split])
+    except Exception as error:
+        raise TaskDataError(
+            f"could not load {source.path} from the Hugging Face hub ({error.__class__.__name__}); "
+            "offline, pass --data-dir with local files (for example ../shared/data/few-shot)"
+        ) from error
+    renames = {theirs: ours for ours, theirs in source.columns.items() if theirs != ours}
+    data = data.select_columns(list(source.columns.values())).rename_columns(renames)
+    if source.label_map:
+        data = data.map(lambda row: {"label": source.label_map[row["label"]]})
+    return data
+
+
+def normalise(data: datasets.Dataset, *, where: str, fields: tuple[str, ...], label_names: list[str]) -> datasets.Dataset:
+    """Check columns and labels; map string labels to indices; keep only what the task uses."""
+    wanted = [*fields, "label"]
+    for name in fields:  # RLPrompt's AG News files name the text column "text" in some splits
+        if name not in data.column_names and name in TEXT_ALIASES and TEXT_ALIASES[name] in data.column_names:
+            data = data.rename_column(TEXT_ALIASES[name], name)
+    missing = [c for c in wanted if c not in data.column_names]
+    if missing:
+        raise TaskDataError(
+            f"{where} has columns {data.column_names} but the task needs {wanted} (missing {missing}); "
+            "rename the columns, or for your own task set text_column/label_column"
+        )
+    if len(data) == 0:
+        raise TaskDataError(f"{where} has no examples")
+    data = data.select_columns(wanted)
+    labels = data["label"]
+    if all(isinstance(v, str) for v in labels):
+        if set(labels) <= set(label_names):
+            data = data.map(lambda row: {"label": label_names.index(row["label"])})
+        elif all(v.strip().lstrip("-").isdigit() for v in labels):
+            data = data.map(lambda row: {"label": int(row["label"])})
+        else:
+            unknown = sorted(set(labels) - set(label_names))[:5]
+            raise TaskDataError(f"{where} has labels {unknown} that are neither integers nor among {label_names}")
+    bad = sorted({int(v) for v in data["label"] if not 0 <= int(v) < len(label_names)})
+    if bad:
+        raise TaskDataError(
+            f"{where} has labels {bad[:5]} outside 0..{len(label_names) - 1}; the task has {len(label_names)} "
+            f"classes ({label_names})"
+        )
+    for name in fields:
+        data = data.map(lambda row: {name: "" if row[name] is None else str(row[name])})
+    return data
+
+
+def few_shot_files(data_dir: str | Path, task: str, seed: str) -> dict[str, Path]:
+    """The split files of RLPrompt's few-shot layout: ``<task>/<seed>/{train,dev}.tsv``, ``<task>/test.tsv``.
+
+    ``data_dir`` may be the folder holding every task or the task's own folder.
+    """
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise TaskDataError(f"data folder {root} does not exist")
+    task_dir = root / task if (root / task).is_dir() else root
+    files = {"train": task_dir / seed / "train.tsv", "dev": task_dir / seed / "dev.tsv", "test": task_dir / "test.tsv"}
+    return files
+
+
+def available_seeds(task_dir: Path) -> list[str]:
+    return sorted(p.name for p in task_dir.iterdir() if p.is_dir() and (p / "train.tsv").exists())

@@ -1,0 +1,97 @@
+"""The built-in tasks, and user tasks defined in a small JSON file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .data import HubSource, TaskDataError
+from .task import ClassificationTask, task_from_files
+from .templates import Template
+
+
+class UnknownTaskError(KeyError):
+    def __str__(self):  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+CAUSAL_TEMPLATE = "{sentence} {prompt}"
+
+# Verbalizers as RLPrompt uses them with GPT-2 (leading space, one BPE token each). The hub
+# sources serve users who are online; offline, every task reads RLPrompt's few-shot folders.
+_BUILTIN = {
+    "sst-2": dict(verbalizers=(" terrible", " great"), label_names=("negative", "positive"),
+                  hub=HubSource("SetFit/sst2")),
+    "sst-5": dict(verbalizers=(" terrible", " bad", " okay", " good", " great"),
+                  label_names=("very negative", "negative", "neutral", "positive", "very positive"),
+                  hub=HubSource("SetFit/sst5")),
+    "agnews": dict(verbalizers=("World", "Sports", "Business", "Tech"),
+                   hub=HubSource("fancyzhx/ag_news", splits={"train": "train", "test": "test"})),
+    # RLPrompt's files: 0 = subjective, 1 = objective; SetFit/subj orders them the other way.
+    "subj": dict(verbalizers=(" subjective", " objective"),
+                 hub=HubSource("SetFit/subj", splits={"train": "train", "test": "test"}, label_map={0: 1, 1: 0})),
+    # RLPrompt's files: DESC, ENTY, ABBR, HUM, LOC, NUM; CogComp/trec: ABBR, ENTY, DESC, HUM, LOC, NUM.
+    "trec": dict(verbalizers=(" Description", " Entity", " Expression", " Human", " Location", " Number"),
+                 hub=HubSource("CogComp/trec", splits={"train": "train", "test": "test"},
+                               columns={"sentence": "text", "label": "coarse_label"},
+                               label_map={0: 2, 1: 1, 2: 0, 3: 3, 4: 4, 5: 5})),
+}
+
+
+def list_tasks() -> list[str]:
+    return sorted(_BUILTIN)
+
+
+def get_task(name: str, *, data_dir: str | None = None, seed: str = "16-42", template: str | None = None,
+             verbalizers: list[str] | None = None) -> ClassificationTask:
+    """A built-in task by name, or a user task from a JSON file (see ``task_from_json``).
+
+    With ``data_dir`` the examples come from local files in RLPrompt's few-shot layout;
+    without it, from the Hugging Face hub.
+    """
+    if Path(name).suffix == ".json":
+        task = task_from_json(name)
+        return task.with_options(template=template, verbalizers=verbalizers)
+    if name not in _BUILTIN:
+        raise UnknownTaskError(
+            f"unknown task {name!r}; built-in tasks: {', '.join(list_tasks())}, or pass a task file "
+            "(task.json) describing your own data"
+        )
+    spec = _BUILTIN[name]
+    task = ClassificationTask(name=name, template=Template(template or CAUSAL_TEMPLATE), data_dir=data_dir,
+                              seed=seed, **spec)
+    return task.with_options(verbalizers=verbalizers) if verbalizers else task
+
+
+def task_from_json(path: str | Path) -> ClassificationTask:
+    """A classification task on your own TSV/CSV/JSONL files, described by a JSON file::
+
+        {"name": "my-task",
+         "files": {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"},
+         "template": "Review: {sentence} Sentiment:{prompt}",
+         "verbalizers": [" negative", " positive"],
+         "text_column": "sentence", "label_column": "label",
+         "label_names": ["negative", "positive"]}
+
+    Relative file paths are read relative to the JSON file. Labels may be integers or label names.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UnknownTaskError(f"task file {path} does not exist")
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise TaskDataError(f"task file {path} is not valid JSON: {error}") from error
+    required = ["files", "verbalizers"]
+    missing = [k for k in required if k not in spec]
+    if missing:
+        raise TaskDataError(f"task file {path} misses {missing}; see `rlprompt-interp eval --help` for the format")
+    allowed = {"name", "files", "template", "verbalizers", "text_column", "label_column", "label_names"}
+    unknown = set(spec) - allowed
+    if unknown:
+        raise TaskDataError(f"task file {path} has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+    files = {split: (path.parent / f) for split, f in spec["files"].items()}
+    return task_from_files(spec.get("name", path.stem), files, template=spec.get("template", CAUSAL_TEMPLATE),
+                           verbalizers=spec["verbalizers"], label_names=spec.get("label_names"),
+                           text_column=spec.get("text_column", "sentence"),
+                           label_column=spec.get("label_column", "label"))

@@ -1,0 +1,144 @@
+"""A classification task: examples, a template and one verbalizer token per class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import datasets
+
+from .data import SPLITS, HubSource, TaskDataError, available_seeds, few_shot_files, load_hub_split, load_local_file, normalise
+from .templates import Template
+
+
+class VerbalizerError(ValueError):
+    """A verbalizer that is not exactly one token of the model's tokenizer."""
+
+
+@dataclass(frozen=True)
+class ClassificationTask:
+    """Examples + template + verbalizers; the class is the verbalizer with the highest next-token logit.
+
+    Data comes from exactly one source: ``files`` (split -> local file), a few-shot folder
+    (``data_dir`` + ``seed``, RLPrompt's layout) or ``hub``.
+    """
+
+    name: str
+    verbalizers: tuple[str, ...]
+    template: Template
+    label_names: tuple[str, ...] = ()
+    hub: HubSource | None = None
+    data_dir: str | None = None
+    seed: str = "16-42"
+    files: dict = field(default_factory=dict)
+    columns: dict = field(default_factory=dict)  # our column -> the local files' column
+    _loaded: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if len(self.verbalizers) < 2:
+            raise VerbalizerError(f"task {self.name!r} needs at least two verbalizers, got {list(self.verbalizers)}")
+        if len(set(self.verbalizers)) != len(self.verbalizers):
+            raise VerbalizerError(f"task {self.name!r} has repeated verbalizers {list(self.verbalizers)}")
+        if not self.label_names:
+            object.__setattr__(self, "label_names", tuple(v.strip() for v in self.verbalizers))
+        if len(self.label_names) != len(self.verbalizers):
+            raise VerbalizerError(
+                f"task {self.name!r} has {len(self.label_names)} classes but {len(self.verbalizers)} verbalizers"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.verbalizers)
+
+    def with_options(self, *, template: str | None = None, verbalizers: list[str] | None = None,
+                     data_dir: str | None = None, seed: str | None = None) -> "ClassificationTask":
+        """A copy with a different template, verbalizers or data source (``None`` keeps the current one)."""
+        changes = {}
+        if template is not None:
+            changes["template"] = Template(template, self.template.fields)
+        if verbalizers is not None:
+            changes["verbalizers"] = tuple(verbalizers)
+            if len(verbalizers) != len(self.label_names):
+                raise VerbalizerError(
+                    f"task {self.name!r} has {len(self.label_names)} classes ({list(self.label_names)}) "
+                    f"but {len(verbalizers)} verbalizers were given"
+                )
+        if data_dir is not None:
+            changes["data_dir"] = str(data_dir)
+        if seed is not None:
+            changes["seed"] = seed
+        return replace(self, **changes)
+
+    def verbalizer_ids(self, tokenizer) -> list[int]:
+        """The single token id of each verbalizer, or an error naming the ones that are not one token."""
+        ids, bad = [], []
+        for word in self.verbalizers:
+            tokens = tokenizer.encode(word, add_special_tokens=False)
+            if len(tokens) != 1:
+                bad.append((word, tokenizer.convert_ids_to_tokens(tokens)))
+            else:
+                ids.append(tokens[0])
+        if bad:
+            details = "; ".join(f"{w!r} -> {len(t)} tokens {t}" for w, t in bad)
+            hint = ""
+            if any(not w.startswith(" ") for w, _ in bad):
+                hint = " Words in running text usually carry a leading space: try ' " + bad[0][0].strip() + "'."
+            raise VerbalizerError(
+                f"each verbalizer of task {self.name!r} must be exactly one token of this tokenizer: {details}.{hint}"
+            )
+        if len(set(ids)) != len(ids):
+            raise VerbalizerError(f"verbalizers {list(self.verbalizers)} map to repeated token ids {ids}")
+        return ids
+
+    def load_split(self, split: str, limit: int | None = None) -> datasets.Dataset:
+        """The examples of ``split`` (train, dev or test) with the text fields and an integer label."""
+        if split not in SPLITS:
+            raise TaskDataError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+        if split not in self._loaded:
+            self._loaded[split] = self._load(split)
+        data = self._loaded[split]
+        if limit is not None:
+            data = data.select(range(min(limit, len(data))))
+        return data
+
+    def _load(self, split: str) -> datasets.Dataset:
+        fields = self.template.fields
+        if self.files:
+            if split not in self.files:
+                raise TaskDataError(f"task {self.name!r} has no {split!r} file; given splits: {sorted(self.files)}")
+            where = str(self.files[split])
+            raw = load_local_file(self.files[split])
+            renames = {theirs: ours for ours, theirs in self.columns.items() if theirs != ours and theirs in raw.column_names}
+            raw = raw.rename_columns(renames)
+        elif self.data_dir is not None:
+            files = few_shot_files(self.data_dir, self.name, self.seed)
+            path = files[split]
+            if not path.is_file():
+                task_dir = path.parent if split == "test" else path.parent.parent
+                seeds = available_seeds(task_dir) if task_dir.is_dir() else []
+                raise TaskDataError(
+                    f"no {split} split for task {self.name!r} at {path}"
+                    + (f"; seeds found in {task_dir}: {seeds}" if seeds else f"; is --data-dir right? ({self.data_dir})")
+                )
+            where, raw = str(path), load_local_file(path)
+        elif self.hub is not None:
+            where, raw = f"{self.hub.path} ({split})", load_hub_split(self.hub, split)
+        else:
+            raise TaskDataError(f"task {self.name!r} has no data source: pass --data-dir or data files")
+        return normalise(raw, where=where, fields=fields, label_names=list(self.label_names))
+
+    def format(self, example: dict, prompt: str) -> str:
+        return self.template.format(example, prompt)
+
+
+def task_from_files(name: str, files: dict[str, str | Path], *, template: str, verbalizers: list[str],
+                    label_names: list[str] | None = None, text_column: str = "sentence",
+                    label_column: str = "label") -> ClassificationTask:
+    """A user's own task from local files (TSV, CSV or JSONL), with the text and label columns named."""
+    files = {split: Path(path).expanduser() for split, path in files.items()}
+    unknown = set(files) - set(SPLITS)
+    if unknown:
+        raise TaskDataError(f"unknown splits {sorted(unknown)} for task {name!r}; use {list(SPLITS)}")
+    columns = {"sentence": text_column, "label": label_column}
+    return ClassificationTask(name=name, verbalizers=tuple(verbalizers), template=Template(template),
+                              label_names=tuple(label_names or ()), files=files, columns=columns)

@@ -1,0 +1,34 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the model hub
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FEW_SHOT = SHARED_DATA / "few-shot"
+
+
+def needs_shared_data():
+    return pytest.mark.skipif(not FEW_SHOT.is_dir(), reason=f"shared data folder {FEW_SHOT} is absent")
+
+
+@pytest.fixture
+def tiny_gpt2():
+    from rlprompt_interp.models import load_lm
+
+    return load_lm("tiny-gpt2", device="cpu")
+
+
+@pytest.fixture
+def sst_files(tmp_path):
+    """A tiny SST-2-like task on disk: train/dev/test TSV files in RLPrompt's few-shot layout."""
+    rows = [("the movie was great fun", 1), ("an awful boring film", 0), ("really good acting", 1),
+            ("the worst plot", 0), ("beautiful and funny", 1), ("sad and boring", 0)]
+    task_dir = tmp_path / "sst-2"
+    (task_dir / "16-42").mkdir(parents=True)
+    text = "sentence\tlabel\n" + "".join(f"{s}\t{l}\n" for s, l in rows)
+    for path in (task_dir / "16-42" / "train.tsv", task_dir / "16-42" / "dev.tsv", task_dir / "test.tsv"):
+        path.write_text(text)
+    return tmp_path

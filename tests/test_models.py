@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from rlprompt_interp.models import ModelLoadError, default_model, load_lm, resolve_dtype
+from rlprompt_interp.tiny import build_test_tokenizer
+
+
+def test_same_spec_shares_one_copy():
+    assert load_lm("tiny-gpt2", device="cpu") is load_lm("tiny-gpt2", device="cpu")
+    assert load_lm("tiny-gpt2", device="cpu") is not load_lm("tiny-llama", device="cpu")
+
+
+def test_loaded_models_are_frozen_with_left_padding():
+    for spec in ("tiny-gpt2", "tiny-llama", "tiny-t5"):
+        lm = load_lm(spec, device="cpu")
+        assert not any(p.requires_grad for p in lm.model.parameters())
+        assert not lm.model.training
+        assert lm.tokenizer.padding_side == "left" and lm.tokenizer.pad_token is not None
+    assert load_lm("tiny-t5", device="cpu").is_encoder_decoder
+    assert not load_lm("tiny-gpt2", device="cpu").is_encoder_decoder
+
+
+def test_unknown_model_names_the_offline_default():
+    with pytest.raises(ModelLoadError, match="smollm2-135m"):
+        load_lm("no-such-org/no-such-model-xyz", device="cpu")
+
+
+def test_model_path_to_a_file_is_refused(tmp_path):
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"")
+    with pytest.raises(ModelLoadError, match="folder"):
+        load_lm(str(weights), device="cpu")
+
+
+def test_local_folder_round_trip(tmp_path):
+    lm = load_lm("tiny-gpt2", device="cpu")
+    lm.model.save_pretrained(tmp_path)
+    lm.tokenizer.save_pretrained(tmp_path)
+    again = load_lm(str(tmp_path), device="cpu")
+    ids = torch.tensor([[5, 6, 7]])
+    torch.testing.assert_close(again.model(ids).logits, lm.model(ids).logits)
+
+
+def test_offline_default_and_dtypes():
+    assert default_model("scorer") == "smollm2-135m"  # HF_HUB_OFFLINE=1 in conftest
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(ValueError, match="unknown dtype"):
+        resolve_dtype("float8", torch.device("cpu"))
+
+
+def test_test_tokenizer_keeps_verbalizers_whole_and_splits_rare_words():
+    tok = build_test_tokenizer()
+    for word in (" great", " terrible", " positive", " negative", " yes", " no"):
+        assert len(tok.encode(word)) == 1, word
+    assert len(tok.encode(" xylophonic")) > 1
+    assert tok.decode(tok.encode("the movie was great")) == "the movie was great"

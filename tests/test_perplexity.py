@@ -1,0 +1,31 @@
+import math
+
+import pytest
+import torch
+
+from rlprompt_interp.models import load_lm
+from rlprompt_interp.perplexity import log_perplexity, perplexity
+
+
+@pytest.mark.parametrize("spec", ["tiny-gpt2", "tiny-llama"])
+def test_perplexity_equals_a_direct_computation(spec):
+    lm = load_lm(spec, device="cpu")
+    text = "the movie was great fun"
+    ids = [lm.tokenizer.eos_token_id] + lm.tokenizer.encode(text, add_special_tokens=False)
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([ids])).logits[0]
+    nll = -sum(torch.log_softmax(logits[i], -1)[ids[i + 1]].item() for i in range(len(ids) - 1)) / (len(ids) - 1)
+    # batched with a shorter and a longer text, so padding is exercised
+    got = perplexity(lm, ["good", text, text + " and the acting was awful"])
+    assert got[1].item() == pytest.approx(math.exp(nll), rel=1e-4)
+    assert log_perplexity(lm, [text])[0].item() == pytest.approx(nll, abs=1e-4)
+
+
+def test_empty_prompt_is_refused():
+    with pytest.raises(ValueError, match="empty prompt"):
+        perplexity(load_lm("tiny-gpt2", device="cpu"), ["fine", ""])
+
+
+def test_encoder_decoder_scorer_is_refused():
+    with pytest.raises(ValueError, match="causal scorer"):
+        perplexity(load_lm("tiny-t5", device="cpu"), ["fine"])

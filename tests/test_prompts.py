@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from rlprompt_interp.cli import main
+from rlprompt_interp.evaluation import evaluate_prompt
+from rlprompt_interp.models import load_lm
+from rlprompt_interp.prompts import LearnedPrompt
+from rlprompt_interp.scoring import next_token_logits, segment_example, soft_prompt_logits
+from rlprompt_interp.tasks import get_task
+
+
+def test_save_and_load_round_trip(tmp_path):
+    soft = LearnedPrompt(text="the movie", token_ids=[3, 4], embeddings=torch.randn(2, 32),
+                         scores={"dev_accuracy": 0.75}, curve=[{"step": 1, "loss": 0.5}],
+                         provenance={"method": "pez", "seed": 3})
+    again = LearnedPrompt.load(soft.save(tmp_path / "p"))
+    assert again.text == "the movie" and again.token_ids == [3, 4] and again.is_soft
+    torch.testing.assert_close(again.embeddings, soft.embeddings)
+    assert again.provenance["method"] == "pez" and again.provenance["package_version"]
+    assert again.curve == soft.curve and again.scores == soft.scores
+    with pytest.raises(FileNotFoundError, match="no learned prompt"):
+        LearnedPrompt.load(tmp_path / "missing")
+
+
+def test_id_prompt_evaluation_splices_tokens(sst_files, tmp_path):
+    lm = load_lm("tiny-gpt2", device="cpu")
+    task = get_task("sst-2", data_dir=str(sst_files))
+    ids = lm.tokenizer.encode(" very good", add_special_tokens=False)
+    prompt = LearnedPrompt(text=" very good", token_ids=ids)
+    report = evaluate_prompt(task, lm, prompt, split="test", progress=False)
+    # the template's space before {prompt} is dropped because " very" carries its own
+    example = task.load_split("test")[0]
+    before, after = segment_example(lm, example["sentence"] + " ", "", ids)
+    assert lm.tokenizer.decode(before + ids) == example["sentence"] + " very good"
+    assert main(["eval", "--task", "sst-2", "--model", "tiny-gpt2", "--data-dir", str(sst_files), "--quiet",
+                 "--learned", str(prompt.save(tmp_path / "learned")), "--output", str(tmp_path / "r.json")]) == 0
+    assert 0.0 <= report.accuracy <= 1.0
+
+
+@pytest.mark.parametrize("spec", ["tiny-gpt2", "tiny-llama", "tiny-t5"])
+def test_soft_prompt_of_real_embeddings_equals_the_token_path(spec):
+    """A soft prompt that is exactly some tokens' embeddings must give those tokens' logits."""
+    lm = load_lm(spec, device="cpu")
+    prompt_ids = [40, 41, 42]
+    segments = [([5, 6, 7, 8], [9]), ([10], [11, 12])]
+    soft = lm.model.get_input_embeddings().weight[prompt_ids].detach()
+    with torch.no_grad():
+        soft_logits = soft_prompt_logits(lm, segments, soft, [20, 30])
+    token_logits = next_token_logits(lm, [b + prompt_ids + a for b, a in segments], [20, 30])
+    torch.testing.assert_close(soft_logits, token_logits, atol=1e-5, rtol=1e-5)
+
+
+def test_soft_prompt_logits_are_differentiable():
+    lm = load_lm("tiny-gpt2", device="cpu")
+    soft = torch.randn(3, 32, requires_grad=True)
+    soft_prompt_logits(lm, [([5, 6], [7])], soft, [20, 30]).sum().backward()
+    assert soft.grad is not None and soft.grad.abs().sum() > 0
