@@ -14,7 +14,7 @@ from .tasks import TaskDataError, TemplateError, UnknownTaskError, VerbalizerErr
 USER_ERRORS = (ModelLoadError, TaskDataError, TemplateError, UnknownTaskError, VerbalizerError, FileNotFoundError)
 
 # Modules with a ``register(subparsers)`` function that adds their sub-command.
-SUBCOMMAND_MODULES: list[str] = []
+SUBCOMMAND_MODULES: list[str] = ["rlprompt_interp.cli_train"]
 
 
 def add_task_arguments(parser: argparse.ArgumentParser) -> None:
