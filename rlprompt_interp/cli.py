@@ -8,13 +8,17 @@ import json
 import sys
 from pathlib import Path
 
+from .agents.continuous import ContinuousPromptError
+from .metrics.errors import MetricInputError
 from .models import ModelLoadError
+from .rewards.base import RewardError
 from .tasks import TaskDataError, TemplateError, UnknownTaskError, VerbalizerError
 
-USER_ERRORS = (ModelLoadError, TaskDataError, TemplateError, UnknownTaskError, VerbalizerError, FileNotFoundError)
+USER_ERRORS = (ModelLoadError, TaskDataError, TemplateError, UnknownTaskError, VerbalizerError, FileNotFoundError,
+               MetricInputError, ContinuousPromptError, FileExistsError, RewardError)
 
 # Modules with a ``register(subparsers)`` function that adds their sub-command.
-SUBCOMMAND_MODULES: list[str] = ["rlprompt_interp.cli_train"]
+SUBCOMMAND_MODULES: list[str] = ["rlprompt_interp.cli_train", "rlprompt_interp.cli_style", "rlprompt_interp.cli_interp"]
 
 
 def add_task_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,19 +58,27 @@ def build_task(args: argparse.Namespace):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_prompt
+    from .metrics.report import build_report
     from .models import load_lm
     from .prompts import LearnedPrompt
+    from .tasks.style_transfer import is_style_task
 
+    if is_style_task(args.task):  # yelp-style: rewrites scored for content/style/fluency (cli_style)
+        from .cli_style import eval_from_generic_args
+
+        return eval_from_generic_args(args)
     task = build_task(args)
     prompt = LearnedPrompt.load(args.learned) if args.learned else args.prompt
     model = args.model
     if model == "auto" and args.learned:
         model = prompt.provenance.get("task_model", prompt.provenance.get("model", "auto"))
     lm = load_lm(model, role="task", dtype=args.dtype)
-    report = evaluate_prompt(task, lm, prompt, split=args.split, limit=args.limit, batch_size=args.batch_size,
-                             progress=not args.quiet)
-    report.extra["model"] = lm.spec
+    report = build_report(task, lm, prompt, split=args.split, limit=args.limit, batch_size=args.batch_size,
+                          scorer=None if args.no_perplexity else args.scorer, unembed_metric=args.unembed_metric,
+                          readout_metric=args.readout_metric, top_k=args.top_k,
+                          faithfulness_for_discrete=not args.no_faithfulness, dtype=args.dtype,
+                          progress=not args.quiet)
+    report.classification.extra["model"] = lm.spec
     print(report.format())
     if args.output:
         write_json(args.output, report.to_dict())
@@ -83,6 +95,8 @@ def write_json(path: str | Path, payload: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .metrics.report import add_report_arguments
+
     parser = argparse.ArgumentParser(prog="rlprompt-interp", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -100,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
     evaluate.add_argument("--output", help="write the report as JSON here")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_report_arguments(evaluate)
     evaluate.set_defaults(run=cmd_eval)
     for module_name in SUBCOMMAND_MODULES:
         importlib.import_module(module_name).register(commands)

@@ -70,21 +70,32 @@ def evaluate_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str | Lea
     if isinstance(prompt, str):
         return evaluate_text_prompt(task, lm, prompt, split=split, limit=limit, batch_size=batch_size, progress=progress)
     examples = task.load_split(split, limit=limit)
-    verbalizer_ids = task.verbalizer_ids(lm.tokenizer)
+    with tqdm(total=len(examples), desc=f"eval {task.name}/{split}", unit="ex", disable=not progress) as bar:
+        logits = prompt_logits(task, lm, prompt, examples, task.verbalizer_ids(lm.tokenizer), batch_size,
+                               progress=bar.update)
+    return summarise(task, split, prompt.text, logits.argmax(-1).tolist(), examples["label"])
+
+
+def prompt_logits(task: ClassificationTask, lm: LoadedModel, prompt: LearnedPrompt, examples, token_ids: Sequence[int],
+                  batch_size: int = 32, progress=None) -> torch.Tensor:
+    """Next-token logits ``[N, len(token_ids)]`` after each example with a learned prompt in the slot.
+
+    Soft prompts (``prompt.embeddings``) are fed as embeddings; discrete ones as their token ids,
+    never re-tokenised. ``progress`` is an optional callable taking the number of examples done.
+    """
     splits = [task.template.split(example) for example in examples]
-    bar = tqdm(total=len(examples), desc=f"eval {task.name}/{split}", unit="ex", disable=not progress)
     if prompt.is_soft:
         segments = [segment_example(lm, before, after) for before, after in splits]
-        logits = []
+        # batched by similar length, as batched_next_token_logits does, to waste little padding
+        order = sorted(range(len(segments)), key=lambda i: len(segments[i][0]) + len(segments[i][1]), reverse=True)
+        logits = torch.empty((len(segments), len(token_ids)), dtype=torch.float32)
         with torch.inference_mode():
-            for start in range(0, len(segments), batch_size):
-                chunk = segments[start:start + batch_size]
-                logits.append(soft_prompt_logits(lm, chunk, prompt.embeddings, verbalizer_ids).cpu())
-                bar.update(len(chunk))
-        logits = torch.cat(logits)
-    else:
-        ids = list(prompt.token_ids or [])
-        sequences = [b + ids + a for b, a in (segment_example(lm, before, after, ids) for before, after in splits)]
-        logits = batched_next_token_logits(lm, sequences, verbalizer_ids, batch_size, progress=bar.update)
-    bar.close()
-    return summarise(task, split, prompt.text, logits.argmax(-1).tolist(), examples["label"])
+            for start in range(0, len(order), batch_size):
+                chunk = order[start:start + batch_size]
+                logits[chunk] = soft_prompt_logits(lm, [segments[i] for i in chunk], prompt.embeddings, token_ids).cpu()
+                if progress is not None:
+                    progress(len(chunk))
+        return logits
+    ids = list(prompt.token_ids or [])
+    sequences = [b + ids + a for b, a in (segment_example(lm, before, after, ids) for before, after in splits)]
+    return batched_next_token_logits(lm, sequences, token_ids, batch_size, progress=progress)

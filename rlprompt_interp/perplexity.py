@@ -36,10 +36,36 @@ def sequence_nll(lm: LoadedModel, sequences: Sequence[Sequence[int]]) -> list[to
     inputs = [[start, *seq] for seq in sequences]
     input_ids, attention_mask, position_ids = left_pad(inputs, lm.tokenizer.pad_token_id, lm.device)
     logits = lm.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                      use_cache=False).logits.float()
-    log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
-    token_log_probs = log_probs.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-    return [-token_log_probs[row, token_log_probs.shape[1] - len(seq):].cpu() for row, seq in enumerate(sequences)]
+                      use_cache=False).logits
+    nll = token_nll(logits[:, :-1], input_ids[:, 1:])  # position t predicts token t + 1
+    return [nll[row, nll.shape[1] - len(seq):].cpu() for row, seq in enumerate(sequences)]
+
+
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """NLL ``[B, T]`` of ``targets`` ``[B, T]`` under aligned ``logits`` ``[B, T, V]``."""
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    return -log_probs.gather(-1, targets[..., None]).squeeze(-1)
+
+
+def embedded_nll(lm: LoadedModel, token_ids: Sequence[int] | torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+    """Differentiable per-token NLL ``[L]`` of ``token_ids`` fed to the scorer as ``embeddings`` ``[L, d]``.
+
+    The same quantity as ``sequence_nll`` (BOS first, every token scored) when ``embeddings`` are
+    the scorer's own embeddings of ``token_ids``; gradients flow into ``embeddings`` through the
+    context they give later tokens. This is what PEZ with a perplexity penalty differentiates.
+    """
+    if lm.is_encoder_decoder:
+        raise ValueError(f"perplexity needs a causal scorer LM; {lm.spec!r} is an encoder-decoder")
+    ids = torch.as_tensor(token_ids, dtype=torch.long, device=lm.device).reshape(-1)
+    if ids.numel() == 0 or embeddings.shape[0] != ids.numel():
+        raise ValueError(
+            f"need one embedding per token: {ids.numel()} tokens, embeddings of shape {tuple(embeddings.shape)}")
+    table = lm.model.get_input_embeddings()
+    start = torch.tensor([start_token_id(lm)], device=lm.device)
+    # [1, L, d]: BOS and every token but the last; the last is only ever predicted
+    inputs = torch.cat([table(start), embeddings[:-1].to(device=lm.device, dtype=table.weight.dtype)])[None]
+    logits = lm.model(inputs_embeds=inputs, use_cache=False).logits  # [1, L, V]
+    return token_nll(logits, ids[None])[0]
 
 
 def log_perplexity(lm: LoadedModel, texts: Sequence[str], batch_size: int = 32) -> torch.Tensor:

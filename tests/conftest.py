@@ -32,3 +32,15 @@ def sst_files(tmp_path):
     for path in (task_dir / "16-42" / "train.tsv", task_dir / "16-42" / "dev.tsv", task_dir / "test.tsv"):
         path.write_text(text)
     return tmp_path
+
+
+@pytest.fixture
+def single_thread():
+    """One torch thread for tests on tiny matrices: more threads only add synchronisation, which
+    turns seconds into minutes on a busy machine. Use with ``pytest.mark.usefixtures``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

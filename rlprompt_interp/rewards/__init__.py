@@ -1,1 +1,10 @@
-"""Composable rewards that score finished prompts."""
+"""Composable rewards that score finished prompts: ``TaskAccuracy(task, lm) + 0.01 * Perplexity(scorer)``."""
+
+from .base import FunctionReward, PromptBatch, Reward, RewardError, RewardOutput, WeightedSum, as_reward, load_function
+from .classification import ClassificationReward, TaskAccuracy, gap_reward
+from .perplexity import Perplexity
+from .shaping import linear_map, zscore_by_key
+
+__all__ = ["FunctionReward", "PromptBatch", "Reward", "RewardError", "RewardOutput", "WeightedSum", "as_reward",
+           "load_function", "ClassificationReward", "TaskAccuracy", "gap_reward", "Perplexity", "linear_map",
+           "zscore_by_key"]

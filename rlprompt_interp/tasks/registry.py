@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -38,8 +39,12 @@ _BUILTIN = {
 }
 
 
+# Tasks with their own data layout, built by a factory(data_dir=, template=, verbalizers=).
+_FACTORIES = {"boolq": "rlprompt_interp.tasks.superglue:boolq_task"}
+
+
 def list_tasks() -> list[str]:
-    return sorted(_BUILTIN)
+    return sorted([*_BUILTIN, *_FACTORIES])
 
 
 def get_task(name: str, *, data_dir: str | None = None, seed: str = "16-42", template: str | None = None,
@@ -52,6 +57,10 @@ def get_task(name: str, *, data_dir: str | None = None, seed: str = "16-42", tem
     if Path(name).suffix == ".json":
         task = task_from_json(name)
         return task.with_options(template=template, verbalizers=verbalizers)
+    if name in _FACTORIES:
+        module, _, factory = _FACTORIES[name].partition(":")
+        return getattr(importlib.import_module(module), factory)(data_dir=data_dir, template=template,
+                                                                 verbalizers=verbalizers)
     if name not in _BUILTIN:
         raise UnknownTaskError(
             f"unknown task {name!r}; built-in tasks: {', '.join(list_tasks())}, or pass a task file "

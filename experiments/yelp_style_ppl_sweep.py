@@ -1,0 +1,214 @@
+"""Yelp text style transfer with RLPrompt + alpha * perplexity (Figure 8 of "Towards Interpretable Soft Prompts").
+
+For each direction (negative -> positive, positive -> negative) and each alpha, RLPrompt's soft
+Q-learning learns a prompt against
+
+    StyleTransferReward(task LM, style classifier)  +  alpha * Perplexity(scorer, log=True)
+
+(content + style of sampled rewrites, max over bootstrap groups, z-scored per input; minus the
+prompt's log-perplexity under the scorer). The learned prompt is then evaluated on the test
+sentences of the source style (content, style accuracy, fluency, joint, geometric mean, BLEU)
+next to the no-prompt baseline, and its perplexity is measured. Writes ``results.json``,
+``results.md`` (the table with sample prompts) and ``yelp_style_ppl_sweep.png`` to ``--output``.
+
+    python experiments/yelp_style_ppl_sweep.py --quick    # embedded SmolLM2-135M, CPU, small budget
+    python experiments/yelp_style_ppl_sweep.py --full     # distilgpt2 policy/task LM, gpt2-xl scorer
+
+Every run checkpoints into its own folder and resumes when the script is started again
+(``--resume``, the default); a finished run is read back instead of trained again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MODES = {
+    # A small budget on the embedded model: about half an hour on two CPU cores for the whole sweep.
+    # The policy picks among the frozen LM's 100 likeliest next tokens (fluent_top_k): with a few dozen
+    # steps, sampling from all 49k tokens would not find anything; 0 turns the restriction off.
+    "quick": dict(policy="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", prompt_length=5,
+                  steps=20, prompts_per_step=4, inputs_per_step=2, num_samples=2, bootstraps=1, dev_inputs=2,
+                  eval_every=10, eval_limit=32, lr=1e-3, length_ratio=1.2, fluent_top_k=100),
+    # RLPrompt's text-style-transfer settings with the paper's models (a GPU is advised).
+    "full": dict(policy="distilgpt2", task_model="distilgpt2", scorer="gpt2-xl", prompt_length=5, steps=1000,
+                 prompts_per_step=16, inputs_per_step=4, num_samples=32, bootstraps=4, dev_inputs=16,
+                 eval_every=50, eval_limit=500, lr=5e-5, length_ratio=1.5, fluent_top_k=0),
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick", help="embedded model, CPU budget")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full", help="the paper's models")
+    parser.set_defaults(mode="quick")
+    parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.5, 1.0])
+    parser.add_argument("--directions", nargs="+", default=["0_to_1", "1_to_0"], choices=["0_to_1", "1_to_0"])
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "yelp-style"))
+    parser.add_argument("--style-classifier", help="classifier folder or HF classifier (default: the one "
+                                                   "`rlprompt-interp train-style-classifier` wrote)")
+    parser.add_argument("--output", default=str(ROOT / "runs" / "yelp-style-ppl-sweep"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
+    parser.add_argument("--no-resume", dest="resume", action="store_false")
+    for key, value in MODES["quick"].items():  # every setting of a mode can be overridden
+        parser.add_argument("--" + key.replace("_", "-"), type=type(value), default=None,
+                            help=f"(quick: {value}, full: {MODES['full'][key]})")
+    args = parser.parse_args(argv)
+    for key, value in MODES[args.mode].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def run_one(args, direction: str, alpha: float, models: dict, classifier, task) -> dict:
+    """Train (or resume, or read back) one prompt; returns its record with the learned prompt."""
+    from rlprompt_interp.algorithms import SQLConfig, SQLTrainer
+    from rlprompt_interp.generation import GenerationSettings
+    from rlprompt_interp.policies import LMAdaptorPolicy
+    from rlprompt_interp.prompts import LearnedPrompt
+    from rlprompt_interp.rewards.perplexity import Perplexity
+    from rlprompt_interp.rewards.style_transfer import StyleTransferReward
+
+    folder = Path(args.output) / direction / f"alpha={alpha:g}"
+    if args.resume and (folder / "prompt").is_dir():
+        return {"learned": LearnedPrompt.load(folder / "prompt"), "folder": folder, "seconds": None}
+    settings = GenerationSettings(num_samples=args.num_samples, top_k=10, length_ratio=args.length_ratio,
+                                  lowercase=task.lowercase, batch_size=64, seed=args.seed)
+    reward = StyleTransferReward(models["task"], classifier, target_style=task.target_style, settings=settings,
+                                 num_bootstraps=args.bootstraps, template=task.template.text)
+    if alpha:
+        reward = reward + alpha * Perplexity(models["scorer"], log=True)
+    policy = LMAdaptorPolicy(models["policy"], fluent_top_k=args.fluent_top_k or None)
+    config = SQLConfig(prompt_length=args.prompt_length, steps=args.steps, prompts_per_step=args.prompts_per_step,
+                       examples_per_step=args.inputs_per_step, lr=args.lr, eval_every=args.eval_every, seed=args.seed)
+    train = {"input": list(task.load_split("train")["input"])}
+    dev = {"input": list(task.load_split("dev", limit=args.dev_inputs)["input"])}
+    trainer = SQLTrainer(policy, reward, config, train_data=train, dev_data=dev, output_dir=folder)
+    if args.resume and trainer.resume():
+        print(f"  resumed {folder} at step {trainer.step}")
+    started = time.time()
+    best = trainer.train(progress=False)
+    seconds = time.time() - started
+    learned = LearnedPrompt(text=best["text"], token_ids=best["token_ids"], scores={"dev_reward": best["reward"]},
+                            curve=trainer.curve,
+                            provenance={"method": "rlprompt", "model": models["policy"].spec,
+                                        "task_model": models["task"].spec, "scorer": models["scorer"].spec,
+                                        "task": "yelp-style", "direction": direction, "seed": args.seed,
+                                        "config": {"alpha": alpha, "mode": args.mode, "steps": args.steps,
+                                                   "prompts_per_step": args.prompts_per_step,
+                                                   "inputs_per_step": args.inputs_per_step,
+                                                   "num_samples": args.num_samples, "bootstraps": args.bootstraps,
+                                                   "lr": args.lr, "fluent_top_k": args.fluent_top_k,
+                                                   "train_seconds": seconds}})
+    learned.save(folder / "prompt")
+    return {"learned": learned, "folder": folder, "seconds": seconds}
+
+
+def evaluate(args, task, prompt: str, models: dict, classifier, outputs_file: Path) -> dict:
+    from rlprompt_interp.perplexity import perplexity
+    from rlprompt_interp.style_eval import evaluate_style_transfer
+
+    report = evaluate_style_transfer(task, models["task"], prompt, classifier=classifier, scorer=models["scorer"],
+                                     limit=args.eval_limit, length_ratio=args.length_ratio, batch_size=32,
+                                     outputs_file=outputs_file, progress=False)
+    row = {k: getattr(report, k) for k in ("content", "style_accuracy", "fluency", "perplexity_median", "joint",
+                                           "geometric_mean", "bleu_references", "bleu_inputs", "examples")}
+    row["prompt_perplexity"] = float(perplexity(models["scorer"], [prompt])[0]) if prompt.strip() else None
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| direction | alpha | prompt | prompt ppl | content | style acc | fluency | output ppl (median) | joint "
+            "| GM | BLEU ref | BLEU input | train s |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        ppl = "-" if r["prompt_perplexity"] is None else f"{r['prompt_perplexity']:.0f}"
+        alpha = "no prompt" if r["alpha"] is None else f"{r['alpha']:g}"
+        bleu = "-" if r["bleu_references"] is None else f"{r['bleu_references']:.1f}"
+        secs = "-" if not r.get("train_seconds") else f"{r['train_seconds']:.0f}"
+        lines.append(f"| {r['direction']} | {alpha} | {r['prompt']!r} | {ppl} | {r['content']:.3f} | "
+                     f"{r['style_accuracy']:.3f} | {r['fluency']:.3f} | {r['perplexity_median']:.1f} | "
+                     f"{r['joint']:.3f} | {r['geometric_mean']:.3f} | {bleu} | {r['bleu_inputs']:.1f} | {secs} |")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    directions = sorted({r["direction"] for r in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for direction, marker in zip(directions, "os"):
+        learned = sorted([r for r in rows if r["direction"] == direction and r["alpha"] is not None],
+                         key=lambda r: r["alpha"])
+        alphas = [r["alpha"] for r in learned]
+        axes[0].plot(alphas, [r["content"] for r in learned], marker=marker, label=f"content {direction}")
+        axes[0].plot(alphas, [r["style_accuracy"] for r in learned], marker=marker, linestyle="--",
+                     label=f"style acc {direction}")
+        axes[1].plot(alphas, [math.log(r["prompt_perplexity"]) for r in learned], marker=marker, label=direction)
+        base = [r for r in rows if r["direction"] == direction and r["alpha"] is None]
+        if base:
+            axes[0].axhline(base[0]["style_accuracy"], color="grey", linewidth=0.8, linestyle=":")
+    axes[0].set(xlabel="alpha (perplexity coefficient)", ylabel="score", title="content and style (dotted: no-prompt style)")
+    axes[1].set(xlabel="alpha (perplexity coefficient)", ylabel="log perplexity of the prompt", title="prompt perplexity")
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from rlprompt_interp.cli_style import resolve_classifier
+    from rlprompt_interp.models import load_lm
+    from rlprompt_interp.rewards.style import StyleClassifier
+    from rlprompt_interp.tasks.style_transfer import get_style_task
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    models = {"policy": load_lm(args.policy, role="policy"), "task": load_lm(args.task_model, role="task"),
+              "scorer": load_lm(args.scorer, role="scorer")}
+    classifier = StyleClassifier(resolve_classifier(args.style_classifier))
+    print(f"mode {args.mode}: policy {models['policy'].spec}, task LM {models['task'].spec}, "
+          f"scorer {models['scorer'].spec}, {args.steps} steps x {args.prompts_per_step} prompts x "
+          f"{args.inputs_per_step} inputs x {args.num_samples} samples")
+    rows = []
+    for direction in args.directions:
+        task = get_style_task("yelp-style", data_dir=args.data_dir, direction=direction)
+        base = evaluate(args, task, "", models, classifier, out / direction / "no-prompt.outputs.tsv")
+        rows.append({"direction": direction, "alpha": None, "prompt": "", **base})
+        print(table(rows[-1:]).splitlines()[-1])
+        for alpha in args.alphas:
+            run = run_one(args, direction, alpha, models, classifier, task)
+            text = run["learned"].text
+            result = evaluate(args, task, text, models, classifier, run["folder"] / "test.outputs.tsv")
+            rows.append({"direction": direction, "alpha": alpha, "prompt": text,
+                         "train_seconds": run["learned"].provenance["config"].get("train_seconds"), **result})
+            print(table(rows[-1:]).splitlines()[-1], flush=True)
+            (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2, default=str))
+    (out / "results.md").write_text(f"# Yelp style transfer, RLPrompt + alpha * perplexity ({args.mode} mode)\n\n"
+                                    + table(rows) + "\n")
+    plot(rows, out / "yelp_style_ppl_sweep.png")
+    print(table(rows))
+    print(f"written: {out / 'results.json'}, {out / 'results.md'}, {out / 'yelp_style_ppl_sweep.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Soft Q-learning with a sparse terminal reward: the RLPrompt objective.
+
+The policy's logits are its Q-values: ``Q(s_t, a) = logits[t, a]``, ``V(s_t) = logsumexp_a Q(s_t, a)``
+and the advantage ``A_t = Q(s_t, a_t) - V(s_t)`` is the log-probability of the action taken. With
+reward 0 before the last token and ``R`` after it, the soft Bellman equation reads
+``Q(s_t, a_t) = V(s_{t+1})`` (``= R`` at the last step). Four regression losses follow, each the
+squared error between a quantity of one network and a target built from the other:
+
+* single-step: ``A_t`` vs ``V'(s_{t+1}) - V'(s_t)`` (``R - V'(s_L)`` at the last step);
+* multi-step (path consistency): ``sum_{k>=t} A_k`` vs ``R - V'(s_t)``;
+* the *reversed* forms swap the roles: the target network's quantity is regressed onto a target
+  built from the policy, so the gradient reaches the policy through its ``V``.
+
+``'`` marks the target network, a slowly updated copy of the policy (Polyak averaging, rate 1e-3,
+or a periodic copy). The default ``mix`` averages all four, as RLPrompt does.
+
+Shapes: ``logits``/``target_logits`` ``[N, L, V]``, ``actions`` ``[N, L]``, ``rewards`` ``[N]``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+LOSSES = ("single", "single_reversed", "multi", "multi_reversed")
+MODES = LOSSES + ("mix",)
+
+
+def action_values(logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Q(s_t, a_t), V(s_t))``, each ``[N, L]``."""
+    q = logits.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    v = logits.logsumexp(-1)
+    return q, v
+
+
+def single_step_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: torch.Tensor,
+                     rewards: torch.Tensor) -> torch.Tensor:
+    """Per-token squared error ``[N, L]`` of ``A_t`` (``logits``) against ``V'(s_{t+1}) - V'(s_t)`` (``target_logits``)."""
+    q, v = action_values(logits, actions)
+    _, v_target = action_values(target_logits, actions)
+    next_v = torch.cat([v_target[:, 1:], rewards[:, None].to(v_target)], dim=1)  # V'(s_{t+1}), R at the end
+    return (q - v - (next_v - v_target)) ** 2
+
+
+def multi_step_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: torch.Tensor,
+                    rewards: torch.Tensor) -> torch.Tensor:
+    """Per-token squared error ``[N, L]`` of ``sum_{k>=t} A_k`` (``logits``) against ``R - V'(s_t)``."""
+    q, v = action_values(logits, actions)
+    _, v_target = action_values(target_logits, actions)
+    advantage_to_go = (q - v).flip(1).cumsum(1).flip(1)  # sum over k >= t
+    return (advantage_to_go - (rewards[:, None].to(v_target) - v_target)) ** 2
+
+
+def sql_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
+             mode: str = "mix") -> tuple[torch.Tensor, dict[str, float]]:
+    """The scalar loss (mean over prompts and tokens) and each component's value for logging.
+
+    ``logits`` carry the policy's gradient; ``target_logits`` come from the target network (no grad).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown soft Q-learning loss {mode!r}; choose one of {list(MODES)}")
+    if logits.shape != target_logits.shape or logits.shape[:2] != actions.shape or rewards.shape != actions.shape[:1]:
+        raise ValueError(f"shape mismatch: logits {list(logits.shape)}, target {list(target_logits.shape)}, "
+                         f"actions {list(actions.shape)}, rewards {list(rewards.shape)}")
+    target_logits = target_logits.detach()
+    terms = {
+        "single": lambda: single_step_loss(logits, target_logits, actions, rewards),
+        "single_reversed": lambda: single_step_loss(target_logits, logits, actions, rewards),
+        "multi": lambda: multi_step_loss(logits, target_logits, actions, rewards),
+        "multi_reversed": lambda: multi_step_loss(target_logits, logits, actions, rewards),
+    }
+    names = LOSSES if mode == "mix" else (mode,)
+    values = {name: terms[name]().mean() for name in names}
+    loss = torch.stack(list(values.values())).mean()
+    return loss, {f"loss/{name}": float(value.detach()) for name, value in values.items()}
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, online: nn.Module, rate: float = 1e-3) -> None:
+    """``target <- (1 - rate) * target + rate * online``, parameter by parameter."""
+    for t, o in zip(target.parameters(), online.parameters()):
+        t.lerp_(o, rate)
+
+
+@torch.no_grad()
+def copy_update(target: nn.Module, online: nn.Module) -> None:
+    target.load_state_dict(online.state_dict())
+
+
+class TargetUpdater:
+    """Keeps the target network behind the policy: ``polyak`` every step, or ``copy`` every ``period`` steps."""
+
+    def __init__(self, mode: str = "polyak", rate: float = 1e-3, period: int = 100):
+        if mode not in ("polyak", "copy"):
+            raise ValueError(f"unknown target update {mode!r}; choose 'polyak' or 'copy'")
+        if mode == "polyak" and not 0.0 < rate <= 1.0:
+            raise ValueError(f"the Polyak rate must be in (0, 1], got {rate}")
+        if mode == "copy" and period < 1:
+            raise ValueError(f"the copy period must be at least 1 step, got {period}")
+        self.mode, self.rate, self.period = mode, rate, period
+
+    def __call__(self, target: nn.Module, online: nn.Module, step: int) -> None:
+        """Call after optimiser step number ``step`` (1-based)."""
+        if self.mode == "polyak":
+            polyak_update(target, online, self.rate)
+        elif step % self.period == 0:
+            copy_update(target, online)

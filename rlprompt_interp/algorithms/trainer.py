@@ -1,0 +1,233 @@
+"""The soft Q-learning training loop: sample prompts, score them once per step, update the MLP.
+
+One step: the policy samples N prompts on-policy (keeping the frozen LM's hidden states), the
+reward scores all N against M training examples in one call, rewards are shaped (linear map,
+then z-score over the step's prompts), and the SQL loss updates the MLP (Adam, gradient
+clipping) before the target network follows. Every ``eval_every`` steps the greedy prompt is
+scored on the dev examples; the best one is kept. Checkpoints (MLP, target, optimiser, RNG state,
+step, best prompt, curve) are written atomically, and ``resume`` continues bit-for-bit on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..policies import LMAdaptorPolicy
+from ..rewards import PromptBatch, Reward, as_reward, linear_map, zscore_by_key
+from .sql import TargetUpdater, sql_loss
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass
+class SQLConfig:
+    """Hyper-parameters of a run (RLPrompt's defaults where it has one)."""
+
+    prompt_length: int = 5
+    steps: int = 1000
+    prompts_per_step: int = 16
+    examples_per_step: int = 16
+    lr: float = 5e-5
+    max_grad_norm: float = 5.0
+    loss: str = "mix"
+    target_update: str = "polyak"
+    target_rate: float = 1e-3
+    target_period: int = 100
+    zscore: bool = True  # standardise the step's rewards over its prompts first ...
+    reward_range: tuple[float, float] | None = (0.0, 1.0)  # ... then map [old_min, old_max] linearly ...
+    shaped_range: tuple[float, float] = (0.0, 5.0)  # ... onto [new_min, new_max] (RLPrompt: z-score x 5)
+    eval_every: int = 50
+    checkpoint_every: int | None = None  # default: eval_every
+    select_by: str = "reward"  # the dev figure that picks the best prompt: "reward" or "accuracy"
+    seed: int = 0
+
+
+@dataclass
+class StepResult:
+    step: int
+    logs: dict = field(default_factory=dict)
+
+
+class SQLTrainer:
+    """Trains ``policy.mlp`` against ``reward``; ``train_data``/``dev_data`` are column dicts passed to the reward.
+
+    ``train_data`` of M rows is sub-sampled to ``examples_per_step`` rows per step; ``None`` gives
+    the reward an empty batch (rewards that need no examples). The policy's MLP is re-initialised
+    from ``config.seed``, so a run depends on its seed alone.
+    """
+
+    def __init__(self, policy: LMAdaptorPolicy, reward: Reward | Callable, config: SQLConfig,
+                 train_data: dict | None = None, dev_data: dict | None = None,
+                 output_dir: str | Path | None = None):
+        if config.select_by not in ("reward", "accuracy"):
+            raise ValueError(f"select_by must be 'reward' or 'accuracy', got {config.select_by!r}")
+        self.policy, self.reward, self.config = policy, as_reward(reward), config
+        self.train_data, self.dev_data = train_data or {}, dev_data
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        policy.reset_mlp(seed=config.seed)
+        self.target = policy.target_mlp()
+        self.optimizer = torch.optim.Adam(policy.mlp.parameters(), lr=config.lr)
+        self.updater = TargetUpdater(config.target_update, config.target_rate, config.target_period)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self.best: dict | None = None
+        self.curve: list[dict] = []
+        self.on_best: Callable[[dict], None] | None = None  # called with each new best dev result
+
+    # ------------------------------------------------------------------ one step
+
+    def _train_batch(self) -> dict:
+        columns = self.train_data
+        if not columns:
+            return {}
+        size = len(next(iter(columns.values())))
+        count = min(self.config.examples_per_step, size)
+        rows = torch.randperm(size, generator=self.generator)[:count].tolist()
+        return {name: [values[i] for i in rows] for name, values in columns.items()}
+
+    def shape(self, scores: torch.Tensor) -> torch.Tensor:
+        """Z-scores over the step's prompts, then the linear map (RLPrompt's order)."""
+        if self.config.zscore:
+            scores = zscore_by_key(scores)
+        if self.config.reward_range is not None:
+            scores = linear_map(scores, self.config.reward_range, self.config.shaped_range)
+        return scores
+
+    def train_step(self) -> StepResult:
+        cfg = self.config
+        batch = self._train_batch()
+        rollout = self.policy.sample(cfg.prompts_per_step, cfg.prompt_length, generator=self.generator)
+        texts = self.policy.decode(rollout.token_ids)
+        out = self.reward(PromptBatch(texts, rollout.token_ids.tolist()), batch)
+        rewards = self.shape(out.scores.float()).to(rollout.hidden.device)  # [N]
+        logits = self.policy.q_values(rollout.hidden, rollout.allowed)  # [N, L, V], with grad
+        with torch.no_grad():
+            target_logits = self.policy.q_values(rollout.hidden, rollout.allowed, mlp=self.target)
+        loss, loss_logs = sql_loss(logits, target_logits, rollout.token_ids, rewards, cfg.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.mlp.parameters(), cfg.max_grad_norm)
+        self.optimizer.step()
+        self.step += 1
+        self.updater(self.target, self.policy.mlp, self.step)
+        with torch.no_grad():  # of the policy at the visited states; collapse shows up here first
+            entropy = -(logits.softmax(-1) * logits.log_softmax(-1)).nan_to_num().sum(-1).mean()
+        logs = {"reward": float(out.scores.float().mean()), "reward/max": float(out.scores.float().max()),
+                "loss": float(loss.detach()), "grad_norm": float(grad_norm), "entropy": float(entropy), **loss_logs,
+                **{k: v for k, v in out.logs.items() if isinstance(v, (int, float))},
+                "sample": texts[int(out.scores.argmax())]}
+        return StepResult(self.step, logs)
+
+    # ------------------------------------------------------------------ evaluation
+
+    def greedy_prompt(self) -> tuple[str, list[int]]:
+        ids = self.policy.greedy(self.config.prompt_length).token_ids[0].tolist()
+        return self.policy.decode([ids])[0], ids
+
+    def evaluate(self) -> dict:
+        """Score the greedy prompt with the reward on the dev examples (train examples when there is no dev)."""
+        text, ids = self.greedy_prompt()
+        data = self.dev_data if self.dev_data is not None else self.train_data
+        out = self.reward(PromptBatch([text], [ids]), data)
+        result = {"step": self.step, "text": text, "token_ids": ids, "reward": float(out.scores[0])}
+        result.update({k: float(v) for k, v in out.logs.items() if isinstance(v, (int, float))})
+        return result
+
+    def _better(self, candidate: dict) -> bool:
+        if self.best is None:
+            return True
+        key = self.config.select_by
+        if key == "accuracy" and "accuracy" in candidate:
+            return (candidate["accuracy"], candidate["reward"]) > (self.best["accuracy"], self.best["reward"])
+        return candidate["reward"] > self.best["reward"]
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "mlp": self.policy.mlp.state_dict(), "target": self.target.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                "best": self.best, "curve": self.curve, "config": _plain(asdict(self.config))}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+        self.policy.mlp.load_state_dict(state["mlp"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.best, self.curve = state["best"], state["curve"]
+
+    def save_checkpoint(self) -> Path:
+        """Write ``checkpoint.pt`` through a temporary file and a rename, so a kill leaves the old one intact."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        path = self.output_dir / CHECKPOINT_FILE
+        handle, tmp = tempfile.mkstemp(dir=self.output_dir, prefix=f".{CHECKPOINT_FILE}.")
+        os.close(handle)
+        try:
+            torch.save(self.state_dict(), tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def resume(self) -> bool:
+        """Load the checkpoint in ``output_dir``; False when there is none (a fresh start)."""
+        path = self.output_dir / CHECKPOINT_FILE if self.output_dir is not None else None
+        if path is None or not path.is_file():
+            return False
+        self.load_state_dict(torch.load(path, map_location=self.policy.lm.device, weights_only=True))
+        return True
+
+    # ------------------------------------------------------------------ the loop
+
+    def train(self, *, progress: bool = True, stop_after: int | None = None) -> dict:
+        """Run until ``config.steps`` (or ``stop_after`` more steps); returns the best dev result."""
+        cfg = self.config
+        every = cfg.checkpoint_every or cfg.eval_every
+        last = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="rlprompt", unit="step", disable=not progress)
+        started = time.time()
+        while self.step < last:
+            result = self.train_step()
+            row = {"step": result.step, **result.logs}
+            if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                dev = self.evaluate()
+                row.update({f"dev/{k}": v for k, v in dev.items() if k not in ("step", "token_ids")})
+                if self._better(dev):
+                    self.best = dev
+                    if self.on_best is not None:
+                        self.on_best(dev)
+                bar.write(f"step {self.step}: dev {_brief(dev)}  best {self.best['text']!r}")
+            row["time"] = time.time() - started
+            self.curve.append(row)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in result.logs.items()
+                             if k in ("reward", "accuracy", "perplexity", "loss")})
+            bar.update(1)
+            if self.output_dir is not None and (self.step % every == 0 or self.step == last):
+                self.save_checkpoint()
+        bar.close()
+        if self.best is None:
+            self.best = self.evaluate()
+        return self.best
+
+
+def _brief(result: dict) -> str:
+    keys = ("reward", "accuracy", "perplexity")
+    return " ".join(f"{k}={result[k]:.4g}" for k in keys if k in result) + f" {result['text']!r}"
+
+
+def _plain(value):
+    """Config values as plain lists/numbers/strings, loadable with ``weights_only=True``."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

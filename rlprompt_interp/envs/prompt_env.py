@@ -1,0 +1,188 @@
+"""Prompt writing as a gymnasium environment: one token per step, the prompt's score at the end.
+
+``PromptEnv`` builds one prompt per episode; ``PromptVectorEnv`` builds N in lock-step and scores
+all N finished prompts with **one** reward call (what lets a reward batch its forwards, reuse its
+caches and z-score over the N prompts). Any agent can drive them, random actions included::
+
+    env = gymnasium.make("rlprompt_interp/Prompt-v0", reward=my_reward, tokenizer=tok, prompt_length=5)
+
+(the id is registered when ``rlprompt_interp.envs`` is imported; ``gymnasium.make(
+"rlprompt_interp.envs:rlprompt_interp/Prompt-v0", ...)`` imports it on the way). ``my_reward`` is a
+``Reward`` or a plain ``f(prompts, **batch) -> list[float]``.
+
+Observation: ``{"token_ids": int64[L] (0 after the current length), "length": int}``; action: a
+token id (``Discrete(vocab_size)``); reward 0 until the last token, then the prompt's score;
+``info`` of the last step carries the prompt text and the reward's logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import gymnasium
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from ..rewards import PromptBatch, Reward, as_reward
+
+ENV_ID = "rlprompt_interp/Prompt-v0"
+
+
+def _observation_space(vocab_size: int, prompt_length: int) -> spaces.Dict:
+    return spaces.Dict({"token_ids": spaces.Box(0, vocab_size - 1, shape=(prompt_length,), dtype=np.int64),
+                        "length": spaces.Discrete(prompt_length + 1)})
+
+
+def _scalar_logs(logs: dict, row: int | None = None) -> dict:
+    """The reward's logs as plain numbers; per-prompt vectors give the entry of ``row``."""
+    result = {}
+    for key, value in logs.items():
+        if isinstance(value, (int, float)):
+            result[key] = float(value)
+        elif row is not None and hasattr(value, "__len__") and not isinstance(value, str):
+            result[key] = float(value[row])
+    return result
+
+
+class _PromptTask:
+    """What both environments share: decoding ids, drawing the example batch, calling the reward."""
+
+    def __init__(self, reward: Reward | Callable, tokenizer, prompt_length: int, vocab_size: int | None,
+                 data: dict | None, examples_per_episode: int | None):
+        if prompt_length < 1:
+            raise ValueError(f"prompt_length must be at least 1, got {prompt_length}")
+        self.reward = as_reward(reward)
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+        self.vocab_size = vocab_size or len(tokenizer)
+        self.data = data or {}
+        self.examples_per_episode = examples_per_episode
+
+    def batch(self, rng: np.random.Generator) -> dict:
+        if not self.data:
+            return {}
+        size = len(next(iter(self.data.values())))
+        count = min(self.examples_per_episode or size, size)
+        rows = rng.choice(size, count, replace=False) if count < size else np.arange(size)
+        return {name: [values[i] for i in rows] for name, values in self.data.items()}
+
+    def score(self, token_ids: np.ndarray, batch: dict):
+        ids = [list(map(int, row)) for row in token_ids]
+        texts = [self.tokenizer.decode(row) for row in ids]
+        out = self.reward(PromptBatch(texts, ids), batch)
+        scores = np.asarray(out.scores.detach().float().cpu().numpy(), dtype=np.float64)
+        if scores.shape != (len(ids),):
+            raise ValueError(f"the reward returned {scores.shape} scores for {len(ids)} prompts")
+        return texts, scores, out.logs
+
+
+class PromptEnv(gymnasium.Env):
+    """One prompt of ``prompt_length`` tokens per episode, scored by ``reward`` at the last token.
+
+    ``data``: examples as columns (``{"sentence": [...], "label": [...]}``) passed to the reward,
+    ``examples_per_episode`` of them drawn at each reset (all when None).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, reward: Reward | Callable, tokenizer, prompt_length: int = 5, *, vocab_size: int | None = None,
+                 data: dict | None = None, examples_per_episode: int | None = None):
+        self.task = _PromptTask(reward, tokenizer, prompt_length, vocab_size, data, examples_per_episode)
+        self.action_space = spaces.Discrete(self.task.vocab_size)
+        self.observation_space = _observation_space(self.task.vocab_size, prompt_length)
+        self._ids = np.zeros(prompt_length, dtype=np.int64)
+        self._length = 0
+        self._batch: dict = {}
+
+    def _obs(self) -> dict:
+        return {"token_ids": self._ids.copy(), "length": self._length}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._ids[:] = 0
+        self._length = 0
+        self._batch = self.task.batch(self.np_random)
+        return self._obs(), {}
+
+    def step(self, action):
+        if self._length >= self.task.prompt_length:
+            raise RuntimeError("the prompt is finished; call reset() before stepping again")
+        if not self.action_space.contains(int(action)):
+            raise ValueError(f"action {action!r} is not a token id in [0, {self.task.vocab_size})")
+        self._ids[self._length] = int(action)
+        self._length += 1
+        if self._length < self.task.prompt_length:
+            return self._obs(), 0.0, False, False, {}
+        texts, scores, logs = self.task.score(self._ids[None], self._batch)
+        info = {"text": texts[0], **_scalar_logs(logs, row=0)}
+        return self._obs(), float(scores[0]), True, False, info
+
+
+class PromptVectorEnv(VectorEnv):
+    """N prompts built in lock-step; the reward is called once with all N when they finish.
+
+    Autoreset is ``next-step``: the step after the last token starts N new prompts (actions ignored).
+    Every prompt of one round shares the same example batch.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, num_envs: int, reward: Reward | Callable, tokenizer, prompt_length: int = 5, *,
+                 vocab_size: int | None = None, data: dict | None = None, examples_per_episode: int | None = None):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be at least 1, got {num_envs}")
+        self.task = _PromptTask(reward, tokenizer, prompt_length, vocab_size, data, examples_per_episode)
+        self.num_envs = num_envs
+        self.single_action_space = spaces.Discrete(self.task.vocab_size)
+        self.single_observation_space = _observation_space(self.task.vocab_size, prompt_length)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self._ids = np.zeros((num_envs, prompt_length), dtype=np.int64)
+        self._length = 0
+        self._batch: dict = {}
+        self._needs_reset = True
+
+    def _obs(self) -> dict:
+        return {"token_ids": self._ids.copy(), "length": np.full(self.num_envs, self._length, dtype=np.int64)}
+
+    def _start(self) -> None:
+        self._ids[:] = 0
+        self._length = 0
+        self._batch = self.task.batch(self.np_random)
+        self._needs_reset = False
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._start()
+        return self._obs(), {}
+
+    def step(self, actions):
+        zeros = np.zeros(self.num_envs, dtype=bool)
+        if self._needs_reset:  # next-step autoreset after a finished round
+            self._start()
+            return self._obs(), np.zeros(self.num_envs), zeros, zeros.copy(), {}
+        actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
+        if (actions < 0).any() or (actions >= self.task.vocab_size).any():
+            raise ValueError(f"actions must be token ids in [0, {self.task.vocab_size}), got {actions.tolist()}")
+        self._ids[:, self._length] = actions
+        self._length += 1
+        if self._length < self.task.prompt_length:
+            return self._obs(), np.zeros(self.num_envs), zeros, zeros.copy(), {}
+        texts, scores, logs = self.task.score(self._ids, self._batch)
+        infos: dict[str, Any] = {"text": np.array(texts, dtype=object), "_text": ~zeros}
+        for key in _scalar_logs(logs, row=0):
+            value = logs[key]
+            infos[key] = (np.array([float(v) for v in value]) if hasattr(value, "__len__")
+                          else np.full(self.num_envs, float(value)))
+            infos["_" + key] = ~zeros
+        self._needs_reset = True
+        return self._obs(), scores, ~zeros, zeros.copy(), infos
+
+
+def register() -> None:
+    """Register ``rlprompt_interp/Prompt-v0`` (single and vector entry points) with gymnasium."""
+    if ENV_ID not in gymnasium.registry:
+        gymnasium.register(id=ENV_ID, entry_point="rlprompt_interp.envs.prompt_env:PromptEnv",
+                           vector_entry_point="rlprompt_interp.envs.prompt_env:PromptVectorEnv")

@@ -1,0 +1,93 @@
+"""The gymnasium environments: the API checker, random actions, one reward call per vector step."""
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+from rlprompt_interp.envs import ENV_ID, PromptEnv, PromptVectorEnv
+from rlprompt_interp.models import load_lm
+from rlprompt_interp.rewards import Reward, RewardOutput
+
+TARGET = set(range(100, 110))
+
+
+class CountingReward(Reward):
+    """Fraction of prompt tokens in TARGET; counts its calls and the prompts per call."""
+
+    name = "fraction"
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, prompts, batch):
+        self.calls.append((len(prompts), dict(batch)))
+        scores = torch.tensor([sum(t in TARGET for t in ids) / len(ids) for ids in prompts.token_ids])
+        return RewardOutput(scores, {"fraction": float(scores.mean()), "fraction/per_prompt": scores})
+
+
+@pytest.fixture
+def tokenizer():
+    return load_lm("tiny-gpt2", device="cpu").tokenizer
+
+
+def test_registered_env_passes_the_checker(tokenizer):
+    env = gymnasium.make(ENV_ID, reward=CountingReward(), tokenizer=tokenizer, prompt_length=4)
+    check_env(env.unwrapped)
+
+
+def test_episode_with_random_actions(tokenizer):
+    reward = CountingReward()
+    data = {"sentence": ["a", "b", "c"], "label": [0, 1, 0]}
+    env = PromptEnv(reward, tokenizer, prompt_length=3, data=data, examples_per_episode=2)
+    env.action_space.seed(0)
+    obs, _ = env.reset(seed=0)
+    assert obs["length"] == 0 and obs["token_ids"].tolist() == [0, 0, 0]
+    for t in range(3):
+        action = env.action_space.sample() if t else 105  # one token from the target set
+        obs, r, terminated, truncated, info = env.step(action)
+        assert not truncated and terminated == (t == 2)
+        if t < 2:
+            assert r == 0.0 and info == {}
+    assert obs["length"] == 3 and obs["token_ids"][0] == 105
+    assert r >= 1 / 3 and info["text"] == tokenizer.decode(obs["token_ids"].tolist())
+    assert info["fraction"] == pytest.approx(r)
+    assert len(reward.calls) == 1 and len(reward.calls[0][1]["label"]) == 2
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+
+
+def test_vector_env_calls_the_reward_once_per_batch(tokenizer):
+    reward = CountingReward()
+    envs = PromptVectorEnv(6, reward, tokenizer, prompt_length=5)
+    obs, _ = envs.reset(seed=1)
+    assert obs["token_ids"].shape == (6, 5) and envs.action_space.shape == (6,)
+    for round_ in range(2):
+        for t in range(5):
+            actions = envs.action_space.sample()
+            actions[0] = 101  # env 0 writes only target tokens
+            obs, rewards, terminated, truncated, infos = envs.step(actions)
+            assert terminated.all() == (t == 4) and not truncated.any()
+        assert rewards[0] == 1.0 and rewards.shape == (6,)
+        assert infos["fraction/per_prompt"][0] == 1.0 and len(infos["text"]) == 6
+        assert len(reward.calls) == round_ + 1 and reward.calls[-1][0] == 6  # one call, all six prompts
+        obs, rewards, terminated, _, _ = envs.step(envs.action_space.sample())  # next-step autoreset
+        assert (obs["length"] == 0).all() and not terminated.any() and (rewards == 0).all()
+    assert len(reward.calls) == 2
+
+
+def test_vector_env_from_gymnasium_make_vec(tokenizer):
+    envs = gymnasium.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point",
+                              reward=CountingReward(), tokenizer=tokenizer, prompt_length=2)
+    envs.reset(seed=0)
+    _, rewards, terminated, _, _ = envs.step(np.array([101, 1, 2]))
+    _, rewards, terminated, _, _ = envs.step(np.array([101, 1, 2]))
+    assert terminated.all() and rewards[0] == 1.0
+
+
+def test_bad_actions_are_refused(tokenizer):
+    env = PromptEnv(CountingReward(), tokenizer, prompt_length=2)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="token id"):
+        env.step(len(tokenizer) + 5)

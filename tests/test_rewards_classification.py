@@ -1,0 +1,86 @@
+"""The classification gap reward: hand-computed values, and the cached batched path against full forwards."""
+
+import pytest
+import torch
+
+from rlprompt_interp.models import load_lm
+from rlprompt_interp.rewards import ClassificationReward, PromptBatch, gap_reward
+from rlprompt_interp.scoring import next_token_logits, segment_example
+from rlprompt_interp.tasks import get_task
+
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+SENTENCES = ["the movie was great fun", "an awful boring film", "really good acting", "sad and boring",
+             "a long, long and winding plot that goes nowhere at all"]
+
+
+def test_gap_reward_hand_computed():
+    # two classes: softmax([log 3, 0]) = [0.75, 0.25]
+    logits = torch.tensor([[[torch.log(torch.tensor(3.0)), 0.0]], [[0.0, torch.log(torch.tensor(3.0))]]])
+    labels = torch.tensor([0])
+    reward, correct = gap_reward(logits, labels, correct_coef=200, incorrect_coef=180)
+    assert correct.tolist() == [[True], [False]]
+    assert reward[0, 0].item() == pytest.approx(0.5 * 200)
+    assert reward[1, 0].item() == pytest.approx(-0.5 * 180)
+    # three classes: gap against the largest other class
+    logits = torch.log(torch.tensor([[0.2, 0.5, 0.3]]))
+    reward, correct = gap_reward(logits, torch.tensor([2]))
+    assert reward.item() == pytest.approx((0.3 - 0.5) * 180) and not correct.item()
+
+
+def full_forward(lm, task, prompt_ids, sentences):
+    sequences = []
+    for ids in prompt_ids:
+        for sentence in sentences:
+            before, after = task.template.split({"sentence": sentence})
+            b, a = segment_example(lm, before, after, ids)
+            sequences.append(b + list(ids) + a)
+    return next_token_logits(lm, sequences, task.verbalizer_ids(lm.tokenizer)).view(len(prompt_ids), len(sentences), -1)
+
+
+@pytest.mark.parametrize("spec", ["tiny-gpt2", "tiny-llama"])
+@pytest.mark.parametrize("template, layout", [("{sentence} {prompt}", "example_first"),
+                                              ("Review: {sentence} It was{prompt}", "example_first"),
+                                              ("{prompt} Review: {sentence} It was", "prompt_first"),
+                                              ("A {sentence} B{prompt} C {sentence}", "mixed")])
+def test_cached_path_matches_full_forward(spec, template, layout, sst_files):
+    lm = load_lm(spec, device="cpu")
+    task = get_task("sst-2", data_dir=sst_files, template=template)
+    reward = ClassificationReward(task, lm, batch_size=5)  # several chunks of pairs
+    assert reward.layout == layout
+    generator = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(5, len(lm.tokenizer), (n,), generator=generator).tolist() for n in (3, 3, 1)]
+    prompts.append(lm.tokenizer.encode(" great great", add_special_tokens=False))  # starts with a space token
+    examples = [{"sentence": s} for s in SENTENCES]
+    expected = full_forward(lm, task, prompts, SENTENCES)
+    for _ in range(2):  # the second call reuses the cached examples: they must be intact
+        got = reward.verbalizer_logits(prompts, examples)
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    # plain arange positions would differ: the cache really carries the cumsum numbering
+    assert expected.std() > 0
+
+
+def test_reward_scores_and_accuracy(sst_files):
+    lm = load_lm("tiny-gpt2", device="cpu")
+    task = get_task("sst-2", data_dir=sst_files)
+    reward = ClassificationReward(task, lm)
+    ids = [lm.tokenizer.encode(" great", add_special_tokens=False), lm.tokenizer.encode(" no", add_special_tokens=False)]
+    texts = [lm.tokenizer.decode(row) for row in ids]
+    batch = {"sentence": SENTENCES[:4], "label": [1, 0, 1, 0]}
+    out = reward(PromptBatch(texts, ids), batch)
+    logits = full_forward(lm, task, ids, SENTENCES[:4])
+    expected, correct = gap_reward(logits, torch.tensor(batch["label"]))
+    torch.testing.assert_close(out.scores, expected.mean(-1), atol=1e-3, rtol=1e-4)
+    assert out.logs["accuracy"] == pytest.approx(correct.float().mean().item())
+    # text-only prompts (another tokenizer's ids) are tokenised by the task LM and score the same
+    torch.testing.assert_close(reward(PromptBatch(texts), batch).scores, out.scores)
+
+
+def test_reward_needs_label_column(sst_files):
+    from rlprompt_interp.rewards import RewardError
+
+    task = get_task("sst-2", data_dir=sst_files)
+    reward = ClassificationReward(task, load_lm("tiny-gpt2", device="cpu"))
+    with pytest.raises(RewardError, match="label"):
+        reward(PromptBatch([" great"]), {"sentence": ["good"]})
