@@ -94,6 +94,17 @@ def write_json(path: str | Path, payload: dict) -> None:
     tmp.replace(path)
 
 
+def add_eval_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The prompt to evaluate and which examples: shared by `eval` and `style-eval`."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--prompt", default="", help="the prompt text (default: no prompt)")
+    source.add_argument("--learned", metavar="DIR", help="a learned prompt folder (discrete or soft)")
+    parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    parser.add_argument("--limit", type=int, help="score only the first N examples")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .metrics.report import add_report_arguments
 
@@ -105,13 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", default="auto",
                           help="task LM: hub id, local folder or embedded name (smollm2-135m, tiny-gpt2, ...); "
                                "auto = distilgpt2 online, smollm2-135m offline")
-    source = evaluate.add_mutually_exclusive_group()
-    source.add_argument("--prompt", default="", help="the prompt text (default: no prompt)")
-    source.add_argument("--learned", metavar="DIR", help="a learned prompt folder (discrete or soft)")
-    evaluate.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    evaluate.add_argument("--limit", type=int, help="score only the first N examples")
-    evaluate.add_argument("--batch-size", type=int, default=32)
-    evaluate.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
+    add_eval_input_arguments(evaluate)
     evaluate.add_argument("--output", help="write the report as JSON here")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     add_report_arguments(evaluate)

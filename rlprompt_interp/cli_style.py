@@ -207,13 +207,9 @@ def register(commands) -> None:
 def add_style_eval_command_arguments(evaluate: argparse.ArgumentParser) -> None:
     add_style_task_arguments(evaluate)
     evaluate.add_argument("--model", default="auto", help="task LM that rewrites the inputs")
-    source = evaluate.add_mutually_exclusive_group()
-    source.add_argument("--prompt", default="", help="the prompt text; empty means no prompt")
-    source.add_argument("--learned", metavar="DIR", help="a learned prompt folder")
-    evaluate.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    evaluate.add_argument("--limit", type=int, help="evaluate only the first N inputs of each direction")
-    evaluate.add_argument("--batch-size", type=int, default=32)
-    evaluate.add_argument("--dtype", default="auto")
+    from .cli import add_eval_input_arguments
+
+    add_eval_input_arguments(evaluate)
     evaluate.add_argument("--output", help="write the report as JSON here; the outputs go beside it as TSV")
     evaluate.add_argument("--quiet", action="store_true")
     add_style_eval_arguments(evaluate)
