@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make demo` runs the main job, `make test` runs the tests.
+# Two commands on a fresh machine: `make sweep` runs the main job (the SST-2 accuracy/perplexity sweep,
+# quick mode, ~30 min on 2 CPU cores), `make test` runs the tests; `make demo` is a 3-minute taste.
 # Each creates the virtual environment on first use and installs everything, models included.
 VENV ?= .venv
 PYTHON ?= python3
@@ -8,7 +9,7 @@ DATA_DIR ?= ../shared/data/few-shot
 BIN := $(VENV)/bin
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo sweep test test-fast clean
 
 install: $(VENV)/.installed
 
@@ -22,6 +23,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 demo: install
 	$(OFFLINE) $(BIN)/python experiments/demo.py --data-dir $(DATA_DIR)
+
+sweep: install
+	$(OFFLINE) $(BIN)/python experiments/sst2_ppl_sweep.py --quick --data-dir $(DATA_DIR)
 
 test: install
 	$(OFFLINE) $(BIN)/python -m pytest

@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rlprompt_interp.sweeps import add_mode_arguments, apply_mode  # noqa: E402
+
 MODES = {
     # A small budget on the embedded model: about half an hour on two CPU cores for the whole sweep.
     # The policy picks among the frozen LM's 100 likeliest next tokens (fluent_top_k): with a few dozen
@@ -46,10 +48,7 @@ MODES = {
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="mode", action="store_const", const="quick", help="embedded model, CPU budget")
-    mode.add_argument("--full", dest="mode", action="store_const", const="full", help="the paper's models")
-    parser.set_defaults(mode="quick")
+    add_mode_arguments(parser, {"quick": "embedded model, CPU budget", "full": "the paper's models"})
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     parser.add_argument("--directions", nargs="+", default=["0_to_1", "1_to_0"], choices=["0_to_1", "1_to_0"])
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "yelp-style"))
@@ -62,11 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     for key, value in MODES["quick"].items():  # every setting of a mode can be overridden
         parser.add_argument("--" + key.replace("_", "-"), type=type(value), default=None,
                             help=f"(quick: {value}, full: {MODES['full'][key]})")
-    args = parser.parse_args(argv)
-    for key, value in MODES[args.mode].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return apply_mode(parser.parse_args(argv), MODES)
 
 
 def run_one(args, direction: str, alpha: float, models: dict, classifier, task) -> dict:

@@ -72,11 +72,17 @@ class LoadedModel:
 # --------------------------------------------------------------------------- devices and dtypes
 
 
-def default_device() -> torch.device:
-    """The device accelerate assigns to this process (a GPU per rank under ``accelerate launch``)."""
+def process_state():
+    """accelerate's state of this process. Without an accelerator it is created with ``cpu=True``,
+    which is what lets several CPU processes (``torchrun``/``accelerate launch``) see each other."""
     from accelerate import PartialState
 
-    return PartialState().device
+    return PartialState(cpu=not torch.accelerator.is_available())
+
+
+def default_device() -> torch.device:
+    """The device accelerate assigns to this process (a GPU per rank under ``accelerate launch``)."""
+    return process_state().device
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:

@@ -44,3 +44,35 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def load_experiment(name: str):
+    """Import ``experiments/<name>.py`` as a module (the folder is scripts, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"experiments_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def result_times(output, skip=None) -> dict:
+    """Modification time of every finished cell's ``result.json`` in a sweep folder, except ``skip``'s:
+    equal before and after a re-run means the re-run read those cells back instead of redoing them."""
+    return {path: path.stat().st_mtime_ns for path in Path(output).glob("cells/*/result.json") if path.parent != skip}
+
+
+def empty_folder(folder) -> None:
+    """Delete every file below ``folder`` (a cell about to be re-run from scratch)."""
+    for path in Path(folder).rglob("*"):
+        if path.is_file():
+            path.unlink()
+
+
+def run_until_killed(main, argv, killed) -> None:
+    """Run a sweep script whose training was patched to raise KeyboardInterrupt mid-cell: the killed
+    cell must be left with its checkpoint and without a result."""
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    assert (Path(killed) / "train" / "checkpoint.pt").is_file() and not (Path(killed) / "result.json").exists()

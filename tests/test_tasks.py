@@ -10,7 +10,7 @@ from rlprompt_interp.tiny import build_test_tokenizer
 
 
 def test_builtin_tasks_and_verbalizers():
-    assert list_tasks() == ["agnews", "boolq", "sst-2", "sst-5", "subj", "trec"]
+    assert list_tasks() == ["agnews", "boolq", "cb", "copa", "rte", "sst-2", "sst-5", "subj", "trec", "wsc"]
     assert get_task("sst-2").verbalizers == (" terrible", " great")
     assert get_task("trec").num_classes == 6
     assert get_task("sst-2").template.text == "{sentence} {prompt}"

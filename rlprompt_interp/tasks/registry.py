@@ -40,7 +40,8 @@ _BUILTIN = {
 
 
 # Tasks with their own data layout, built by a factory(data_dir=, template=, verbalizers=).
-_FACTORIES = {"boolq": "rlprompt_interp.tasks.superglue:boolq_task"}
+_FACTORIES = {"boolq": "rlprompt_interp.tasks.superglue:boolq_task",
+              **{name: f"rlprompt_interp.tasks.superglue:{name}_task" for name in ("cb", "rte", "copa", "wsc")}}
 
 
 def list_tasks() -> list[str]:

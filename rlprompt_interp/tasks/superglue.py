@@ -1,12 +1,17 @@
-"""SuperGLUE BoolQ as a two-class task: passage + question, answered by the " no"/" yes" logits.
+"""SuperGLUE tasks (BoolQ, CB, RTE, COPA, WSC) as classification tasks read from next-token logits.
+
+BoolQ: passage + question, answered by the " no"/" yes" logits. CB and RTE: premise + hypothesis,
+" yes"/" no" (CB adds " maybe" for neutral). COPA: premise, cause-or-effect question and two
+choices, " first"/" second". WSC: text, a noun phrase and a pronoun, " no"/" yes" for whether the
+pronoun refers to the noun phrase. Every verbalizer is one token for GPT-2's BPE and SmolLM2.
 
 For causal LMs the class is read from the next-token logits after the input; for T5-style
 encoder-decoders the prompt is prepended to the encoder input and the class is read at the first
 decoder step (``scoring.next_token_logits`` does both). " yes"/" no" are single tokens for
 GPT-2's BPE, SmolLM2 and T5's sentencepiece (which maps them to "▁yes"/"▁no").
 
-Data comes from the hub (``super_glue``/``boolq``) or, offline, from FewGLUE's
-``BoolQ/train.jsonl`` (Schick & Schütze 2021). FewGLUE ships only 32 labelled examples, so
+Data comes from the hub (``super_glue``/``<task>``) or, offline, from FewGLUE's
+``<Task>/train.jsonl`` (Schick & Schütze 2021). FewGLUE ships only 32 labelled examples, so
 offline the three splits are a deterministic partition of those 32 (see ``fewglue_splits``).
 """
 
@@ -45,10 +50,19 @@ class FewGlueTask(ClassificationTask):
         if self.data_dir is None:
             return super()._load(split)
         path = fewglue_file(self.data_dir, self.fewglue_name)
-        rows = fewglue_splits(load_local_file(path))[split]
+        rows = fewglue_splits(renamed_columns(load_local_file(path), self.columns))[split]
         data = normalise(rows, where=f"{path} ({split}: {describe_fewglue_split(split)})",
                          fields=self.template.fields, label_names=list(self.label_names))
         return data.cast_column("label", datasets.Value("int64"))  # FewGLUE labels are JSON booleans
+
+
+def renamed_columns(data: datasets.Dataset, columns: dict) -> datasets.Dataset:
+    """Our column names from the file's (``columns``: ours -> theirs); a dotted name such as
+    ``target.span1_text`` reaches into a nested field (FewGLUE's WSC keeps its spans under ``target``)."""
+    if any("." in theirs for theirs in columns.values()):
+        data = data.flatten()
+    renames = {theirs: ours for ours, theirs in columns.items() if theirs != ours and theirs in data.column_names}
+    return data.rename_columns(renames)
 
 
 def fewglue_file(data_dir: str | Path, task_folder: str) -> Path:
@@ -92,7 +106,69 @@ def describe_fewglue_split(split: str) -> str:
 def boolq_task(*, data_dir: str | None = None, template: str | None = None,
                verbalizers: list[str] | None = None) -> FewGlueTask:
     """BoolQ: label 0 = false (" no"), 1 = true (" yes"); the template needs {passage} and {question}."""
-    task = FewGlueTask(name="boolq", verbalizers=(" no", " yes"), label_names=("false", "true"),
-                       template=Template(template or BOOLQ_TEMPLATE, BOOLQ_FIELDS), hub=BOOLQ_HUB,
-                       data_dir=str(data_dir) if data_dir is not None else None, fewglue_name="BoolQ")
+    return superglue_task("boolq", data_dir=data_dir, template=template, verbalizers=verbalizers)
+
+
+# CB, RTE, COPA and WSC (Interpreting Prompt-Tuning Across SuperGLUE Tasks). Online, the hub's
+# validation split is the test set (its test labels are hidden) and the end of train is the dev set.
+CB_TEMPLATE = "{prompt} Premise: {premise} Hypothesis: {hypothesis} Does the premise entail the hypothesis? Answer:"
+RTE_TEMPLATE = CB_TEMPLATE
+COPA_TEMPLATE = "{prompt} Premise: {premise} What was the {question}? First: {choice1} Second: {choice2} Answer:"
+WSC_TEMPLATE = '{prompt} {text} Question: does "{span2_text}" refer to "{span1_text}"? Answer:'
+NLI_FIELDS = ("premise", "hypothesis")
+COPA_FIELDS = ("premise", "question", "choice1", "choice2")
+WSC_FIELDS = ("text", "span1_text", "span2_text")
+
+
+def _hub(name: str, fields: tuple[str, ...], dev_size: int) -> HubSource:
+    return HubSource("super_glue", name=name,
+                     splits={"train": f"train[:-{dev_size}]", "dev": f"train[-{dev_size}:]", "test": "validation"},
+                     columns={field: field for field in (*fields, "label")})
+
+
+# name -> FewGLUE folder, template, fields, verbalizers, label names (in the hub's label order), hub source,
+# and the FewGLUE file's columns where they differ from ours
+SUPERGLUE_SPECS = {
+    "boolq": dict(folder="BoolQ", template=BOOLQ_TEMPLATE, fields=BOOLQ_FIELDS, verbalizers=(" no", " yes"),
+                  label_names=("false", "true"), hub=BOOLQ_HUB),
+    "cb": dict(folder="CB", template=CB_TEMPLATE, fields=NLI_FIELDS, verbalizers=(" yes", " no", " maybe"),
+               label_names=("entailment", "contradiction", "neutral"), hub=_hub("cb", NLI_FIELDS, 50)),
+    "rte": dict(folder="RTE", template=RTE_TEMPLATE, fields=NLI_FIELDS, verbalizers=(" yes", " no"),
+                label_names=("entailment", "not_entailment"), hub=_hub("rte", NLI_FIELDS, 250)),
+    "copa": dict(folder="COPA", template=COPA_TEMPLATE, fields=COPA_FIELDS, verbalizers=(" first", " second"),
+                 label_names=("choice1", "choice2"), hub=_hub("copa", COPA_FIELDS, 50)),
+    "wsc": dict(folder="WSC", template=WSC_TEMPLATE, fields=WSC_FIELDS, verbalizers=(" no", " yes"),
+                label_names=("false", "true"), hub=_hub("wsc.fixed", WSC_FIELDS, 50),
+                columns={"span1_text": "target.span1_text", "span2_text": "target.span2_text"}),
+}
+
+
+def superglue_task(name: str, *, data_dir: str | None = None, template: str | None = None,
+                   verbalizers: list[str] | None = None) -> FewGlueTask:
+    """One of ``SUPERGLUE_SPECS`` (boolq, cb, rte, copa, wsc); FewGLUE with ``data_dir``, else the hub."""
+    spec = SUPERGLUE_SPECS[name]
+    task = FewGlueTask(name=name, verbalizers=spec["verbalizers"], label_names=spec["label_names"],
+                       template=Template(template or spec["template"], spec["fields"]), hub=spec["hub"],
+                       data_dir=str(data_dir) if data_dir is not None else None, fewglue_name=spec["folder"],
+                       columns=dict(spec.get("columns", {})))
     return task.with_options(verbalizers=verbalizers) if verbalizers else task
+
+
+def cb_task(**options) -> FewGlueTask:
+    """CommitmentBank: 0 entailment (" yes"), 1 contradiction (" no"), 2 neutral (" maybe")."""
+    return superglue_task("cb", **options)
+
+
+def rte_task(**options) -> FewGlueTask:
+    """RTE: 0 entailment (" yes"), 1 not_entailment (" no")."""
+    return superglue_task("rte", **options)
+
+
+def copa_task(**options) -> FewGlueTask:
+    """COPA: which choice is the premise's cause (or effect): 0 choice1 (" first"), 1 choice2 (" second")."""
+    return superglue_task("copa", **options)
+
+
+def wsc_task(**options) -> FewGlueTask:
+    """WSC: does the pronoun (span2) refer to the noun phrase (span1)? 0 false (" no"), 1 true (" yes")."""
+    return superglue_task("wsc", **options)

@@ -1,0 +1,406 @@
+"""Soft prompt vs PEZ on BoolQ: accuracy and prompt perplexity by prompt length
+(Figure 2 of "Towards Interpretable Soft Prompts", Patel et al. 2025).
+
+For each prompt length (5, 20, 100 tokens) and seed, a soft prompt (Lester et al.) and a PEZ prompt
+(Wen et al.) are trained on BoolQ with a frozen task LM: the prompt goes before
+``{passage} Question: {question}? Answer:`` and the answer is read from the " yes"/" no" logits
+(at the first decoder step for T5, the next token for a causal LM). The best prompt on dev is
+scored on test. Its readable text is the soft prompt's unembedding (nearest vocabulary token per
+position, ``metrics.faithfulness.unembedded_prompt``) or PEZ's discrete tokens, and that text's
+perplexity under the scorer LM is reported with its log (the paper's figures look like
+log-perplexity). References: a hand-written natural prompt of about each length, and no prompt.
+
+Writes ``results.json`` (settings, one record per cell, summary rows), ``results.md`` (the table
+next to the paper's figures) and ``boolq_soft_vs_pez.png`` (accuracy and perplexity against
+prompt length) to ``--output``, and prints the table.
+
+    python experiments/boolq_soft_vs_pez.py --quick --threads 1   # smollm2-135m on CPU, ~20 min
+    python experiments/boolq_soft_vs_pez.py --full                # t5-small, gpt2-xl scorer (GPU)
+    accelerate launch experiments/boolq_soft_vs_pez.py --full     # cells spread over the GPUs
+
+Quick mode is not the paper's setting: the embedded SmolLM2-135M (a causal LM) stands in for
+T5-small, it also scores perplexity instead of GPT2-XL, the data are FewGLUE's 32 BoolQ examples
+(16 train / 8 dev / 8 test) and training is a few steps. Every cell resumes where it stopped when
+the script is run again; finished cells are read back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SCRIPT = Path(__file__).stem
+TRAINED = ("soft-prompt", "pez")
+HUB = "hub"  # --data-dir value: read BoolQ from the Hugging Face hub (super_glue/boolq)
+
+MODES = {
+    # CPU, one thread, <= 20 minutes: a BoolQ example is ~170 SmolLM2 tokens, so on the shared 2-core
+    # machine a step at batch 4 took 14-22 s and scoring the 8 dev or test examples ~12 s (18-19 min in all).
+    "quick": dict(model="smollm2-135m", scorer="smollm2-135m",
+                  data_dir=str(ROOT.parent / "shared" / "data" / "fewglue"), methods=list(TRAINED), lengths=[5, 20],
+                  seeds=[0], steps=10, batch_size=4, eval_every=5,
+                  eval_batch_size=8, eval_limit=None, dev_limit=None, soft_lr_scale=None, pez_lr_scale=0.3,
+                  unembed_metric="euclidean"),
+    # The paper's models and data: T5-small task LM, GPT2-XL scorer, the hub's BoolQ (test = its
+    # validation split, dev = the last 500 training examples), a few thousand steps, several seeds.
+    "full": dict(model="t5-small", scorer="gpt2-xl", data_dir=HUB, methods=list(TRAINED), lengths=[5, 20, 100],
+                 seeds=[0, 1, 2], steps=3000, batch_size=32, eval_every=250, eval_batch_size=64, eval_limit=None,
+                 dev_limit=None, soft_lr_scale=None, pez_lr_scale=None, unembed_metric="euclidean"),
+}
+MODE_HELP = {
+    "model": "task LM (hub id, folder or embedded name)",
+    "scorer": "causal LM that scores the prompts' perplexity",
+    "data_dir": f"FewGLUE folder (holding BoolQ/train.jsonl), or '{HUB}' for super_glue/boolq",
+    "methods": "trained methods", "lengths": "prompt lengths", "seeds": "training seeds",
+    "steps": "training steps per prompt", "batch_size": "training examples per step",
+    "eval_every": "steps between dev evaluations (the best dev prompt is kept)",
+    "eval_batch_size": "examples per forward pass when scoring",
+    "eval_limit": "score only the first N test examples (default: all)",
+    "dev_limit": "score only the first N dev examples (default: all)",
+    "soft_lr_scale": "soft prompt learning rate / std of the vocabulary embeddings (default: the agent's, 0.1)",
+    "pez_lr_scale": "PEZ learning rate / std of the vocabulary embeddings (default: the agent's, 1.0)",
+    "unembed_metric": "distance of the soft prompt's nearest-token readout",
+}
+
+# Hand-written instructions of about 5, 20 and 100 tokens; a length uses the nearest one.
+NATURAL_PROMPTS = {
+    5: "Answer yes or no.",
+    20: "Read the passage below, then answer the question after it with a single word: yes or no.",
+    100: ("You will read a short passage taken from Wikipedia, followed by a question about it. The question "
+          "can always be answered with yes or no. Read the whole passage carefully and find the sentences that "
+          "talk about what the question asks. Do not rely on what you already know about the topic; use only the "
+          "facts that the passage states. If the passage says that the statement in the question is true, answer "
+          "yes. If the passage says that it is false, answer no. Reply with one word only."),
+}
+
+# Figure 2 of the paper (T5-small, GPT2-XL). PEZ's 38% is one figure for every length ("same as no
+# prompt"); the soft prompt's best, 62%, is given for 20 and 100 tokens only.
+PAPER_ACCURACY = {("soft-prompt", 20): 0.62, ("soft-prompt", 100): 0.62, ("pez", 5): 0.38, ("pez", 20): 0.38,
+                  ("pez", 100): 0.38, ("no-prompt", 0): 0.38}
+PAPER_PERPLEXITY = {("natural", 100): 2.82, ("soft-prompt", 100): 6.12, ("pez", 100): 5.15,
+                    ("natural", 20): 2.49, ("soft-prompt", 20): 5.64, ("pez", 20): 6.45,
+                    ("natural", 5): 2.60, ("soft-prompt", 5): 6.18, ("pez", 5): 8.09}
+METHOD_ORDER = ("soft-prompt", "pez", "natural", "no-prompt")
+METRICS = ("test_accuracy", "predicted_yes", "unembedded_test_accuracy", "prompt_perplexity",
+           "prompt_log_perplexity")
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from rlprompt_interp.sweeps import add_mode_arguments, apply_mode
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_mode_arguments(parser, {"quick": "embedded SmolLM2-135M on CPU, FewGLUE data, a few steps (default)",
+                                "full": "the paper's models and data"})
+    for key, quick in MODES["quick"].items():  # every setting of a mode can be overridden
+        full = MODES["full"][key]
+        flag, options = "--" + key.replace("_", "-"), {}
+        if isinstance(quick, list):
+            options = dict(nargs="+", type=str if key == "methods" else int)
+            if key == "methods":
+                options["choices"] = TRAINED
+        elif key in ("soft_lr_scale", "pez_lr_scale"):
+            options = dict(type=float)
+        elif key in ("eval_limit", "dev_limit"):
+            options = dict(type=int)
+        elif key == "unembed_metric":
+            options = dict(choices=("euclidean", "cosine", "dot"))
+        else:
+            options = dict(type=type(quick))
+        parser.add_argument(flag, default=None, help=f"{MODE_HELP[key]} (quick: {quick}, full: {full})", **options)
+    parser.add_argument("--output", help=f"output folder (default: <repo>/runs/{SCRIPT}-<mode>)")
+    parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
+    parser.add_argument("--progress", action="store_true", help="show the agents' training progress bars")
+    args = apply_mode(parser.parse_args(argv), MODES)
+    args.output = Path(args.output or ROOT / "runs" / f"{SCRIPT}-{args.mode}")
+    for name in ("steps", "batch_size", "eval_every", "eval_batch_size"):
+        if getattr(args, name) < (0 if name == "steps" else 1):
+            parser.error(f"--{name.replace('_', '-')} must be {'non-negative' if name == 'steps' else 'positive'}")
+    if any(length < 1 for length in args.lengths):
+        parser.error(f"prompt lengths must be positive, got {args.lengths}")
+    return args
+
+
+def sweep_config(args: argparse.Namespace) -> dict:
+    """Settings every cell shares; a re-run with other values into the same folder is refused."""
+    keys = [key for key in MODES["quick"] if key not in ("methods", "lengths", "seeds", "eval_batch_size")]
+    return {"script": SCRIPT, "mode": args.mode, **{key: getattr(args, key) for key in keys},
+            "natural_prompts": NATURAL_PROMPTS}
+
+
+def natural_prompt(length: int) -> str:
+    """The hand-written prompt whose nominal length is nearest ``length``."""
+    return NATURAL_PROMPTS[min(NATURAL_PROMPTS, key=lambda n: (abs(n - length), n))]
+
+
+def cells(args: argparse.Namespace) -> list[dict]:
+    """Trained cells for every (method, length, seed), then the natural prompts and no prompt."""
+    from rlprompt_interp.sweeps import grid
+
+    return (grid(method=list(args.methods), length=list(args.lengths), seed=list(args.seeds))
+            + grid(method=["natural"], length=list(args.lengths), seed=[0])
+            + [{"method": "no-prompt", "length": 0, "seed": 0}])
+
+
+# --------------------------------------------------------------------------- one cell
+
+
+def build_agent(args: argparse.Namespace, method: str):
+    from rlprompt_interp.agents import get_agent
+
+    options = dict(model=args.model, batch_size=args.batch_size, eval_every=args.eval_every,
+                   eval_batch_size=args.eval_batch_size, dev_limit=args.dev_limit, quiet=not args.progress)
+    scale = args.soft_lr_scale if method == "soft-prompt" else args.pez_lr_scale
+    if scale is not None:
+        options["lr_scale"] = scale
+    if method == "soft-prompt":  # the soft prompt's logged text is then the same readout as the table's
+        options["projection_metric"] = args.unembed_metric
+    return get_agent(method, **options)
+
+
+def readout_figures(scorer, text: str) -> dict:
+    """Perplexity and log-perplexity of a prompt text under the scorer (None for an empty text)."""
+    from rlprompt_interp.perplexity import log_perplexity
+
+    if not text.strip():
+        return {"prompt_perplexity": None, "prompt_log_perplexity": None}
+    log_ppl = float(log_perplexity(scorer, [text])[0])
+    return {"prompt_perplexity": math.exp(log_ppl), "prompt_log_perplexity": log_ppl}
+
+
+def make_run_cell(args: argparse.Namespace, task, lm, scorer):
+    """``run_cell(cell, folder) -> record`` for the sweep, closed over the loaded task and models."""
+    from rlprompt_interp.evaluation import evaluate_prompt
+    from rlprompt_interp.metrics.faithfulness import unembedded_prompt
+    from rlprompt_interp.prompts import LearnedPrompt
+    from rlprompt_interp.sweeps import train_and_evaluate
+
+    def test_report(prompt):
+        return evaluate_prompt(task, lm, prompt, split="test", limit=args.eval_limit,
+                               batch_size=args.eval_batch_size, progress=False)
+
+    def run_cell(cell: dict, folder: Path) -> dict:
+        method = cell["method"]
+        if method in ("natural", "no-prompt"):
+            text = natural_prompt(cell["length"]) if method == "natural" else ""
+            report = test_report(text)
+            return {"prompt": text, "readout": text, "test_accuracy": report.accuracy,
+                    "eval_examples": report.num_examples, "predicted_yes": report.predicted_fraction["true"],
+                    "prompt_tokens": len(lm.tokenizer.encode(text, add_special_tokens=False)),
+                    **readout_figures(scorer, text)}
+        record = train_and_evaluate(build_agent(args, method), task, folder, prompt_length=cell["length"],
+                                    steps=args.steps, seed=cell["seed"], eval_lm=lm, scorer=None,
+                                    eval_split="test", eval_limit=args.eval_limit,
+                                    eval_batch_size=args.eval_batch_size)
+        learned = LearnedPrompt.load(record["learned_prompt"])
+        readout = learned
+        if learned.is_soft:  # f_U(P): the nearest vocabulary token at each position, as text
+            readout = unembedded_prompt(learned, lm, metric=args.unembed_metric)
+            record["unembedded_test_accuracy"] = test_report(readout).accuracy
+        start = next((point for point in learned.curve or [] if point.get("step") == 0 and "prompt" in point), {})
+        record.update(predicted_yes=record["predicted_fraction"]["true"], readout=readout.text,
+                      readout_token_ids=readout.token_ids, prompt_tokens=cell["length"],
+                      initial_readout=start.get("prompt"), **readout_figures(scorer, readout.text))
+        record["readout_changed"] = record["initial_readout"] is None or record["initial_readout"] != readout.text
+        return record
+
+    return run_cell
+
+
+# --------------------------------------------------------------------------- report
+
+
+def summary_rows(records: list[dict]) -> list[dict]:
+    """Mean ± std over seeds per (method, length), in the table's order, with the paper's figures."""
+    from rlprompt_interp.sweep_report import summarize
+
+    rows = summarize([r for r in records if r is not None], by=["method", "length"], metrics=METRICS)
+    for row in rows:
+        key = (row["method"], row["length"])
+        row["paper_accuracy"] = PAPER_ACCURACY.get(key)
+        row["paper_perplexity"] = PAPER_PERPLEXITY.get(key)
+        first = min(row["records"], key=lambda r: r["cell"]["seed"])
+        row["sample_readout"] = first.get("readout", "")
+    rows.sort(key=lambda row: (METHOD_ORDER.index(row["method"]), row["length"]))
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    from rlprompt_interp.sweep_report import (
+        format_mean_std,
+        format_number,
+        markdown_table,
+    )
+
+    def mean_std(metric, digits=3):
+        return lambda row: format_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], digits)
+
+    def sample(row):
+        text = row["sample_readout"]
+        return repr(text if len(text) <= 80 else text[:77] + "...") if text else "(none)"
+
+    columns = [("method", lambda r: r["method"]), ("length", lambda r: r["length"] or "-"),
+               ("test acc", mean_std("test_accuracy")), ("predicted yes", mean_std("predicted_yes", 2)),
+               ("unembedded acc", mean_std("unembedded_test_accuracy")),
+               ("ppl", mean_std("prompt_perplexity", 1)), ("log-ppl", mean_std("prompt_log_perplexity", 2)),
+               ("paper acc", lambda r: format_number(r["paper_accuracy"], 2)),
+               ("paper ppl (their scale)", lambda r: format_number(r["paper_perplexity"], 2)),
+               ("seeds", lambda r: r["n"]), ("prompt text (first seed)", sample)]
+    return markdown_table(rows, columns)
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    """Test accuracy and log-perplexity against prompt length, the paper's figures dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (acc_ax, ppl_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = {"soft-prompt": "tab:blue", "pez": "tab:orange", "natural": "tab:green", "no-prompt": "grey"}
+    markers = {"soft-prompt": "o", "pez": "s", "natural": "^"}  # distinct, so coinciding points stay visible
+    for method in METHOD_ORDER[:3]:
+        members = sorted((r for r in rows if r["method"] == method), key=lambda r: r["length"])
+        if not members:
+            continue
+        lengths = [r["length"] for r in members]
+        acc_ax.errorbar(lengths, [r["test_accuracy_mean"] for r in members],
+                        yerr=[r["test_accuracy_std"] for r in members], marker=markers[method], capsize=3,
+                        markerfacecolor="none" if method == "pez" else None, markersize=9 if method == "pez" else 6,
+                        color=colours[method], label=method)
+        ppl_ax.errorbar(lengths, [r["prompt_log_perplexity_mean"] for r in members],
+                        yerr=[r["prompt_log_perplexity_std"] for r in members], marker=markers[method], capsize=3,
+                        markerfacecolor="none" if method == "pez" else None, markersize=9 if method == "pez" else 6,
+                        color=colours[method], label=f"{method} (measured log-ppl)")
+        paper_acc = [(r["length"], r["paper_accuracy"]) for r in members if r["paper_accuracy"] is not None]
+        paper_ppl = [(r["length"], r["paper_perplexity"]) for r in members if r["paper_perplexity"] is not None]
+        if paper_acc:
+            acc_ax.plot(*zip(*paper_acc), linestyle="--", marker="x", color=colours[method], alpha=0.6,
+                        label=f"{method} (paper)")
+        if paper_ppl:
+            ppl_ax.plot(*zip(*paper_ppl), linestyle="--", marker="x", color=colours[method], alpha=0.6,
+                        label=f"{method} (paper, their scale)")
+    baseline = [r for r in rows if r["method"] == "no-prompt"]
+    if baseline:
+        acc_ax.axhline(baseline[0]["test_accuracy_mean"], color="grey", linestyle=":", label="no prompt")
+    lengths = sorted({r["length"] for r in rows if r["method"] != "no-prompt"})
+    for ax in (acc_ax, ppl_ax):
+        ax.set_xscale("log")
+        ax.set_xticks(lengths, [str(length) for length in lengths])
+        ax.minorticks_off()
+        ax.set_xlabel("prompt length (tokens)")
+        ax.legend(fontsize=7)
+    acc_ax.set(ylabel="test accuracy", title="BoolQ accuracy")
+    ppl_ax.set(ylabel="log-perplexity of the prompt text", title="prompt perplexity (readout text)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def setup_notes(args: argparse.Namespace, lm, scorer, task, records: list[dict]) -> list[str]:
+    """What the numbers were measured on, plainly, with the ways it differs from the paper."""
+    test_sizes = sorted({r["eval_examples"] for r in records if r and r.get("eval_examples")})
+    notes = [(f"- mode `{args.mode}`: task LM `{lm.spec}`, perplexity scorer `{scorer.spec}`, {args.steps} steps at "
+              f"batch {args.batch_size}, dev evaluation every {args.eval_every} steps, seeds {list(args.seeds)}; "
+              f"soft prompt lr scale {args.soft_lr_scale or 'agent default (0.1)'}, PEZ lr scale "
+              f"{args.pez_lr_scale or 'agent default (1.0)'} (× std of the vocabulary embeddings).")]
+    if not lm.is_encoder_decoder:
+        notes.append(f"- The task LM `{lm.spec}` is a causal LM: the answer is read from the \" yes\"/\" no\" "
+                     "logits of the next token after `Answer:`. The paper uses T5-small and reads them at the first "
+                     "decoder step (this script's `--full` path).")
+    if scorer.spec != "gpt2-xl":
+        notes.append(f"- Perplexity is scored by `{scorer.spec}`, not the paper's GPT2-XL.")
+    if args.data_dir == HUB:
+        notes.append("- Data: super_glue/boolq from the hub; test = its validation split, dev = the last 500 training "
+                     "examples (picks the best prompt during training), train = the rest.")
+    else:
+        notes.append(f"- Data: FewGLUE's 32 BoolQ examples ({args.data_dir}), shuffled with seed 0 and cut into "
+                     "16 train / 8 dev / 8 test. Dev picks the best prompt during training, so it is not scored; "
+                     f"test accuracy is over {' / '.join(map(str, test_sizes)) or '?'} examples (one example = "
+                     f"{1 / test_sizes[0] if test_sizes else math.nan:.3f}), so a difference of one or two examples "
+                     "is noise.")
+    labels = task.load_split("test", limit=args.eval_limit)["label"]
+    yes = sum(labels) / max(len(labels), 1)
+    notes.append(f"- The test examples scored here are {yes:.1%} yes: always answering yes scores {yes:.3f}, always "
+                 f"no {1 - yes:.3f}. BoolQ's validation split is 62.2% yes (SuperGLUE's majority baseline), so the "
+                 "paper's 62% and 38% match the always-yes and always-no accuracies; `predicted yes` (the "
+                 "fraction of test examples answered yes) shows whether a prompt does more than pick one answer.")
+    notes.append("- `ppl` is exp(mean NLL per token) of the prompt text (soft prompt: its nearest-token readout under "
+                 f"the {args.unembed_metric} distance; PEZ: its tokens; natural: the hand-written text), `log-ppl` its "
+                 "log. The paper's figures (2.5–8) read like log-perplexity; compare them with `log-ppl`.")
+    notes.append("- `unembedded acc`: the soft prompt's readout text used as a discrete prompt (the performance "
+                 "differential is its gap to `test acc`).")
+    unchanged = [r["cell"] for r in records if r and r.get("readout_changed") is False]
+    if unchanged:
+        names = ", ".join(f"{c['method']} L={c['length']} seed {c['seed']}" for c in unchanged)
+        notes.append(f"- The readout text of {len(unchanged)} trained prompt(s) is still the random initial tokens "
+                     f"({names}): training never moved the prompt (or PEZ's projection) to other nearest tokens, "
+                     "so their perplexity is that of random vocabulary tokens (soft prompt and PEZ start from the "
+                     "same tokens for a given seed and length).")
+    return notes
+
+
+def results_markdown(args, lm, scorer, task, records, rows) -> str:
+    lines = [f"# BoolQ: soft prompt vs PEZ by prompt length ({args.mode} mode)", "",
+             "Reproduces Figure 2 of \"Towards Interpretable Soft Prompts\" (Patel et al. 2025).", "",
+             *setup_notes(args, lm, scorer, task, records), "", table(rows), "",
+             ("Paper (T5-small, GPT2-XL scorer, full BoolQ): soft prompt best accuracy 62% (20 and 100 tokens), "
+              "PEZ 38% (the same as no prompt); perplexity natural / soft / PEZ: 100 tokens 2.82 / 6.12 / 5.15, "
+              "20 tokens 2.49 / 5.64 / 6.45, 5 tokens 2.60 / 6.18 / 8.09 (their scale, likely log-perplexity)."), "",
+             "Natural prompts:", *[f"- ~{n} tokens: {text!r}" for n, text in NATURAL_PROMPTS.items()]]
+    missing = [r for r in records if r is None]
+    if missing:
+        lines += ["", f"{len(missing)} cells have no result yet (run the script again to finish them)."]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from rlprompt_interp.models import load_lm, process_state
+    from rlprompt_interp.sweeps import Sweep, write_json_atomic
+    from rlprompt_interp.tasks import get_task
+
+    task = get_task("boolq", data_dir=None if args.data_dir == HUB else args.data_dir)
+    lm = load_lm(args.model, role="task")
+    scorer = load_lm(args.scorer, role="scorer")
+    if scorer.is_encoder_decoder:
+        raise SystemExit(f"--scorer must be a causal LM to score perplexity; {scorer.spec!r} is an encoder-decoder")
+    all_cells = cells(args)
+    print(f"{SCRIPT} ({args.mode}): task LM {lm.spec}, scorer {scorer.spec}, {len(all_cells)} cells -> {args.output}",
+          flush=True)
+    records = Sweep(args.output, all_cells, make_run_cell(args, task, lm, scorer), config=sweep_config(args)).run(
+        log=lambda line: print(line, flush=True))
+    if not process_state().is_main_process:
+        return 0
+    rows = summary_rows(records)
+    write_json_atomic(args.output / "results.json", {
+        "config": sweep_config(args), "cells": all_cells, "records": records,
+        "summary": [{k: v for k, v in row.items() if k != "records"} for row in rows],
+        "paper": {"accuracy": [[*k, v] for k, v in PAPER_ACCURACY.items()],
+                  "perplexity": [[*k, v] for k, v in PAPER_PERPLEXITY.items()]}})
+    (args.output / "results.md").write_text(results_markdown(args, lm, scorer, task, records, rows))
+    plot(rows, args.output / f"{SCRIPT}.png")
+    print(table(rows))
+    print(f"written: {args.output / 'results.json'}, {args.output / 'results.md'}, {args.output / (SCRIPT + '.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

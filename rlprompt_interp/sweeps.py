@@ -1,0 +1,164 @@
+"""Resumable experiment grids: one folder per cell, cells shared among processes.
+
+An experiment script lists its cells (plain dicts of parameters, e.g. ``{"length": 5, "seed": 0}``)
+and a function that runs one cell into its folder and returns a JSON-able record. :class:`Sweep`
+runs the cells this process owns, writes each record atomically as ``result.json`` in the cell's
+folder, and skips cells that already have one, so re-running a script only does what is missing.
+A cell killed half-way leaves its training checkpoint behind; the cell function resumes it
+(:func:`train_and_evaluate` does this for every agent).
+
+Under ``accelerate launch`` (several GPUs or machines) process *i* of *n* runs cells *i, i+n, ...*;
+all processes then wait for each other and read every record back, so any of them can summarise.
+
+    sweep = Sweep("runs/sst2", cells=grid(length=[5, 15], seed=[0, 1]), run_cell=my_cell,
+                  config={"steps": 100})
+    records = sweep.run()
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+RESULT_FILE = "result.json"
+SWEEP_FILE = "sweep.json"
+CHECKPOINT_FILE = "checkpoint.pt"  # the agents' training checkpoint (SQLTrainer and continuous agents)
+
+
+def add_mode_arguments(parser, descriptions: Mapping[str, str]) -> None:
+    """``--quick`` / ``--full`` (or whatever modes ``descriptions`` names), the first one the default."""
+    group = parser.add_mutually_exclusive_group()
+    for name, description in descriptions.items():
+        group.add_argument(f"--{name}", dest="mode", action="store_const", const=name, help=description)
+    parser.set_defaults(mode=next(iter(descriptions)))
+
+
+def apply_mode(args, modes: Mapping[str, Mapping[str, Any]]):
+    """Fill every setting the command line left at None with the chosen mode's value."""
+    for key, value in modes[args.mode].items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return args
+
+
+class SweepConfigError(ValueError):
+    """The output folder holds a sweep run with other settings."""
+
+
+def grid(**axes: Sequence) -> list[dict]:
+    """Every combination of the axes, in the order given: ``grid(a=[1, 2], b=["x"])``."""
+    names = list(axes)
+    return [dict(zip(names, values)) for values in itertools.product(*(axes[name] for name in names))]
+
+
+def cell_name(cell: Mapping[str, Any]) -> str:
+    """A folder name that reads as the cell: ``length=5,seed=0`` (unsafe characters replaced)."""
+    parts = [f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}" for key, value in cell.items()]
+    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", ",".join(parts))
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write through a temporary file and rename, so a killed process never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Sweep:
+    """Runs ``run_cell(cell, folder) -> dict`` for each cell not finished yet; see the module docstring.
+
+    ``config`` holds the settings every cell shares (mode, models, steps...). It is stored in the
+    output folder, and resuming with different settings is refused rather than mixing runs.
+    """
+
+    def __init__(self, output_dir: str | Path, cells: Sequence[Mapping[str, Any]],
+                 run_cell: Callable[[dict, Path], dict], *, config: Mapping[str, Any] | None = None):
+        names = [cell_name(cell) for cell in cells]
+        if len(set(names)) != len(names):
+            raise ValueError("two cells of the sweep have the same parameters")
+        self.output_dir = Path(output_dir)
+        self.cells = [dict(cell) for cell in cells]
+        self.run_cell = run_cell
+        self.config = json.loads(json.dumps(dict(config or {}), default=str))  # as it reads back from disk
+
+    def folder(self, cell: Mapping[str, Any]) -> Path:
+        return self.output_dir / "cells" / cell_name(cell)
+
+    def record(self, cell: Mapping[str, Any]) -> dict | None:
+        """The finished cell's record, or None."""
+        path = self.folder(cell) / RESULT_FILE
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def check_config(self) -> None:
+        path = self.output_dir / SWEEP_FILE
+        if path.is_file():
+            stored = json.loads(path.read_text())
+            changed = sorted(key for key in set(stored) | set(self.config) if stored.get(key) != self.config.get(key))
+            if changed:
+                details = ", ".join(f"{key}: {stored.get(key)!r} -> {self.config.get(key)!r}" for key in changed)
+                raise SweepConfigError(
+                    f"{self.output_dir} holds a sweep run with other settings ({details}); finished cells would "
+                    f"mix with new ones. Use another --output, or the settings it was run with")
+
+    def run(self, *, log: Callable[[str], None] = print) -> list[dict]:
+        """Run this process's unfinished cells; return every cell's record (None where one is missing)."""
+        from .models import process_state
+
+        state = process_state()
+        self.check_config()
+        if state.is_main_process:
+            write_json_atomic(self.output_dir / SWEEP_FILE, self.config)
+        mine = self.cells[state.process_index::state.num_processes]
+        for number, cell in enumerate(mine, 1):
+            folder = self.folder(cell)
+            if self.record(cell) is not None:
+                log(f"[{number}/{len(mine)}] {cell_name(cell)}: done, read back")
+                continue
+            resumed = " (resuming)" if any(folder.rglob(CHECKPOINT_FILE)) else ""
+            log(f"[{number}/{len(mine)}] {cell_name(cell)}: running{resumed}")
+            record = self.run_cell(dict(cell), folder)
+            write_json_atomic(folder / RESULT_FILE, {"cell": cell, **record})
+        state.wait_for_everyone()
+        return [self.record(cell) for cell in self.cells]
+
+
+def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, steps: int, seed: int, eval_lm,
+                       scorer=None, eval_split: str = "test", eval_limit: int | None = None,
+                       eval_batch_size: int = 32) -> dict:
+    """Fit ``agent`` into ``folder/train`` (resuming a checkpoint left there), then score the learned
+    prompt on ``eval_split`` with ``eval_lm`` and its text's perplexity under ``scorer``.
+
+    The record holds the prompt (text and ids), test accuracy, prompt perplexity, the dev scores and
+    the dev part of the training curve; the learned prompt (with its full curve) stays in ``folder/train``.
+    """
+    from .evaluation import evaluate_prompt
+    from .perplexity import perplexity
+
+    train_dir = Path(folder) / "train"
+    started = time.time()
+    learned = agent.fit(task, prompt_length=prompt_length, steps=steps, seed=seed, output_dir=train_dir,
+                        resume=(train_dir / CHECKPOINT_FILE).is_file())
+    train_seconds = time.time() - started
+    report = evaluate_prompt(task, eval_lm, learned, split=eval_split, limit=eval_limit, batch_size=eval_batch_size,
+                             progress=False)
+    prompt_ppl = float(perplexity(scorer, [learned.text])[0]) if scorer is not None and learned.text.strip() else None
+    dev_curve = [{k: v for k, v in row.items() if k == "step" or k.startswith("dev")}
+                 for row in learned.curve or [] if any(k.startswith("dev") for k in row)]
+    return {"prompt": learned.text, "token_ids": learned.token_ids, "soft": learned.embeddings is not None,
+            f"{eval_split}_accuracy": report.accuracy, "eval_examples": report.num_examples,
+            "predicted_fraction": report.predicted_fraction, "prompt_perplexity": prompt_ppl,
+            "scores": learned.scores, "dev_curve": dev_curve, "train_seconds": train_seconds,
+            "eval_seconds": time.time() - started - train_seconds, "learned_prompt": str(train_dir)}
