@@ -24,8 +24,8 @@ SUBCOMMAND_MODULES: list[str] = ["rlprompt_interp.cli_train", "rlprompt_interp.c
 def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("task")
     group.add_argument("--task", required=True,
-                       help="a built-in task (sst-2, sst-5, agnews, subj, trec), a task.json file, or the name "
-                            "of a new task given with --data-files")
+                       help="a built-in task (sst-2, sst-5, agnews, subj, trec, boolq, cb, rte, copa, wsc), a "
+                            "task.json file, or the name of a new task given with --data-files")
     group.add_argument("--data-dir", help="local data in RLPrompt's few-shot layout (<task>/<seed>/{train,dev}.tsv, "
                                           "<task>/test.tsv); without it the task is read from the hub")
     group.add_argument("--seed-split", default="16-42", help="which few-shot split of --data-dir (default 16-42)")

