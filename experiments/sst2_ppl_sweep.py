@@ -9,7 +9,7 @@ an extra arm where the policy may only pick tokens among its frozen LM's top-k (
 constraint) with the accuracy reward alone. Each learned prompt is scored on the SST-2 test split
 by the task LM, and its perplexity is measured under the scorer.
 
-    python experiments/sst2_ppl_sweep.py --quick   # embedded SmolLM2-135M for every role, CPU, ~30 min
+    python experiments/sst2_ppl_sweep.py --quick   # embedded SmolLM2-135M for every role, CPU, ~35 min
     python experiments/sst2_ppl_sweep.py --full    # distilgpt2 policy and task LM, gpt2-xl scorer, 12k steps
     accelerate launch experiments/sst2_ppl_sweep.py --full   # cells spread over the launched processes
 
@@ -36,7 +36,7 @@ from rlprompt_interp.sweeps import (Sweep, add_mode_arguments, apply_mode, train
                                     write_json_atomic)
 
 MODES = {
-    # The embedded model in every role, a budget two CPU cores finish in about half an hour.
+    # The embedded model in every role: 34 min measured with one CPU thread.
     "quick": dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", steps=12,
                   seeds=[0, 1], prompts_per_step=8, examples_per_step=16, lr=1e-3, eval_every=6, eval_limit=300,
                   fluent_top_k=20),
