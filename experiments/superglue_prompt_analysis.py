@@ -68,18 +68,9 @@ PAPER_INIT_TEXTS = {
 # Table 1 of the paper (bloomz-560m, hidden size 1024): average norm and variance of the learned prompts per task.
 PAPER_NORMS = {"cb": (119.2, 1.31), "rte": (107.7, 3.5), "copa": (111.2, 38.5), "wsc": (135.3, 3.8)}
 TRANSFER_FILE = "transfer.json"
-FILL_SEED = 0  # draws the random positions before the init text, the same for every cell
-
-
-class SharedStartSoftPrompt(SoftPromptAgent):
-    """Soft prompt tuning where every cell of a task starts from one prompt, as in the paper (its runs had
-    "the same initial conditions"): the random positions before the init text come from ``FILL_SEED``
-    rather than the cell's seed, so seeds differ only in training (batch order), and prompts of different
-    tasks differ only in their init text, not in a seed-dependent random part that would make same-seed
-    prompts of different tasks look alike."""
-
-    def initial_prompt(self, lm, prompt_length: int, generator: torch.Generator) -> torch.Tensor:
-        return super().initial_prompt(lm, prompt_length, torch.Generator().manual_seed(FILL_SEED))
+# Every cell of a task starts from one prompt, as in the paper ("the same initial conditions"): the random
+# positions before the init text come from this seed, not the cell's, so seeds differ only in batch order.
+FILL_SEED = 0
 
 
 class ExperimentError(ValueError):
@@ -176,10 +167,10 @@ def make_cell_runner(args, tasks: dict, lm, init_ids: dict):
 
     def run_cell(cell: dict, folder: Path) -> dict:
         name = cell["task"]
-        agent = SharedStartSoftPrompt(model=args.model, dtype=args.dtype, lr=args.lr, batch_size=args.batch_size,
-                                      eval_every=args.eval_every, eval_batch_size=args.eval_batch_size,
-                                      dev_limit=args.dev_limit, patience=args.patience, init="text",
-                                      init_text=args.init_texts[name], quiet=True)
+        agent = SoftPromptAgent(model=args.model, dtype=args.dtype, lr=args.lr, batch_size=args.batch_size,
+                                eval_every=args.eval_every, eval_batch_size=args.eval_batch_size,
+                                dev_limit=args.dev_limit, patience=args.patience, init="text",
+                                init_text=args.init_texts[name], init_seed=FILL_SEED, quiet=True)
         record = train_and_evaluate(agent, tasks[name], folder, prompt_length=args.prompt_length, steps=args.steps,
                                     seed=cell["seed"], eval_lm=lm, eval_split=args.transfer_split,
                                     eval_limit=args.eval_limit, eval_batch_size=args.eval_batch_size)

@@ -128,11 +128,13 @@ def test_settings_errors_name_the_fix(tmp_path):
 def test_every_seed_starts_from_the_same_prompt(tiny_gpt2):
     import torch
 
+    from rlprompt_interp.agents.soft_prompt import SoftPromptAgent
+
     script = load_experiment("superglue_prompt_analysis")
-    agent = script.SharedStartSoftPrompt(model="tiny-gpt2", init="text", init_text="is it true")
+    agent = SoftPromptAgent(model="tiny-gpt2", init="text", init_text="is it true", init_seed=script.FILL_SEED)
     starts = [agent.initial_prompt(tiny_gpt2, 6, torch.Generator().manual_seed(seed)) for seed in (0, 1)]
     assert torch.equal(starts[0], starts[1])
     table = tiny_gpt2.model.get_input_embeddings().weight
     assert torch.equal(starts[0][3:], table[tiny_gpt2.tokenizer.encode("is it true")])  # the text fills the end
-    other = script.SharedStartSoftPrompt(model="tiny-gpt2", init="text", init_text="yes or no")
+    other = SoftPromptAgent(model="tiny-gpt2", init="text", init_text="yes or no", init_seed=script.FILL_SEED)
     assert torch.equal(other.initial_prompt(tiny_gpt2, 6, torch.Generator().manual_seed(5))[:2], starts[0][:2])

@@ -55,6 +55,7 @@ class ContinuousConfig:
     patience: int | None = None  # dev evaluations without improvement before stopping; None: never stop early
     init: str = "random-vocab"
     init_text: str | None = None
+    init_seed: int | None = None  # draws the random initial positions; None: the training seed
     projection_metric: str = "dot"
     quiet: bool = False
 
@@ -159,6 +160,8 @@ class ContinuousPromptAgent(Agent):
         return prompt_length
 
     def initial_prompt(self, lm: LoadedModel, prompt_length: int, generator: torch.Generator) -> torch.Tensor:
+        if self.config.init_seed is not None:  # one start for every training seed (seeds then differ in batches only)
+            generator = torch.Generator().manual_seed(self.config.init_seed)
         return initial_embeddings(lm, self.config, prompt_length, generator)
 
     def step_prompt(self, lm: LoadedModel, prompt: torch.Tensor) -> tuple[torch.Tensor, list[int] | None]:
@@ -353,6 +356,9 @@ def add_continuous_arguments(group) -> None:
                             "(default: text when --init-text is given)")
     group.add_argument("--init-text", default=None,
                        help="(soft-prompt, pez) e.g. ' It was'; placed at the end of the prompt, random tokens before it")
+    group.add_argument("--init-seed", type=int, default=None,
+                       help="(soft-prompt, pez) seed of the random initial positions (default: --seed), so runs "
+                            "with different --seed can share one start")
     group.add_argument("--projection-metric", choices=PROJECTION_METRICS, default=None,
                        help="(soft-prompt, pez, wayward) nearest-token projection f_U (default: dot; pez cosine, "
                             "as in Wen et al.)")
@@ -363,7 +369,7 @@ def config_options(args: argparse.Namespace) -> dict:
     options = dict(model=args.model, dtype=args.dtype, lr=args.lr, optimizer=args.optimizer,
                    weight_decay=args.weight_decay, batch_size=args.batch_size_train, eval_every=args.eval_every,
                    eval_batch_size=args.eval_batch_size, dev_limit=args.dev_limit, patience=args.patience,
-                   init_text=args.init_text, quiet=args.quiet)
+                   init_text=args.init_text, init_seed=args.init_seed, quiet=args.quiet)
     options["init"] = args.init or ("text" if args.init_text else "random-vocab")
     for name in ("lr_scale", "projection_metric"):  # unset: the agent's own default
         if getattr(args, name) is not None:
