@@ -85,9 +85,13 @@ def test_cells_are_shared_between_processes_under_torchrun(tmp_path):
         "def run_cell(cell, folder):\n"
         "    return {'rank': int(os.environ['RANK'])}\n"
         "records = Sweep(sys.argv[1], grid(x=[0, 1, 2, 3]), run_cell).run(log=lambda _: None)\n"
-        "print('RECORDS', os.environ['RANK'], json.dumps([r['rank'] for r in records]), flush=True)\n")
+        "seen = [r['rank'] for r in records]\n"
+        "with open(os.path.join(sys.argv[2], 'seen-' + os.environ['RANK'] + '.json'), 'w') as f:\n"
+        "    json.dump(seen, f)\n")
+    # Each process reports through its own file: two processes printing to one pipe can interleave.
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             str(script), str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+                             str(script), str(tmp_path / "out"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = sorted(line for line in result.stdout.splitlines() if line.startswith("RECORDS"))
-    assert lines == ["RECORDS 0 [0, 1, 0, 1]", "RECORDS 1 [0, 1, 0, 1]"]  # process i ran cells i, i+2
+    for rank in (0, 1):  # process i ran cells i, i+2, and both read all four records back
+        assert json.loads((tmp_path / f"seen-{rank}.json").read_text()) == [0, 1, 0, 1]
