@@ -9,8 +9,6 @@ plus ``embeddings.safetensors`` when there are embeddings.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import __version__
+from .atomic import write_atomic
 
 PROMPT_FILE = "prompt.json"
 EMBEDDINGS_FILE = "embeddings.safetensors"
@@ -60,9 +59,9 @@ class LearnedPrompt:
         payload.pop("embeddings")
         payload["has_embeddings"] = self.embeddings is not None
         if self.embeddings is not None:
-            _atomic(folder / EMBEDDINGS_FILE,
+            write_atomic(folder / EMBEDDINGS_FILE,
                     lambda path: save_file({"embeddings": self.embeddings.detach().float().cpu().contiguous()}, path))
-        _atomic(folder / PROMPT_FILE, lambda path: Path(path).write_text(json.dumps(payload, indent=2, default=float)))
+        write_atomic(folder / PROMPT_FILE, lambda path: Path(path).write_text(json.dumps(payload, indent=2, default=float)))
         return folder
 
     @classmethod
@@ -75,15 +74,3 @@ class LearnedPrompt:
         has_embeddings = payload.pop("has_embeddings", False)
         embeddings = load_file(str(folder / EMBEDDINGS_FILE))["embeddings"] if has_embeddings else None
         return cls(embeddings=embeddings, **payload)
-
-
-def _atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same folder and rename, so a crash leaves no half file."""
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(handle)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -22,6 +22,7 @@ from typing import Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
+from .atomic import write_atomic
 from .models import LoadedModel, ModelLoadError, cache_dir, load_lm
 from .sentence_embeddings import DEFAULT_ENCODER, embed_sentences
 
@@ -179,10 +180,7 @@ def cached_embeddings(encoder: LoadedModel, texts: Sequence[str], *, batch_size:
         return load_file(str(path))["embeddings"]
     embeddings = embed_sentences(encoder, texts, batch_size=batch_size, progress=progress)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        save_file({"embeddings": embeddings.contiguous()}, str(tmp))
-        os.replace(tmp, path)
+        write_atomic(path, lambda tmp: save_file({"embeddings": embeddings.contiguous()}, tmp))
     return embeddings
 
 

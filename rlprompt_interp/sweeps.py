@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+
+from .atomic import write_json_atomic
 
 RESULT_FILE = "result.json"
 SWEEP_FILE = "sweep.json"
@@ -61,20 +61,6 @@ def cell_name(cell: Mapping[str, Any]) -> str:
     """A folder name that reads as the cell: ``length=5,seed=0`` (unsafe characters replaced)."""
     parts = [f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}" for key, value in cell.items()]
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", ",".join(parts))
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write through a temporary file and rename, so a killed process never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Sweep:

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from conftest import empty_folder, load_experiment, result_times, run_until_killed
+from rlprompt_interp.prompts import LearnedPrompt
 
 
 def tiny_args(data_dir, output):
@@ -28,6 +29,7 @@ def test_sweep_writes_table_json_plot_and_resumes_a_killed_cell(sst_files, tmp_p
         assert 0 <= record["test_accuracy"] <= 1 and record["eval_examples"] == 4
         assert record["prompt_perplexity"] > 1 and record["prompt"]
         assert [point["step"] for point in record["dev_curve"]] == [1, 2]
+        assert LearnedPrompt.load(record["learned_prompt"]).text == record["prompt"]  # the folder eval reads
     assert [(row["ppl_coef"], row["acc_coef"], row["fluent_top_k"]) for row in results["summary"]] == [
         (0.0, 1.0, 0), (1.0, 0.0, 0), (0.0, 1.0, 5)]
     table = (output / "results.md").read_text()

@@ -9,7 +9,11 @@ from ..tasks import ClassificationTask
 
 
 class Agent(ABC):
-    """Learns a prompt for a task: ``fit(task, prompt_length=..., steps=..., seed=...) -> LearnedPrompt``."""
+    """Learns a prompt for a task: ``fit(task, prompt_length=..., steps=..., seed=...) -> LearnedPrompt``.
+
+    Given ``output_dir=``, ``fit`` keeps its checkpoint there and saves the returned prompt there too,
+    so the folder is what ``rlprompt-interp eval --learned`` reads.
+    """
 
     name: str = "agent"
 

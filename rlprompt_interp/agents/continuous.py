@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from ..evaluation import evaluate_prompt
 from ..models import LoadedModel, load_lm
-from ..prompts import LearnedPrompt, _atomic
+from ..atomic import write_atomic
+from ..prompts import LearnedPrompt
 from ..scoring import segment_example, soft_prompt_logits
 from ..tasks import ClassificationTask
 from .base import Agent
@@ -312,7 +313,7 @@ def save_checkpoint(path: Path, prompt: torch.Tensor, optimizer: torch.optim.Opt
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"method": method, "prompt_length": prompt_length, "prompt": prompt.detach().cpu(),
                "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "state": asdict(state)}
-    _atomic(path, lambda tmp: torch.save(payload, tmp))
+    write_atomic(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: Path, prompt: torch.Tensor, optimizer: torch.optim.Optimizer, generator: torch.Generator,

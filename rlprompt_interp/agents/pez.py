@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 
 from ..models import LoadedModel, load_lm
 from ..perplexity import embedded_nll
-from ..prompts import LearnedPrompt, _atomic
+from ..atomic import write_atomic
+from ..prompts import LearnedPrompt
 from .continuous import (ContinuousConfig, ContinuousPromptAgent, ContinuousPromptError, add_continuous_arguments,
                          config_options, embedding_table, nearest_tokens)
 
@@ -84,7 +85,7 @@ class PEZAgent(ContinuousPromptAgent):
         """The continuous prompt whose projection is the learned prompt (the prompt itself stays discrete,
         so every evaluation scores the tokens)."""
         path = Path(output_dir) / CONTINUOUS_FILE
-        _atomic(path, lambda tmp: save_file({"embeddings": best["continuous"].float().contiguous()}, tmp))
+        write_atomic(path, lambda tmp: save_file({"embeddings": best["continuous"].float().contiguous()}, tmp))
 
     def provenance_extra(self) -> dict:
         extra = {"projection_metric": self.config.projection_metric}

@@ -152,8 +152,10 @@ class RLPromptAgent(Agent):
                                   "or choose a new --output")
         if output_dir is not None:
             trainer.on_best = lambda best: self._learned(trainer, task, best).save(Path(output_dir) / "best")
-        best = trainer.train(progress=not self.quiet)
-        return self._learned(trainer, task, best)
+        learned = self._learned(trainer, task, trainer.train(progress=not self.quiet))
+        if output_dir is not None:
+            learned.save(output_dir)
+        return learned
 
     def _learned(self, trainer: SQLTrainer, task: ClassificationTask, best: dict) -> LearnedPrompt:
         scores = {f"dev_{k}": v for k, v in best.items() if k not in ("text", "token_ids", "step")}

@@ -10,8 +10,6 @@ step, best prompt, curve) are written atomically, and ``resume`` continues bit-f
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from ..atomic import write_atomic
 from ..policies import LMAdaptorPolicy
 from ..rewards import PromptBatch, Reward, as_reward, linear_map, zscore_by_key
 from .sql import TargetUpdater, sql_loss
@@ -166,17 +165,7 @@ class SQLTrainer:
 
     def save_checkpoint(self) -> Path:
         """Write ``checkpoint.pt`` through a temporary file and a rename, so a kill leaves the old one intact."""
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.output_dir / CHECKPOINT_FILE
-        handle, tmp = tempfile.mkstemp(dir=self.output_dir, prefix=f".{CHECKPOINT_FILE}.")
-        os.close(handle)
-        try:
-            torch.save(self.state_dict(), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_atomic(self.output_dir / CHECKPOINT_FILE, lambda tmp: torch.save(self.state_dict(), tmp))
 
     def resume(self) -> bool:
         """Load the checkpoint in ``output_dir``; False when there is none (a fresh start)."""
