@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..evaluation import evaluate_prompt
-from ..models import LoadedModel, load_lm
 from ..atomic import write_atomic
+from ..evaluation import evaluate_prompt
+from ..metrics.unembed import unembed, vocabulary_matrix
+from ..models import LoadedModel, load_lm
 from ..prompts import LearnedPrompt
 from ..scoring import segment_example, soft_prompt_logits
 from ..tasks import ClassificationTask
@@ -80,20 +81,17 @@ class ContinuousConfig:
 
 
 def embedding_table(lm: LoadedModel) -> torch.Tensor:
-    """The task LM's input embedding matrix ``[V, d]`` as float32 (frozen, no gradient)."""
-    return lm.model.get_input_embeddings().weight.detach().float()
+    """The task LM's input embeddings ``[V, d]`` as float32, without rows past the tokenizer
+    (T5's padding rows decode to nothing); frozen, no gradient."""
+    return vocabulary_matrix(lm.model, lm.tokenizer).float()
 
 
 def nearest_tokens(vectors: torch.Tensor, table: torch.Tensor, metric: str = "dot") -> torch.Tensor:
-    """``f_U``: the id ``[L]`` of the vocabulary embedding nearest each row of ``vectors`` ``[L, d]``."""
-    vectors = vectors.detach().to(table)
-    if metric == "dot":
-        return (vectors @ table.T).argmax(-1)
-    if metric == "cosine":
-        return (F.normalize(vectors, dim=-1) @ F.normalize(table, dim=-1).T).argmax(-1)
-    if metric == "euclidean":
-        return torch.cdist(vectors[None], table[None])[0].argmin(-1)
-    raise ContinuousPromptError(f"unknown projection metric {metric!r}; choose one of {list(PROJECTION_METRICS)}")
+    """``f_U``: the id ``[L]`` of the vocabulary embedding nearest each row of ``vectors`` ``[L, d]``
+    (the top-1 of the metrics' ``unembed``, so training and the readout project alike)."""
+    if metric not in PROJECTION_METRICS:
+        raise ContinuousPromptError(f"unknown projection metric {metric!r}; choose one of {list(PROJECTION_METRICS)}")
+    return unembed(vectors, table, metric, top_k=1).token_ids[:, 0].to(table.device)
 
 
 def text_ids(lm: LoadedModel, text: str) -> list[int]:

@@ -53,6 +53,7 @@ class PEZAgent(ContinuousPromptAgent):
         return "pez-ppl" if self.config.ppl_weight > 0 else "pez"
 
     def setup(self, lm: LoadedModel, task, prompt_length: int) -> int:
+        self.table = embedding_table(lm)  # projected onto every step: built once
         self.scorer = None
         if self.config.ppl_weight > 0:
             spec = self.config.scorer
@@ -62,23 +63,22 @@ class PEZAgent(ContinuousPromptAgent):
         return prompt_length
 
     def step_prompt(self, lm: LoadedModel, prompt: torch.Tensor):
-        table = embedding_table(lm)
-        ids = nearest_tokens(prompt, table, self.config.projection_metric)  # [L]
-        projected = prompt + (table[ids] - prompt).detach()  # value P̄, gradient to P
+        ids = nearest_tokens(prompt, self.table, self.config.projection_metric)  # [L]
+        projected = prompt + (self.table[ids] - prompt).detach()  # value P̄, gradient to P
         return projected, ids.tolist()
 
     def penalty(self, lm: LoadedModel, prompt: torch.Tensor, seen: torch.Tensor, ids):
         if self.scorer is None:
             return None, {}
         # the scorer's own embeddings of the projected tokens, with the gradient passed on to P
-        scorer_table = self.scorer.model.get_input_embeddings().weight.detach().float()
-        inputs = scorer_table[ids] + (seen - seen.detach())
+        scorer_rows = self.scorer.model.get_input_embeddings().weight.detach()[ids].float()
+        inputs = scorer_rows + (seen - seen.detach())
         log_ppl = embedded_nll(self.scorer, ids, inputs).mean()
         term = log_ppl.exp() if self.config.ppl_form == "perplexity" else log_ppl
         return self.config.ppl_weight * term, {"prompt_log_ppl": log_ppl.item()}
 
     def candidate(self, lm: LoadedModel, prompt: torch.Tensor) -> LearnedPrompt:
-        ids = nearest_tokens(prompt, embedding_table(lm), self.config.projection_metric).tolist()
+        ids = nearest_tokens(prompt, self.table, self.config.projection_metric).tolist()
         return LearnedPrompt(text=lm.tokenizer.decode(ids), token_ids=ids)
 
     def save_extra(self, output_dir: Path, best: dict) -> None:
