@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .atomic import write_atomic
-from .models import LoadedModel, ModelLoadError, cache_dir, load_lm
+from .models import LoadedModel, ModelLoadError, cache_dir, default_device, load_lm
 from .sentence_embeddings import DEFAULT_ENCODER, embed_sentences
 
 CONFIG_NAME = "style_classifier.json"
@@ -164,7 +164,7 @@ def load_style_classifier(spec: str | Path):
             raise StyleClassifierError(f"{folder} holds neither {CONFIG_NAME} (a toolkit classifier) nor config.json "
                                        "(a Hugging Face classifier)")
         else:
-            _LOADED[key] = HubStyleClassifier.load(str(spec))
+            _LOADED[key] = HubStyleClassifier.load(str(spec), device=default_device())  # as the LMs: the GPU when there is one
     return _LOADED[key]
 
 
