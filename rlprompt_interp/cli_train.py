@@ -9,25 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-# agent name -> module with add_arguments(group) and from_cli_args(args)
-AGENT_MODULES = {
-    "rlprompt": "rlprompt_interp.agents.rlprompt",
-    "soft-prompt": "rlprompt_interp.agents.soft_prompt",
-    "pez": "rlprompt_interp.agents.pez",
-    "wayward": "rlprompt_interp.agents.wayward",
-}
 
+def agent_modules() -> dict:
+    """Agent name -> the module of its class (``agents.AGENTS``), which holds ``add_arguments(group)``
+    and ``from_cli_args(args)``."""
+    from .agents import AGENTS
 
-def available_agent_modules() -> dict:
-    """The agent modules that import (an agent still being written is left out, not fatal)."""
-    modules = {}
-    for name, module_name in AGENT_MODULES.items():
-        try:
-            modules[name] = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-    return modules
+    return {name: importlib.import_module(spec.partition(":")[0]) for name, spec in AGENTS.items()}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -36,7 +24,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .models import load_lm
 
     task = build_task(args)
-    agent = available_agent_modules()[args.agent].from_cli_args(args)
+    agent = agent_modules()[args.agent].from_cli_args(args)
     learned = agent.fit(task, prompt_length=args.prompt_length, steps=args.steps, seed=args.seed,
                         output_dir=args.output, resume=args.resume)
     if args.test_eval:
@@ -52,9 +40,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
+    from .agents.continuous import add_continuous_arguments
     from .cli import add_task_arguments
 
-    modules = available_agent_modules()
+    modules = agent_modules()
     train = commands.add_parser("train", help="learn a prompt with one of the agents",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_task_arguments(train)
@@ -74,6 +63,7 @@ def register(commands) -> None:
     common.add_argument("--no-test-eval", dest="test_eval", action="store_false",
                         help="skip the test-split evaluation of the learned prompt")
     common.add_argument("--quiet", action="store_true")
+    add_continuous_arguments(train.add_argument_group("--agent soft-prompt, pez, wayward"))
     for name, module in modules.items():
         module.add_arguments(train.add_argument_group(f"--agent {name}"))
     train.set_defaults(run=cmd_train)

@@ -335,12 +335,9 @@ def load_checkpoint(path: Path, prompt: torch.Tensor, optimizer: torch.optim.Opt
 
 
 def add_continuous_arguments(group) -> None:
-    """Flags shared by soft-prompt, pez and wayward; added once, by whichever agent registers first."""
-    try:
-        group.add_argument("--batch-size-train", type=int, default=16,
-                           help="(soft-prompt, pez, wayward) training examples per step")
-    except argparse.ArgumentError:  # another continuous agent has added them to this parser
-        return
+    """Flags shared by soft-prompt, pez and wayward (``rlprompt-interp train`` adds them once)."""
+    group.add_argument("--batch-size-train", type=int, default=16,
+                       help="(soft-prompt, pez, wayward) training examples per step")
     group.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
                        help="(soft-prompt, pez, wayward) AdamW or transformers' Adafactor at a fixed learning rate")
     group.add_argument("--weight-decay", type=float, default=0.0, help="(soft-prompt, pez, wayward)")

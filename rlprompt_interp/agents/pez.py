@@ -22,8 +22,7 @@ from ..models import LoadedModel, load_lm
 from ..perplexity import embedded_nll
 from ..atomic import write_atomic
 from ..prompts import LearnedPrompt
-from .continuous import (ContinuousConfig, ContinuousPromptAgent, ContinuousPromptError, add_continuous_arguments,
-                         config_options, embedding_table, nearest_tokens)
+from .continuous import (ContinuousConfig, ContinuousPromptAgent, ContinuousPromptError, config_options, embedding_table, nearest_tokens)
 
 PPL_FORMS = ("perplexity", "log-perplexity")
 CONTINUOUS_FILE = "continuous_prompt.safetensors"
@@ -122,7 +121,6 @@ def check_same_vocabulary(lm: LoadedModel, scorer: LoadedModel) -> None:
 
 
 def add_arguments(group) -> None:
-    add_continuous_arguments(group)
     group.add_argument("--ppl-weight", type=float, default=0.0,
                        help="(pez) λ of J = L(P̄) + λ·Perplexity(f_U(P̄)); 0 is plain PEZ")
     group.add_argument("--ppl-form", choices=PPL_FORMS, default="perplexity",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .continuous import ContinuousConfig, ContinuousPromptAgent, add_continuous_arguments, config_options
+from .continuous import ContinuousConfig, ContinuousPromptAgent, config_options
 
 
 class SoftPromptAgent(ContinuousPromptAgent):
@@ -17,7 +17,7 @@ class SoftPromptAgent(ContinuousPromptAgent):
 
 
 def add_arguments(group) -> None:
-    add_continuous_arguments(group)
+    """No flags of its own: the continuous agents' shared ones cover it."""
 
 
 def from_cli_args(args: argparse.Namespace) -> SoftPromptAgent:

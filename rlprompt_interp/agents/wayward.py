@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 
 from ..models import LoadedModel
-from .continuous import (ContinuousConfig, ContinuousPromptAgent, ContinuousPromptError, add_continuous_arguments,
-                         config_options, embedding_table, text_ids)
+from .continuous import (ContinuousConfig, ContinuousPromptAgent, ContinuousPromptError, config_options, embedding_table, text_ids)
 
 
 @dataclass
@@ -76,7 +75,6 @@ def read_target(path: str | Path, key: str | None) -> str:
 
 
 def add_arguments(group) -> None:
-    add_continuous_arguments(group)
     group.add_argument("--target-text", help="(wayward) the text the prompt is pulled toward")
     group.add_argument("--target-file", help="(wayward) a JSON object name -> text, e.g. natural_prompts.json")
     group.add_argument("--target-key", help="(wayward) which entry of --target-file")
