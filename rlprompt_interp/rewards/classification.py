@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 
 from ..models import LoadedModel, load_lm
-from ..scoring import next_token_logits, segment_example
+from ..scoring import batched_next_token_logits, segment_example
 from ..tasks import ClassificationTask
 from .base import PromptBatch, Reward, RewardError, RewardOutput
 from .prefix_cache import PrefixKVCache, cached_next_token_logits
@@ -116,8 +116,7 @@ class ClassificationReward(Reward):
                 for before, after in splits:
                     b, a = segment_example(self.lm, before, after, ids)
                     sequences.append(b + list(ids) + a)
-            logits = torch.cat([next_token_logits(self.lm, sequences[i:i + self.batch_size], self.verbalizer_ids).cpu()
-                                for i in range(0, len(sequences), self.batch_size)])
+            logits = batched_next_token_logits(self.lm, sequences, self.verbalizer_ids, self.batch_size)
         return logits.view(n, m, -1)
 
     def _example_first(self, prompt_ids, splits) -> torch.Tensor:
@@ -145,21 +144,16 @@ class ClassificationReward(Reward):
 
     def _prompt_first(self, prompt_ids, splits) -> torch.Tensor:
         # The text before the slot is the same for every example; each prompt (with it) is cached per call.
-        prefixes = {}
-        for ids in prompt_ids:
-            before, after = splits[0][0], ""
-            b, _ = segment_example(self.lm, before, after, ids)
-            prefixes[tuple(b + list(ids))] = b + list(ids)
+        prefixes = [tuple(segment_example(self.lm, splits[0][0], "", ids)[0] + list(ids)) for ids in prompt_ids]
         self._prompts.clear()
-        self._prompts.add(prefixes)
+        self._prompts.add({prefix: list(prefix) for prefix in prefixes})
         keys, suffixes = [], []
-        for ids in prompt_ids:
-            b, _ = segment_example(self.lm, splits[0][0], "", ids)
+        for ids, prefix in zip(prompt_ids, prefixes):
             for before, after in splits:
                 _, a = segment_example(self.lm, before, after, ids)
                 if not a:
                     raise RewardError("a prompt-first template needs text after the prompt")
-                keys.append(tuple(b + list(ids)))
+                keys.append(prefix)
                 suffixes.append(a)
         return cached_next_token_logits(self._prompts, keys, suffixes, self.verbalizer_ids, self.batch_size)
 
