@@ -107,15 +107,20 @@ def faithfulness(task: ClassificationTask, lm: LoadedModel, prompt: LearnedPromp
     text_prompt = unembedded_prompt(prompt, lm, metric)
     as_tokens = LearnedPrompt(text=text_prompt.text, embeddings=lm.model.get_input_embeddings().weight.detach()[
         text_prompt.token_ids].float())  # [L, d]: what the LM reads for the unembedded token ids
+    # a prompt that already is its tokens' embeddings (a discrete prompt) gives the same inputs both ways
+    same_inputs = torch.equal(as_tokens.embeddings, prompt.embeddings.to(as_tokens.embeddings))
     examples = task.load_split(split, limit=limit)
     verbalizers = task.verbalizer_ids(lm.tokenizer)
     vocab = list(range(output_vocabulary_size(lm)))
     squared, top1, predictions = 0.0, 0, {"soft": [], "text": []}
-    bar = tqdm(total=2 * len(examples), desc=f"faithfulness {task.name}/{split}", unit="ex", disable=not progress)
+    passes = 1 if same_inputs else 2
+    bar = tqdm(total=passes * len(examples), desc=f"faithfulness {task.name}/{split}", unit="ex",
+               disable=not progress)
     for start in range(0, len(examples), chunk):
         part = examples.select(range(start, min(start + chunk, len(examples))))
         soft = prompt_logits(task, lm, prompt, part, vocab, batch_size, progress=bar.update)  # [n, V]
-        text = prompt_logits(task, lm, as_tokens, part, vocab, batch_size, progress=bar.update)  # [n, V]
+        text = soft if same_inputs else prompt_logits(task, lm, as_tokens, part, vocab, batch_size,
+                                                      progress=bar.update)  # [n, V]
         stats = output_differential(soft, text)
         squared += stats["mean_squared_difference"] * len(part)
         top1 += stats["top1_agreement"] * len(part)

@@ -122,7 +122,8 @@ def build_report(task: ClassificationTask, lm: LoadedModel, prompt: str | Learne
     Soft prompts get the faithfulness differentials of their embeddings. Discrete learned prompts
     (RLPrompt, PEZ) get them too, measured on their tokens' own embeddings ``E[ids]``: by
     construction ``f_U(E[ids]) = ids`` and all three differentials come out zero, which the
-    report shows rather than assumes. Plain text prompts get accuracy and perplexity only.
+    report shows rather than assumes (the unembedding is computed; when its embeddings equal the
+    prompt's, the split is scored once). Plain text prompts get accuracy and perplexity only.
     """
     as_soft = soft_form(prompt, lm) if faithfulness_for_discrete or _is_soft(prompt) else None
     if as_soft is not None:
