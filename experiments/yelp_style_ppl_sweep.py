@@ -14,14 +14,15 @@ next to the no-prompt baseline, and its perplexity is measured. Writes ``results
     python experiments/yelp_style_ppl_sweep.py --quick    # embedded SmolLM2-135M, CPU, small budget
     python experiments/yelp_style_ppl_sweep.py --full     # distilgpt2 policy/task LM, gpt2-xl scorer
 
-Every run checkpoints into its own folder and resumes when the script is started again
-(``--resume``, the default); a finished run is read back instead of trained again.
+Every (direction, alpha) pair and each direction's no-prompt baseline is a cell of a
+:class:`~rlprompt_interp.sweeps.Sweep` under ``--output`` (default ``runs/yelp-style-ppl-sweep-<mode>``):
+a finished cell is read back, a killed one resumes from its checkpoint, and a re-run with other
+settings in the same folder is refused.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -30,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rlprompt_interp.sweeps import add_mode_arguments, apply_mode  # noqa: E402
+from rlprompt_interp.sweeps import add_mode_arguments, apply_mode, write_json_atomic  # noqa: E402
 
 MODES = {
     # A small budget on the embedded model: about half an hour on two CPU cores for the whole sweep.
@@ -54,18 +55,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "yelp-style"))
     parser.add_argument("--style-classifier", help="classifier folder or HF classifier (default: the one "
                                                    "`rlprompt-interp train-style-classifier` wrote)")
-    parser.add_argument("--output", default=str(ROOT / "runs" / "yelp-style-ppl-sweep"))
+    parser.add_argument("--output", help="output folder (default: runs/yelp-style-ppl-sweep-<mode>)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
-    parser.add_argument("--no-resume", dest="resume", action="store_false")
     for key, value in MODES["quick"].items():  # every setting of a mode can be overridden
         parser.add_argument("--" + key.replace("_", "-"), type=type(value), default=None,
                             help=f"(quick: {value}, full: {MODES['full'][key]})")
-    return apply_mode(parser.parse_args(argv), MODES)
+    args = apply_mode(parser.parse_args(argv), MODES)
+    if args.output is None:
+        args.output = str(ROOT / "runs" / f"yelp-style-ppl-sweep-{args.mode}")
+    return args
 
 
-def run_one(args, direction: str, alpha: float, models: dict, classifier, task) -> dict:
-    """Train (or resume, or read back) one prompt; returns its record with the learned prompt."""
+def sweep_config(args) -> dict:
+    """The settings every cell shares: a re-run in the same folder must use the same ones."""
+    return {"mode": args.mode, "seed": args.seed, "data_dir": args.data_dir, "style_classifier": args.style_classifier,
+            **{key: getattr(args, key) for key in MODES["quick"]}}
+
+
+def train_prompt(args, direction: str, alpha: float, models: dict, classifier, task, folder: Path):
+    """Train (or resume) one prompt in ``folder``; returns the LearnedPrompt, also saved there."""
     from rlprompt_interp.algorithms import SQLConfig, SQLTrainer
     from rlprompt_interp.generation import GenerationSettings
     from rlprompt_interp.policies import LMAdaptorPolicy
@@ -73,9 +82,6 @@ def run_one(args, direction: str, alpha: float, models: dict, classifier, task) 
     from rlprompt_interp.rewards.perplexity import Perplexity
     from rlprompt_interp.rewards.style_transfer import StyleTransferReward
 
-    folder = Path(args.output) / direction / f"alpha={alpha:g}"
-    if args.resume and (folder / "prompt").is_dir():
-        return {"learned": LearnedPrompt.load(folder / "prompt"), "folder": folder, "seconds": None}
     settings = GenerationSettings(num_samples=args.num_samples, top_k=10, length_ratio=args.length_ratio,
                                   lowercase=task.lowercase, batch_size=64, seed=args.seed)
     reward = StyleTransferReward(models["task"], classifier, target_style=task.target_style, settings=settings,
@@ -88,24 +94,38 @@ def run_one(args, direction: str, alpha: float, models: dict, classifier, task) 
     train = {"input": list(task.load_split("train")["input"])}
     dev = {"input": list(task.load_split("dev", limit=args.dev_inputs)["input"])}
     trainer = SQLTrainer(policy, reward, config, train_data=train, dev_data=dev, output_dir=folder)
-    if args.resume and trainer.resume():
+    if trainer.resume():
         print(f"  resumed {folder} at step {trainer.step}")
-    started = time.time()
     best = trainer.train(progress=False)
-    seconds = time.time() - started
     learned = LearnedPrompt(text=best["text"], token_ids=best["token_ids"], scores={"dev_reward": best["reward"]},
                             curve=trainer.curve,
                             provenance={"method": "rlprompt", "model": models["policy"].spec,
                                         "task_model": models["task"].spec, "scorer": models["scorer"].spec,
                                         "task": "yelp-style", "direction": direction, "seed": args.seed,
-                                        "config": {"alpha": alpha, "mode": args.mode, "steps": args.steps,
-                                                   "prompts_per_step": args.prompts_per_step,
-                                                   "inputs_per_step": args.inputs_per_step,
-                                                   "num_samples": args.num_samples, "bootstraps": args.bootstraps,
-                                                   "lr": args.lr, "fluent_top_k": args.fluent_top_k,
-                                                   "train_seconds": seconds}})
-    learned.save(folder / "prompt")
-    return {"learned": learned, "folder": folder, "seconds": seconds}
+                                        "config": {"alpha": alpha, **sweep_config(args)}})
+    learned.save(folder)
+    return learned
+
+
+def make_cell_runner(args, models: dict, classifier):
+    """``run_cell(cell, folder)``: the no-prompt baseline (alpha None) or a prompt trained and evaluated."""
+    from rlprompt_interp.tasks.style_transfer import get_style_task
+
+    def run_cell(cell: dict, folder: Path) -> dict:
+        task = get_style_task("yelp-style", data_dir=args.data_dir, direction=cell["direction"])
+        prompt, train_seconds = "", None
+        if cell["alpha"] is not None:
+            started = time.time()
+            prompt = train_prompt(args, cell["direction"], cell["alpha"], models, classifier, task,
+                                  folder / "train").text
+            train_seconds = time.time() - started
+        row = {"direction": cell["direction"], "alpha": cell["alpha"], "prompt": prompt,
+               "train_seconds": train_seconds, **evaluate(args, task, prompt, models, classifier,
+                                                          folder / "test.outputs.tsv")}
+        print(table([row]).splitlines()[-1], flush=True)
+        return row
+
+    return run_cell
 
 
 def evaluate(args, task, prompt: str, models: dict, classifier, outputs_file: Path) -> dict:
@@ -122,18 +142,22 @@ def evaluate(args, task, prompt: str, models: dict, classifier, outputs_file: Pa
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| direction | alpha | prompt | prompt ppl | content | style acc | fluency | output ppl (median) | joint "
-            "| GM | BLEU ref | BLEU input | train s |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in rows:
-        ppl = "-" if r["prompt_perplexity"] is None else f"{r['prompt_perplexity']:.0f}"
-        alpha = "no prompt" if r["alpha"] is None else f"{r['alpha']:g}"
-        bleu = "-" if r["bleu_references"] is None else f"{r['bleu_references']:.1f}"
-        secs = "-" if not r.get("train_seconds") else f"{r['train_seconds']:.0f}"
-        lines.append(f"| {r['direction']} | {alpha} | {r['prompt']!r} | {ppl} | {r['content']:.3f} | "
-                     f"{r['style_accuracy']:.3f} | {r['fluency']:.3f} | {r['perplexity_median']:.1f} | "
-                     f"{r['joint']:.3f} | {r['geometric_mean']:.3f} | {bleu} | {r['bleu_inputs']:.1f} | {secs} |")
-    return "\n".join(lines)
+    from rlprompt_interp.sweep_report import format_number, markdown_table
+
+    def number(key, digits):
+        return lambda r: format_number(r[key], digits)
+
+    return markdown_table(rows, [
+        ("direction", lambda r: r["direction"]),
+        ("alpha", lambda r: "no prompt" if r["alpha"] is None else f"{r['alpha']:g}"),
+        ("prompt", lambda r: repr(r["prompt"])),
+        ("prompt ppl", lambda r: "-" if r["prompt_perplexity"] is None else f"{r['prompt_perplexity']:.0f}"),
+        ("content", number("content", 3)), ("style acc", number("style_accuracy", 3)),
+        ("fluency", number("fluency", 3)), ("output ppl (median)", number("perplexity_median", 1)),
+        ("joint", number("joint", 3)), ("GM", number("geometric_mean", 3)),
+        ("BLEU ref", number("bleu_references", 1)), ("BLEU input", number("bleu_inputs", 1)),
+        ("train s", lambda r: "-" if not r.get("train_seconds") else f"{r['train_seconds']:.0f}"),
+    ])
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -171,32 +195,23 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from rlprompt_interp.cli_style import resolve_classifier
-    from rlprompt_interp.models import load_lm
+    from rlprompt_interp.models import load_lm, process_state
     from rlprompt_interp.rewards.style import StyleClassifier
-    from rlprompt_interp.tasks.style_transfer import get_style_task
+    from rlprompt_interp.sweeps import Sweep
 
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
     models = {"policy": load_lm(args.policy, role="policy"), "task": load_lm(args.task_model, role="task"),
               "scorer": load_lm(args.scorer, role="scorer")}
     classifier = StyleClassifier(resolve_classifier(args.style_classifier))
     print(f"mode {args.mode}: policy {models['policy'].spec}, task LM {models['task'].spec}, "
           f"scorer {models['scorer'].spec}, {args.steps} steps x {args.prompts_per_step} prompts x "
           f"{args.inputs_per_step} inputs x {args.num_samples} samples")
-    rows = []
-    for direction in args.directions:
-        task = get_style_task("yelp-style", data_dir=args.data_dir, direction=direction)
-        base = evaluate(args, task, "", models, classifier, out / direction / "no-prompt.outputs.tsv")
-        rows.append({"direction": direction, "alpha": None, "prompt": "", **base})
-        print(table(rows[-1:]).splitlines()[-1])
-        for alpha in args.alphas:
-            run = run_one(args, direction, alpha, models, classifier, task)
-            text = run["learned"].text
-            result = evaluate(args, task, text, models, classifier, run["folder"] / "test.outputs.tsv")
-            rows.append({"direction": direction, "alpha": alpha, "prompt": text,
-                         "train_seconds": run["learned"].provenance["config"].get("train_seconds"), **result})
-            print(table(rows[-1:]).splitlines()[-1], flush=True)
-            (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2, default=str))
+    cells = [{"direction": direction, "alpha": alpha} for direction in args.directions for alpha in [None, *args.alphas]]
+    records = Sweep(out, cells, make_cell_runner(args, models, classifier), config=sweep_config(args)).run()
+    if not process_state().is_main_process:
+        return 0
+    rows = [{key: value for key, value in record.items() if key != "cell"} for record in records]
+    write_json_atomic(out / "results.json", {"settings": sweep_config(args), "rows": rows})
     (out / "results.md").write_text(f"# Yelp style transfer, RLPrompt + alpha * perplexity ({args.mode} mode)\n\n"
                                     + table(rows) + "\n")
     plot(rows, out / "yelp_style_ppl_sweep.png")
