@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -39,13 +38,10 @@ _BUILTIN = {
 }
 
 
-# Tasks with their own data layout, built by a factory(data_dir=, template=, verbalizers=).
-_FACTORIES = {"boolq": "rlprompt_interp.tasks.superglue:boolq_task",
-              **{name: f"rlprompt_interp.tasks.superglue:{name}_task" for name in ("cb", "rte", "copa", "wsc")}}
-
-
 def list_tasks() -> list[str]:
-    return sorted([*_BUILTIN, *_FACTORIES])
+    from .superglue import SUPERGLUE_SPECS
+
+    return sorted([*_BUILTIN, *SUPERGLUE_SPECS])
 
 
 def get_task(name: str, *, data_dir: str | None = None, seed: str = "16-42", template: str | None = None,
@@ -58,10 +54,10 @@ def get_task(name: str, *, data_dir: str | None = None, seed: str = "16-42", tem
     if Path(name).suffix == ".json":
         task = task_from_json(name)
         return task.with_options(template=template, verbalizers=verbalizers)
-    if name in _FACTORIES:
-        module, _, factory = _FACTORIES[name].partition(":")
-        return getattr(importlib.import_module(module), factory)(data_dir=data_dir, template=template,
-                                                                 verbalizers=verbalizers)
+    from .superglue import SUPERGLUE_SPECS, superglue_task  # FewGLUE's own layout offline
+
+    if name in SUPERGLUE_SPECS:
+        return superglue_task(name, data_dir=data_dir, template=template, verbalizers=verbalizers)
     if name not in _BUILTIN:
         raise UnknownTaskError(
             f"unknown task {name!r}; built-in tasks: {', '.join(list_tasks())}, or pass a task file "

@@ -33,11 +33,6 @@ BOOLQ_FIELDS = ("passage", "question")
 FEWGLUE_SHUFFLE_SEED = 0
 FEWGLUE_SPLIT_SIZES = {"train": 16, "dev": 8, "test": 8}
 
-# Online: the hub has no labelled test split, so validation is the test set and the last 500
-# training examples are the dev set.
-BOOLQ_HUB = HubSource("super_glue", name="boolq",
-                      splits={"train": "train[:-500]", "dev": "train[-500:]", "test": "validation"},
-                      columns={"passage": "passage", "question": "question", "label": "label"})
 
 
 @dataclass(frozen=True)
@@ -103,13 +98,7 @@ def describe_fewglue_split(split: str) -> str:
             f"train.jsonl shuffled with seed {FEWGLUE_SHUFFLE_SEED}")
 
 
-def boolq_task(*, data_dir: str | None = None, template: str | None = None,
-               verbalizers: list[str] | None = None) -> FewGlueTask:
-    """BoolQ: label 0 = false (" no"), 1 = true (" yes"); the template needs {passage} and {question}."""
-    return superglue_task("boolq", data_dir=data_dir, template=template, verbalizers=verbalizers)
-
-
-# CB, RTE, COPA and WSC (Interpreting Prompt-Tuning Across SuperGLUE Tasks). Online, the hub's
+# BoolQ, and CB, RTE, COPA and WSC (Interpreting Prompt-Tuning Across SuperGLUE Tasks). Online, the hub's
 # validation split is the test set (its test labels are hidden) and the end of train is the dev set.
 CB_TEMPLATE = "{prompt} Premise: {premise} Hypothesis: {hypothesis} Does the premise entail the hypothesis? Answer:"
 RTE_TEMPLATE = CB_TEMPLATE
@@ -130,7 +119,7 @@ def _hub(name: str, fields: tuple[str, ...], dev_size: int) -> HubSource:
 # and the FewGLUE file's columns where they differ from ours
 SUPERGLUE_SPECS = {
     "boolq": dict(folder="BoolQ", template=BOOLQ_TEMPLATE, fields=BOOLQ_FIELDS, verbalizers=(" no", " yes"),
-                  label_names=("false", "true"), hub=BOOLQ_HUB),
+                  label_names=("false", "true"), hub=_hub("boolq", BOOLQ_FIELDS, 500)),
     "cb": dict(folder="CB", template=CB_TEMPLATE, fields=NLI_FIELDS, verbalizers=(" yes", " no", " maybe"),
                label_names=("entailment", "contradiction", "neutral"), hub=_hub("cb", NLI_FIELDS, 50)),
     "rte": dict(folder="RTE", template=RTE_TEMPLATE, fields=NLI_FIELDS, verbalizers=(" yes", " no"),
@@ -152,23 +141,3 @@ def superglue_task(name: str, *, data_dir: str | None = None, template: str | No
                        data_dir=str(data_dir) if data_dir is not None else None, fewglue_name=spec["folder"],
                        columns=dict(spec.get("columns", {})))
     return task.with_options(verbalizers=verbalizers) if verbalizers else task
-
-
-def cb_task(**options) -> FewGlueTask:
-    """CommitmentBank: 0 entailment (" yes"), 1 contradiction (" no"), 2 neutral (" maybe")."""
-    return superglue_task("cb", **options)
-
-
-def rte_task(**options) -> FewGlueTask:
-    """RTE: 0 entailment (" yes"), 1 not_entailment (" no")."""
-    return superglue_task("rte", **options)
-
-
-def copa_task(**options) -> FewGlueTask:
-    """COPA: which choice is the premise's cause (or effect): 0 choice1 (" first"), 1 choice2 (" second")."""
-    return superglue_task("copa", **options)
-
-
-def wsc_task(**options) -> FewGlueTask:
-    """WSC: does the pronoun (span2) refer to the noun phrase (span1)? 0 false (" no"), 1 true (" yes")."""
-    return superglue_task("wsc", **options)
