@@ -12,10 +12,11 @@ from .agents.continuous import ContinuousPromptError
 from .metrics.errors import MetricInputError
 from .models import ModelLoadError
 from .rewards.base import RewardError
+from .style_classifier import StyleClassifierError
 from .tasks import TaskDataError, TemplateError, UnknownTaskError, VerbalizerError
 
 USER_ERRORS = (ModelLoadError, TaskDataError, TemplateError, UnknownTaskError, VerbalizerError, FileNotFoundError,
-               MetricInputError, ContinuousPromptError, FileExistsError, RewardError)
+               MetricInputError, ContinuousPromptError, FileExistsError, RewardError, StyleClassifierError)
 
 # Modules with a ``register(subparsers)`` function that adds their sub-command.
 SUBCOMMAND_MODULES: list[str] = ["rlprompt_interp.cli_train", "rlprompt_interp.cli_style", "rlprompt_interp.cli_interp"]

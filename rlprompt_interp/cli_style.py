@@ -161,25 +161,6 @@ def build_style_eval_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def user_errors(command):
-    """Report the style-specific user errors (bad classifier folder, bad reward input) like cli.main does."""
-    import functools
-    import sys
-
-    @functools.wraps(command)
-    def run(args: argparse.Namespace) -> int:
-        from .rewards.base import RewardError
-        from .style_classifier import StyleClassifierError
-
-        try:
-            return command(args)
-        except (StyleClassifierError, RewardError) as error:
-            print(f"rlprompt-interp: error: {error}", file=sys.stderr)
-            return 2
-
-    return run
-
-
 def register(commands) -> None:
     train = commands.add_parser("train-style-classifier", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                 help="train a style classifier (head over MiniLM embeddings) on a style corpus")
@@ -197,7 +178,7 @@ def register(commands) -> None:
     train.add_argument("--threads", type=int, help="torch threads (e.g. 1 on a shared machine)")
     train.add_argument("--no-test", action="store_true", help="skip the test-accuracy report")
     train.add_argument("--no-cache", action="store_true", help="do not cache sentence embeddings on disk")
-    train.set_defaults(run=user_errors(cmd_train_style_classifier))
+    train.set_defaults(run=cmd_train_style_classifier)
 
     evaluate = commands.add_parser("style-eval", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                    help="content, style, fluency and BLEU of a prompt on a style-transfer task")
@@ -213,4 +194,4 @@ def add_style_eval_command_arguments(evaluate: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--output", help="write the report as JSON here; the outputs go beside it as TSV")
     evaluate.add_argument("--quiet", action="store_true")
     add_style_eval_arguments(evaluate)
-    evaluate.set_defaults(run=user_errors(cmd_style_eval))
+    evaluate.set_defaults(run=cmd_style_eval)
