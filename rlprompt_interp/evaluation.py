@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from .models import LoadedModel
 from .prompts import LearnedPrompt
-from .scoring import batched_next_token_logits, encode_texts, segment_example, soft_prompt_logits
+from .scoring import batched_by_length, batched_next_token_logits, encode_texts, segment_example, soft_prompt_logits
 from .tasks import ClassificationTask
 
 
@@ -86,16 +86,10 @@ def prompt_logits(task: ClassificationTask, lm: LoadedModel, prompt: LearnedProm
     splits = [task.template.split(example) for example in examples]
     if prompt.is_soft:
         segments = [segment_example(lm, before, after) for before, after in splits]
-        # batched by similar length, as batched_next_token_logits does, to waste little padding
-        order = sorted(range(len(segments)), key=lambda i: len(segments[i][0]) + len(segments[i][1]), reverse=True)
-        logits = torch.empty((len(segments), len(token_ids)), dtype=torch.float32)
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
-                logits[chunk] = soft_prompt_logits(lm, [segments[i] for i in chunk], prompt.embeddings, token_ids).cpu()
-                if progress is not None:
-                    progress(len(chunk))
-        return logits
+            return batched_by_length(segments, [len(b) + len(a) for b, a in segments],
+                                     lambda batch: soft_prompt_logits(lm, batch, prompt.embeddings, token_ids),
+                                     len(token_ids), batch_size, progress)
     ids = list(prompt.token_ids or [])
     sequences = [b + ids + a for b, a in (segment_example(lm, before, after, ids) for before, after in splits)]
     return batched_next_token_logits(lm, sequences, token_ids, batch_size, progress=progress)

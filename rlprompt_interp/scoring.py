@@ -7,7 +7,7 @@ logits of GPT-2-style models shift by up to ~9). Encoder-decoders read the first
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -57,22 +57,31 @@ def next_token_logits(lm: LoadedModel, sequences: Sequence[Sequence[int]], token
     return out.logits[:, -1, list(token_ids)].float()
 
 
-def batched_next_token_logits(lm: LoadedModel, sequences: Sequence[Sequence[int]], token_ids: Sequence[int],
-                              batch_size: int = 32, progress=None) -> torch.Tensor:
-    """``next_token_logits`` over many sequences, batched by similar length to waste little padding.
+def batched_by_length(items: Sequence, lengths: Sequence[int], score: Callable[[list], torch.Tensor], width: int,
+                      batch_size: int = 32, progress=None) -> torch.Tensor:
+    """``score(batch) -> [n, width]`` over ``items`` in batches of similar length (longest first, so
+    little padding is wasted); the rows ``[len(items), width]`` come back in the items' order.
 
-    ``progress`` is an optional callable taking the number of sequences just scored.
+    ``progress`` is an optional callable taking the number of items just scored.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]), reverse=True)
-    result = torch.empty((len(sequences), len(token_ids)), dtype=torch.float32)
+    order = sorted(range(len(items)), key=lambda i: lengths[i], reverse=True)
+    result = torch.empty((len(items), width), dtype=torch.float32)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        result[chunk] = next_token_logits(lm, [sequences[i] for i in chunk], token_ids).cpu()
+        result[chunk] = score([items[i] for i in chunk]).cpu().float()
         if progress is not None:
             progress(len(chunk))
     return result
+
+
+def batched_next_token_logits(lm: LoadedModel, sequences: Sequence[Sequence[int]], token_ids: Sequence[int],
+                              batch_size: int = 32, progress=None) -> torch.Tensor:
+    """``next_token_logits`` over many sequences, batched by similar length to waste little padding."""
+    return batched_by_length(sequences, [len(s) for s in sequences],
+                             lambda batch: next_token_logits(lm, batch, token_ids), len(token_ids), batch_size,
+                             progress)
 
 
 # --------------------------------------------------------------------------- prompts as ids or embeddings
