@@ -69,8 +69,14 @@ def embedded_nll(lm: LoadedModel, token_ids: Sequence[int] | torch.Tensor, embed
 
 
 def log_perplexity(lm: LoadedModel, texts: Sequence[str], batch_size: int = 32) -> torch.Tensor:
-    """Mean per-token NLL of each text, shape ``[len(texts)]``; ``exp`` of it is the perplexity."""
-    sequences = lm.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    """Mean per-token NLL of each text, shape ``[len(texts)]``; ``exp`` of it is the perplexity.
+    A text given several times (a settled policy's prompts) is scored once."""
+    texts = list(texts)
+    distinct = list(dict.fromkeys(texts))
+    if len(distinct) < len(texts):
+        position = {text: i for i, text in enumerate(distinct)}
+        return log_perplexity(lm, distinct, batch_size)[[position[text] for text in texts]]
+    sequences = lm.tokenizer(texts, add_special_tokens=False)["input_ids"]
     empty = [text for text, seq in zip(texts, sequences) if len(seq) == 0]
     if empty:
         raise ValueError(f"cannot compute the perplexity of an empty prompt text: {empty[:3]}")

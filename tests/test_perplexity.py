@@ -29,3 +29,16 @@ def test_empty_prompt_is_refused():
 def test_encoder_decoder_scorer_is_refused():
     with pytest.raises(ValueError, match="causal scorer"):
         perplexity(load_lm("tiny-t5", device="cpu"), ["fine"])
+
+
+def test_repeated_texts_are_scored_once(monkeypatch):
+    import rlprompt_interp.perplexity as module
+
+    lm = load_lm("tiny-gpt2", device="cpu")
+    expected = log_perplexity(lm, ["good", "the movie was great fun"])
+    seen = []
+    score = module.sequence_nll
+    monkeypatch.setattr(module, "sequence_nll", lambda lm, sequences: seen.append(len(sequences)) or score(lm, sequences))
+    got = log_perplexity(lm, ["good", "the movie was great fun", "good", "good"])
+    assert seen == [2]
+    torch.testing.assert_close(got, expected[[0, 1, 0, 0]])

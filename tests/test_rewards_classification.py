@@ -84,3 +84,19 @@ def test_reward_needs_label_column(sst_files):
     reward = ClassificationReward(task, load_lm("tiny-gpt2", device="cpu"))
     with pytest.raises(RewardError, match="label"):
         reward(PromptBatch([" great"]), {"sentence": ["good"]})
+
+
+def test_repeated_prompts_are_scored_once_with_the_same_rewards(sst_files, monkeypatch):
+    lm = load_lm("tiny-gpt2", device="cpu")
+    reward = ClassificationReward(get_task("sst-2", data_dir=sst_files), lm)
+    ids = [lm.tokenizer.encode(text, add_special_tokens=False) for text in (" great", " no", " great", " great")]
+    batch = {"sentence": SENTENCES[:4], "label": [1, 0, 1, 0]}
+    scored = []
+    score = reward.verbalizer_logits
+    monkeypatch.setattr(reward, "verbalizer_logits", lambda prompt_ids, examples: scored.append(len(prompt_ids))
+                        or score(prompt_ids, examples))
+    out = reward(PromptBatch([lm.tokenizer.decode(row) for row in ids], ids), batch)
+    assert scored == [2]  # two distinct prompts
+    alone = reward(PromptBatch([" great", " no"], ids[:2]), batch)
+    torch.testing.assert_close(out.scores, alone.scores[[0, 1, 0, 0]])
+    assert out.logs["accuracy/per_prompt"].tolist() == alone.logs["accuracy/per_prompt"][[0, 1, 0, 0]].tolist()

@@ -169,7 +169,11 @@ class ClassificationReward(Reward):
         examples, labels = batch_examples(batch, self.fields)
         if not examples:
             raise RewardError("the classification reward got a batch with no examples")
-        logits = self.verbalizer_logits(self.prompt_ids(prompts), examples)  # [N, M, C]
+        # a policy that has settled samples the same prompt many times: score each distinct one once
+        rows = [tuple(ids) for ids in self.prompt_ids(prompts)]
+        distinct = list(dict.fromkeys(rows))
+        position = {ids: i for i, ids in enumerate(distinct)}
+        logits = self.verbalizer_logits(distinct, examples)[[position[ids] for ids in rows]]  # [N, M, C]
         rewards, correct = gap_reward(logits, labels, self.correct_coef, self.incorrect_coef)  # [N, M]
         accuracy = correct.float().mean(-1)  # [N]
         return RewardOutput(rewards.mean(-1), {"accuracy": float(accuracy.mean()), "accuracy/per_prompt": accuracy})
