@@ -42,7 +42,8 @@ import torch  # noqa: E402
 
 from rlprompt_interp.agents.soft_prompt import SoftPromptAgent  # noqa: E402
 from rlprompt_interp.sweep_report import format_number, markdown_table  # noqa: E402
-from rlprompt_interp.sweeps import SWEEP_FILE, Sweep, cell_name, grid, train_and_evaluate, write_json_atomic  # noqa: E402
+from rlprompt_interp.sweeps import (SWEEP_FILE, Sweep, add_mode_arguments, apply_mode, cell_name, grid,  # noqa: E402
+                                     train_and_evaluate, write_json_atomic)
 
 FEWGLUE = ROOT.parent / "shared" / "data" / "fewglue"
 MODES = {
@@ -87,10 +88,7 @@ def init_text_option(text: str) -> tuple[str, str]:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="mode", action="store_const", const="quick", help="embedded model, CPU budget")
-    mode.add_argument("--full", dest="mode", action="store_const", const="full", help="the paper's model and budget")
-    parser.set_defaults(mode="quick")
+    add_mode_arguments(parser, {"quick": "embedded model, CPU budget", "full": "the paper's model and budget"})
     quick, full = MODES["quick"], MODES["full"]
 
     def mode_help(key):
@@ -116,10 +114,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
     parser.add_argument("--analyse-only", action="store_true",
                         help="rebuild results.json/.md and the plots from a finished --output folder, no model")
-    args = parser.parse_args(argv)
-    for key, value in MODES[args.mode].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    args = apply_mode(parser.parse_args(argv), MODES)
     if args.output is None:
         args.output = str(ROOT / "runs" / f"superglue-prompt-analysis-{args.mode}")
     if len(set(args.tasks)) != len(args.tasks) or len(set(args.seeds)) != len(args.seeds):
