@@ -206,7 +206,8 @@ def main(argv=None) -> int:
     print(f"mode {args.mode}: policy {models['policy'].spec}, task LM {models['task'].spec}, "
           f"scorer {models['scorer'].spec}, {args.steps} steps x {args.prompts_per_step} prompts x "
           f"{args.inputs_per_step} inputs x {args.num_samples} samples")
-    cells = [{"direction": direction, "alpha": alpha} for direction in args.directions for alpha in [None, *args.alphas]]
+    cells = [{"direction": direction, "alpha": alpha}  # alpha None: the no-prompt baseline
+             for direction in args.directions for alpha in [None, *args.alphas]]
     records = Sweep(out, cells, make_cell_runner(args, models, classifier), config=sweep_config(args)).run()
     if not process_state().is_main_process:
         return 0

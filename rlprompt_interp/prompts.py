@@ -61,7 +61,8 @@ class LearnedPrompt:
         if self.embeddings is not None:
             write_atomic(folder / EMBEDDINGS_FILE,
                     lambda path: save_file({"embeddings": self.embeddings.detach().float().cpu().contiguous()}, path))
-        write_atomic(folder / PROMPT_FILE, lambda path: Path(path).write_text(json.dumps(payload, indent=2, default=float)))
+        write_atomic(folder / PROMPT_FILE,
+                     lambda path: Path(path).write_text(json.dumps(payload, indent=2, default=float)))
         return folder
 
     @classmethod

@@ -164,7 +164,8 @@ def load_style_classifier(spec: str | Path):
             raise StyleClassifierError(f"{folder} holds neither {CONFIG_NAME} (a toolkit classifier) nor config.json "
                                        "(a Hugging Face classifier)")
         else:
-            _LOADED[key] = HubStyleClassifier.load(str(spec), device=default_device())  # as the LMs: the GPU when there is one
+            # on the process's device, as the LMs are (a GPU when there is one)
+            _LOADED[key] = HubStyleClassifier.load(str(spec), device=default_device())
     return _LOADED[key]
 
 

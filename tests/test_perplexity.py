@@ -38,7 +38,8 @@ def test_repeated_texts_are_scored_once(monkeypatch):
     expected = log_perplexity(lm, ["good", "the movie was great fun"])
     seen = []
     score = module.sequence_nll
-    monkeypatch.setattr(module, "sequence_nll", lambda lm, sequences: seen.append(len(sequences)) or score(lm, sequences))
+    monkeypatch.setattr(module, "sequence_nll",
+                        lambda lm, sequences: seen.append(len(sequences)) or score(lm, sequences))
     got = log_perplexity(lm, ["good", "the movie was great fun", "good", "good"])
     assert seen == [2]
     torch.testing.assert_close(got, expected[[0, 1, 0, 0]])

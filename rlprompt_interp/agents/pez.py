@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..atomic import write_atomic
 from ..models import LoadedModel, load_lm
 from ..perplexity import embedded_nll
-from ..atomic import write_atomic
 from ..prompts import LearnedPrompt
-from .continuous import (ContinuousConfig, ContinuousPromptAgent, ContinuousPromptError, config_options, embedding_table, nearest_tokens)
+from .continuous import (ContinuousConfig, ContinuousPromptAgent, ContinuousPromptError, config_options,
+                         embedding_table, nearest_tokens)
 
 PPL_FORMS = ("perplexity", "log-perplexity")
 CONTINUOUS_FILE = "continuous_prompt.safetensors"

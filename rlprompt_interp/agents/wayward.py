@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from ..models import LoadedModel
-from .continuous import (ContinuousConfig, ContinuousPromptAgent, ContinuousPromptError, config_options, embedding_table, text_ids)
+from .continuous import (ContinuousConfig, ContinuousPromptAgent, ContinuousPromptError, config_options,
+                         embedding_table, text_ids)
 
 
 @dataclass
