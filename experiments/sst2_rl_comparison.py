@@ -41,8 +41,8 @@ from rlprompt_interp.agents.rlprompt import RLPromptAgent  # noqa: E402
 from rlprompt_interp.algorithms.trainer import SQLTrainer  # noqa: E402
 from rlprompt_interp.sweep_report import format_mean_std, format_number, markdown_table, plot_tradeoff  # noqa: E402
 from rlprompt_interp.sweep_report import summarize  # noqa: E402
-from rlprompt_interp.sweeps import Sweep, add_mode_arguments, apply_mode, grid, train_and_evaluate  # noqa: E402
-from rlprompt_interp.sweeps import write_json_atomic  # noqa: E402
+from rlprompt_interp.sweeps import (Sweep, add_data_arguments, add_mode_arguments, apply_mode, grid,  # noqa: E402
+                                    task_and_models, train_and_evaluate, write_json_atomic)
 
 AGENTS = ("sql", "grpo", "rloo")
 MODES = {
@@ -159,11 +159,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="another RLPromptAgent option, e.g. fluent_top_k=20 (repeatable)")
     parser.add_argument("--trl-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="another GRPOConfig/RLOOConfig field for grpo and rloo, e.g. beta=0.01 (repeatable)")
-    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "few-shot"),
-                        help="RLPrompt's few-shot folder (omit the folder to read SST-2 from the hub)")
-    parser.add_argument("--seed-split", default="16-42", help="which few-shot split")
+    add_data_arguments(parser, ROOT.parent / "shared" / "data" / "few-shot")
     parser.add_argument("--output", help="output folder (default: runs/sst2-rl-comparison-<mode>)")
-    parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
     args = apply_mode(parser.parse_args(argv), MODES)
     if args.output is None:
         args.output = str(ROOT / "runs" / f"sst2-rl-comparison-{args.mode}")
@@ -277,16 +274,11 @@ def plots(records: list[dict], output: Path) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    import torch
-    from rlprompt_interp.models import load_lm, process_state
-    from rlprompt_interp.tasks import get_task
+    from rlprompt_interp.models import process_state
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(argv)
     output = Path(args.output)
-    task = get_task("sst-2", data_dir=args.data_dir, seed=args.seed_split)
-    models = {"task": load_lm(args.task_model, role="task"), "scorer": load_lm(args.scorer, role="scorer")}
+    task, models = task_and_models(args, "sst-2")
     cells = build_cells(args)
     print(f"{args.mode} mode: {len(cells)} runs of {args.minutes:g} minutes; policy {args.policy_model}, task LM "
           f"{args.task_model}, scorer {args.scorer}; {args.prompts_per_step} prompts x {args.examples_per_step} "

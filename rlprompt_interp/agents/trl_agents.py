@@ -376,7 +376,7 @@ class TRLPromptAgent(Agent):
 
             versions["peft_version"] = peft.__version__
         config = {"trainer": self.trainer_name, "trl_config": {k: v for k, v in arguments.items() if k != "output_dir"},
-                  "full_finetune": self.full_finetune, "lora": None if self.full_finetune else _plain(self.lora),
+                  "full_finetune": self.full_finetune, "lora": None if self.full_finetune else dict(self.lora),
                   "prompts_per_step": self.prompts_per_step, "examples_per_step": self.examples_per_step,
                   "eval_every": self.eval_every, "select_by": self.select_by, "max_seconds": self.max_seconds}
         provenance = {"method": self.name, "model": task_lm.spec, "task_model": task_lm.spec,
@@ -385,14 +385,6 @@ class TRLPromptAgent(Agent):
                       "policy_token_ids": best["token_ids"], **versions, "config": config}
         return LearnedPrompt(text=best["text"], token_ids=task_token_ids(task_lm, best["text"], best["token_ids"]),
                              scores=scores, curve=list(evaluation.curve), provenance=provenance)
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def check_trl_options(config_class, options: dict) -> None:
