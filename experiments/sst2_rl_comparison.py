@@ -6,12 +6,13 @@ against the same reward,
     ClassificationReward(task LM)  +  ppl_coef · Perplexity(scorer)      (Perplexity = −perplexity)
 
 with ppl_coef 0 and 0.01, for 3 seeds. Each run trains until its time budget (``--minutes``) is
-spent, dev evaluations included, model loading not: GRPO and RLOO through their time limit
-(a TrainerCallback), SQL through a trainer that runs in chunks of steps and stops once the time is
-up. Every learned prompt is scored on the SST-2 test split by the task LM, and its perplexity
-under the scorer is measured.
+spent, dev evaluations included, model loading not; every agent stops at the end of the first step
+after its budget, and its greedy prompt is scored on dev there: GRPO and RLOO through their time
+limit (a TrainerCallback), SQL through a trainer that runs its loop one step at a time. Every
+learned prompt is scored on the SST-2 test split by the task LM, and its perplexity under the
+scorer is measured.
 
-    python experiments/sst2_rl_comparison.py --quick   # 2 minutes a run, 18 runs: about 50 min on a CPU
+    python experiments/sst2_rl_comparison.py --quick   # 2 minutes a run, 18 runs: about 1 h on a CPU
     python experiments/sst2_rl_comparison.py --full    # 20 minutes a run (the issue's budget): about 6.5 h
     python experiments/sst2_rl_comparison.py --full --policy-model distilgpt2 --task-model distilgpt2 \\
         --scorer gpt2-xl                                # the paper's models, when the hub is reachable
@@ -56,12 +57,16 @@ SHARED = dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="sm
 # --------------------------------------------------------------------------- SQL under a time limit
 
 
-class TimedSQLTrainer(SQLTrainer):
-    """SQLTrainer that stops once its training time, summed over resumes, reaches ``max_seconds``.
+UNBEATEN = {"step": -1, "reward": -math.inf, "accuracy": -math.inf}  # a "best so far" that any evaluation beats
 
-    It runs the ordinary loop in chunks (``train(stop_after=k)``) that end at evaluation steps,
-    shortened near the end from the measured step time, so a run overshoots its budget by at most
-    about one step. Curve rows carry cumulative training seconds (``time``), also across resumes.
+
+class TimedSQLTrainer(SQLTrainer):
+    """SQLTrainer that stops at the end of the first step after its training time, summed over resumes,
+    reaches ``max_seconds`` (the rule the TRL agents' time limit follows too).
+
+    It runs the ordinary loop one step at a time (``train(stop_after=1)``), checkpointing only every
+    ``checkpoint_every`` (or ``eval_every``) steps and when it stops, and scores the greedy prompt at
+    the stopping step as the TRL agents do. Curve rows carry cumulative training seconds (``time``).
     """
 
     max_seconds = math.inf
@@ -69,44 +74,51 @@ class TimedSQLTrainer(SQLTrainer):
     def elapsed(self) -> float:
         return self._offset + time.time() - self._started
 
+    def out_of_time(self) -> bool:
+        return self.elapsed() >= self.max_seconds
+
     def train(self, *, progress: bool = True, stop_after: int | None = None) -> dict:
         self._started, self._offset = time.time(), (self.curve[-1]["time"] if self.curve else 0.0)
-        self._shifted, per_step = len(self.curve), None
+        self._shifted = len(self.curve)
         last = self.config.steps if stop_after is None else min(self.config.steps, self.step + stop_after)
-        every = self.config.eval_every or last
-        while self.step < last and self.elapsed() < self.max_seconds:
-            chunk = min(every - self.step % every, last - self.step)
-            if per_step:
-                chunk = max(1, min(chunk, int((self.max_seconds - self.elapsed()) / per_step)))
-            self._chunk_started, first = time.time(), self.step
-            super().train(progress=False, stop_after=chunk)
+        if self.best is None:
+            self.best = UNBEATEN  # else each one-step call would score the greedy prompt off schedule
+        while self.step < last and not self.out_of_time():
+            self._step_started = time.time()
+            super().train(progress=False, stop_after=1)
             self._shift_times()
-            per_step = (time.time() - self._chunk_started) / max(1, self.step - first)
-        evaluated = bool(self.curve) and self.curve[-1]["step"] == self.step and "dev/reward" in self.curve[-1]
-        if self.best is None or not evaluated:
-            self._final_evaluation()  # stopped by the clock between two evaluations
+        scored = self.curve and self.curve[-1]["step"] == self.step and "dev/reward" in self.curve[-1]
+        if self.best["step"] == UNBEATEN["step"] or not scored:
+            dev = self.evaluate()  # stopped by the clock between two evaluations
+            if self._better(dev):
+                self.best = dev
+            self._record(dev)
+            if self.output_dir is not None:
+                self.save_checkpoint()
         return self.best
 
-    def _shift_times(self) -> None:
-        """The chunk's rows count from the chunk's start: make them cumulative."""
-        for row in self.curve[self._shifted:]:
-            row["time"] += self._offset + self._chunk_started - self._started
-        self._shifted = len(self.curve)
-
-    def _final_evaluation(self) -> None:
-        dev = self.evaluate()
+    def _record(self, dev: dict) -> None:
+        """A dev result into the curve row of its step, and to ``on_best`` when it is the best."""
         columns = {f"dev/{k}": v for k, v in dev.items() if k not in ("step", "token_ids")}
-        self.curve.append({"step": self.step, **columns, "time": self.elapsed()})
+        if self.curve and self.curve[-1]["step"] == dev["step"]:
+            self.curve[-1].update(columns)
+        else:
+            self.curve.append({"step": dev["step"], **columns, "time": self.elapsed()})
+            self._shifted = len(self.curve)
+        if self.best is dev and self.on_best is not None:
+            self.on_best(dev)
+
+    def _shift_times(self) -> None:
+        """The step's rows count from the step's start: make them cumulative."""
+        for row in self.curve[self._shifted:]:
+            row["time"] += self._offset + self._step_started - self._started
         self._shifted = len(self.curve)
-        if self._better(dev):
-            self.best = dev
-            if self.on_best is not None:
-                self.on_best(dev)
-        if self.output_dir is not None:
-            self.save_checkpoint()
 
     def save_checkpoint(self):
-        if hasattr(self, "_chunk_started"):
+        every = self.config.checkpoint_every or self.config.eval_every
+        if every and self.step % every and self.step != self.config.steps and not self.out_of_time():
+            return None  # the loop saves after every one-step call; keep the usual period
+        if hasattr(self, "_step_started"):
             self._shift_times()  # the checkpoint's curve is cumulative too: a resumed run knows its time spent
         return super().save_checkpoint()
 
@@ -258,7 +270,7 @@ def plots(records: list[dict], output: Path) -> list[Path]:
     for record in records:
         points = record["dev_accuracy_by_minute"]
         if points:
-            ax.plot(*zip(*points), color=colours[record["cell"]["agent"]], alpha=0.7,
+            ax.plot(*zip(*points), color=colours[record["cell"]["agent"]], alpha=0.7, marker="o", markersize=3,
                     linestyle="-" if not record["cell"]["ppl_coef"] else "--", label=label(record))
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
