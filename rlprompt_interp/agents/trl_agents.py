@@ -431,10 +431,11 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--lora-alpha", type=float, default=32.0, help="(grpo, rloo) LoRA scaling alpha")
     group.add_argument("--lora-dropout", type=float, default=0.0, help="(grpo, rloo) LoRA dropout")
     group.add_argument("--lora-target-modules", nargs="+", metavar="NAME",
-                       help="(grpo, rloo) modules that get an adapter, or all-linear (default: peft's for the model)")
+                       help="(grpo, rloo) modules that get an adapter, or all-linear; unset: peft's choice for the "
+                            "architecture")
     group.add_argument("--kl-beta", type=float,
-                       help="(grpo, rloo) KL coefficient towards the initial policy (default: TRL's: GRPO 0, "
-                            "RLOO 0.05)")
+                       help="(grpo, rloo) KL coefficient towards the initial policy; unset: TRL's default, GRPO 0, "
+                            "RLOO 0.05")
     group.add_argument("--temperature", type=float, default=1.0, help="(grpo, rloo) sampling temperature")
     group.add_argument("--max-minutes", type=float, help="(grpo, rloo) stop training after this many minutes")
     group.add_argument("--report-to", default="none",
