@@ -52,6 +52,15 @@ def test_grpo_learns_a_synthetic_reward(task):
     assert [row["step"] for row in learned.curve if "dev/reward" in row] == [4, 8]
 
 
+def test_rloo_full_finetune_takes_its_kl_reference_from_the_initial_weights(task):
+    agent = get_agent("rloo", model="tiny-gpt2", reward=TargetFraction(), prompts_per_step=4, examples_per_step=2,
+                      full_finetune=True, lr=0.1, eval_every=0, quiet=True)
+    learned = agent.fit(task, prompt_length=3, steps=2, seed=0)
+    kl = [row["kl"] for row in learned.curve if "kl" in row]  # RLOO's default beta is 0.05: a reference model
+    assert kl[0] == pytest.approx(0.0, abs=1e-6) and kl[1] > 0  # equal to the policy before the first update
+    assert learned.provenance["config"]["lora"] is None and "peft_version" not in learned.provenance
+
+
 def test_resume_continues_exactly_and_keeps_the_dev_results(task, tmp_path):
     def agent():
         return get_agent("rloo", model="tiny-gpt2", prompts_per_step=4, examples_per_step=4, eval_every=2, lr=1e-2,

@@ -110,11 +110,12 @@ class DevEvaluation(TrainerCallback):
         result = {"step": step, "text": text, "token_ids": ids, "reward": float(out.scores[0])}
         result.update({k: float(v) for k, v in out.logs.items() if isinstance(v, (int, float))})
         self.evaluated_step = step
+        main = self.trainer.accelerator.is_main_process  # every process evaluates (they agree); one writes
         if self._better(result):
             self.best = result
-            if self.on_best is not None:
+            if self.on_best is not None and main:
                 self.on_best(result)
-        if not self.quiet and self.trainer.accelerator.is_main_process:
+        if not self.quiet and main:
             brief = " ".join(f"{k}={result[k]:.4g}" for k in ("reward", "accuracy", "perplexity") if k in result)
             print(f"step {step}: dev {brief} {text!r}  best {self.best['text']!r}", flush=True)
         return result
@@ -221,18 +222,18 @@ class TRLPromptAgent(Agent):
         self.eval_every, self.checkpoint_every, self.select_by = eval_every, checkpoint_every, select_by
         self.max_seconds, self.report_to = max_seconds, report_to
         self.trl_options = dict(trl_options or {})
-        check_trl_options(self.config_class(), self.trl_options)
+        check_trl_options(self.config_type(), self.trl_options)
         self.correct_coef, self.incorrect_coef = correct_coef, incorrect_coef
         self.dtype, self.quiet = dtype, quiet
 
     # ------------------------------------------------------------------ TRL classes
 
-    def config_class(self):
+    def config_type(self):
         import trl
 
         return getattr(trl, self.config_name)
 
-    def trainer_class(self):
+    def trainer_type(self):
         import trl
 
         return getattr(trl, self.trainer_name)
@@ -296,7 +297,7 @@ class TRLPromptAgent(Agent):
         """The KL coefficient the trainer will use (its config's default unless set)."""
         if "beta" in arguments:
             return arguments["beta"]
-        return next(f.default for f in dataclasses.fields(self.config_class()) if f.name == "beta")
+        return next(f.default for f in dataclasses.fields(self.config_type()) if f.name == "beta")
 
     @staticmethod
     def reference_from(policy: torch.nn.Module, folder: Path) -> None:
@@ -348,8 +349,8 @@ class TRLPromptAgent(Agent):
                     evaluation.load(checkpoint)
             if self.full_finetune and self.kl_beta(arguments) != 0:
                 self.reference_from(policy, Path(stack.enter_context(tempfile.TemporaryDirectory())))
-            trainer = self.trainer_class()(
-                model=policy, reward_funcs=[trl_reward], args=self.config_class()(**arguments),
+            trainer = self.trainer_type()(
+                model=policy, reward_funcs=[trl_reward], args=self.config_type()(**arguments),
                 train_dataset=Dataset.from_dict({"prompt": [condition] * max(1, min(steps, DATASET_ROWS))}),
                 processing_class=tokenizer, peft_config=self.peft_config(policy), callbacks=[evaluation])
             for printer in (PrinterCallback, ProgressCallback):  # DevEvaluation prints what matters
@@ -357,7 +358,7 @@ class TRLPromptAgent(Agent):
             evaluation.trainer = trainer
             trainer.train(resume_from_checkpoint=checkpoint)
             learned = self._learned(evaluation.finish(trainer.state.global_step), **context)
-        if not scratch:
+        if not scratch and evaluation.trainer.accelerator.is_main_process:
             learned.save(output_dir)
         return learned
 
