@@ -121,6 +121,29 @@ class Sweep:
         return [self.record(cell) for cell in self.cells]
 
 
+def add_data_arguments(parser, default_data_dir: str | Path) -> None:
+    """``--data-dir``, ``--seed-split`` and ``--threads``: what :func:`task_and_models` reads."""
+    parser.add_argument("--data-dir", default=str(default_data_dir),
+                        help="RLPrompt's few-shot folder (omit the folder to read the task from the hub)")
+    parser.add_argument("--seed-split", default="16-42", help="which few-shot split")
+    parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
+
+
+def task_and_models(args, task_name: str) -> tuple:
+    """What every cell of an experiment shares: torch threads (``args.threads``), the task (from
+    ``args.data_dir`` and ``args.seed_split``) and the frozen task LM and scorer (``args.task_model``,
+    ``args.scorer``), returned as ``(task, {"task": lm, "scorer": lm})``."""
+    import torch
+
+    from .models import load_lm
+    from .tasks import get_task
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    task = get_task(task_name, data_dir=args.data_dir, seed=args.seed_split)
+    return task, {"task": load_lm(args.task_model, role="task"), "scorer": load_lm(args.scorer, role="scorer")}
+
+
 def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, steps: int, seed: int, eval_lm,
                        scorer=None, eval_split: str = "test", eval_limit: int | None = None,
                        eval_batch_size: int = 32) -> dict:
@@ -136,7 +159,7 @@ def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, s
     train_dir = Path(folder) / "train"
     started = time.time()
     learned = agent.fit(task, prompt_length=prompt_length, steps=steps, seed=seed, output_dir=train_dir,
-                        resume=(train_dir / CHECKPOINT_FILE).is_file())
+                        resume=agent.has_checkpoint(train_dir))
     train_seconds = time.time() - started
     report = evaluate_prompt(task, eval_lm, learned, split=eval_split, limit=eval_limit, batch_size=eval_batch_size,
                              progress=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 from ..prompts import LearnedPrompt
 from ..tasks import ClassificationTask
@@ -20,3 +21,7 @@ class Agent(ABC):
     @abstractmethod
     def fit(self, task: ClassificationTask, *, prompt_length: int, steps: int, seed: int = 0, **kwargs) -> LearnedPrompt:
         ...
+
+    def has_checkpoint(self, output_dir: str | Path) -> bool:
+        """Whether ``output_dir`` holds a training checkpoint that ``fit(..., resume=True)`` continues."""
+        return (Path(output_dir) / "checkpoint.pt").is_file()

@@ -96,6 +96,7 @@ class RLPromptAgent(Agent):
     """RLPrompt: frozen policy LM + MLP, soft Q-learning, any Reward (default: the classification gap reward)."""
 
     name = "rlprompt"
+    trainer_class = SQLTrainer  # a subclass may train differently (e.g. under a time limit)
 
     def __init__(self, *, model: str = "auto", policy_model: str | None = None, scorer: str = "auto",
                  reward: str | Reward = "accuracy=1", reward_functions: Sequence[str] = (),
@@ -133,8 +134,8 @@ class RLPromptAgent(Agent):
                               correct_coef=self.correct_coef, incorrect_coef=self.incorrect_coef, dtype=self.dtype)
         policy = LMAdaptorPolicy(policy_lm, **self.policy_options)
         config = SQLConfig(prompt_length=prompt_length, steps=steps, seed=seed, **self.sql_options)
-        trainer = SQLTrainer(policy, reward, config, train_data=task_columns(task, "train"),
-                             dev_data=task_columns(task, "dev"), output_dir=output_dir)
+        trainer = self.trainer_class(policy, reward, config, train_data=task_columns(task, "train"),
+                                     dev_data=task_columns(task, "dev"), output_dir=output_dir)
         trainer.task_lm = task_lm
         return trainer
 
