@@ -8,7 +8,7 @@ against the same reward,
 with ppl_coef 0 and 0.01, for 3 seeds. Each run trains until its time budget (``--minutes``) is
 spent, dev evaluations included, model loading not; every agent stops at the end of the first step
 after its budget, and its greedy prompt is scored on dev there: GRPO and RLOO through their time
-limit (a TrainerCallback), SQL through a trainer that runs its loop one step at a time. Every
+limit (a TrainerCallback), SQL through ``SQLConfig.max_seconds``. Every
 learned prompt is scored on the SST-2 test split by the task LM, and its perplexity under the
 scorer is measured.
 
@@ -32,14 +32,12 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rlprompt_interp.agents.rlprompt import RLPromptAgent  # noqa: E402
-from rlprompt_interp.algorithms.trainer import SQLTrainer  # noqa: E402
 from rlprompt_interp.sweep_report import format_mean_std, format_number, markdown_table, plot_tradeoff  # noqa: E402
 from rlprompt_interp.sweep_report import summarize  # noqa: E402
 from rlprompt_interp.sweeps import (Sweep, add_data_arguments, add_mode_arguments, apply_mode, grid,  # noqa: E402
@@ -54,90 +52,6 @@ MODES = {
 # LoRA at 1e-3 (the agents' default 1e-4 left SmolLM2's greedy prompt unchanged after 10 steps, 1e-3 moved it in 4).
 SHARED = dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", prompt_length=5,
               prompts_per_step=8, examples_per_step=16, eval_every=5, max_steps=100000, sql_lr=1e-3, trl_lr=1e-3)
-
-
-# --------------------------------------------------------------------------- SQL under a time limit
-
-
-UNBEATEN = {"step": -1, "reward": -math.inf, "accuracy": -math.inf}  # a "best so far" that any evaluation beats
-
-
-class TimedSQLTrainer(SQLTrainer):
-    """SQLTrainer that stops at the end of the first step after its training time, summed over resumes,
-    reaches ``max_seconds`` (the rule the TRL agents' time limit follows too).
-
-    It runs the ordinary loop one step at a time (``train(stop_after=1)``), checkpointing only every
-    ``checkpoint_every`` (or ``eval_every``) steps and when it stops, and scores the greedy prompt at
-    the stopping step as the TRL agents do. Curve rows carry cumulative training seconds (``time``).
-    """
-
-    max_seconds = math.inf
-
-    def elapsed(self) -> float:
-        return self._offset + time.time() - self._started
-
-    def out_of_time(self) -> bool:
-        return self.elapsed() >= self.max_seconds
-
-    def train(self, *, progress: bool = True, stop_after: int | None = None) -> dict:
-        self._started, self._offset = time.time(), (self.curve[-1]["time"] if self.curve else 0.0)
-        self._shifted = len(self.curve)
-        last = self.config.steps if stop_after is None else min(self.config.steps, self.step + stop_after)
-        if self.best is None:
-            self.best = UNBEATEN  # else each one-step call would score the greedy prompt off schedule
-        while self.step < last and not self.out_of_time():
-            self._step_started = time.time()
-            super().train(progress=False, stop_after=1)
-            self._shift_times()
-        scored = self.curve and self.curve[-1]["step"] == self.step and "dev/reward" in self.curve[-1]
-        if self.best["step"] == UNBEATEN["step"] or not scored:
-            dev = self.evaluate()  # stopped by the clock between two evaluations
-            if self._better(dev):
-                self.best = dev
-            self._record(dev)
-            if self.output_dir is not None:
-                self.save_checkpoint()
-        return self.best
-
-    def _record(self, dev: dict) -> None:
-        """A dev result into the curve row of its step, and to ``on_best`` when it is the best."""
-        columns = {f"dev/{k}": v for k, v in dev.items() if k not in ("step", "token_ids")}
-        if self.curve and self.curve[-1]["step"] == dev["step"]:
-            self.curve[-1].update(columns)
-        else:
-            self.curve.append({"step": dev["step"], **columns, "time": self.elapsed()})
-            self._shifted = len(self.curve)
-        if self.best is dev and self.on_best is not None:
-            self.on_best(dev)
-
-    def _shift_times(self) -> None:
-        """The step's rows count from the step's start: make them cumulative."""
-        for row in self.curve[self._shifted:]:
-            row["time"] += self._offset + self._step_started - self._started
-        self._shifted = len(self.curve)
-
-    def save_checkpoint(self):
-        every = self.config.checkpoint_every or self.config.eval_every
-        if every and self.step % every and self.step != self.config.steps and not self.out_of_time():
-            return None  # the loop saves after every one-step call; keep the usual period
-        if hasattr(self, "_step_started"):
-            self._shift_times()  # the checkpoint's curve is cumulative too: a resumed run knows its time spent
-        return super().save_checkpoint()
-
-
-class TimedRLPromptAgent(RLPromptAgent):
-    """The RLPrompt agent whose training stops after ``max_seconds``."""
-
-    trainer_class = TimedSQLTrainer
-
-    def __init__(self, *, max_seconds: float, **options):
-        super().__init__(**options)
-        self.max_seconds = max_seconds
-
-    def build(self, task, **kwargs):
-        trainer = super().build(task, **kwargs)
-        trainer.max_seconds = self.max_seconds
-        return trainer
 
 
 # --------------------------------------------------------------------------- the grid
@@ -204,7 +118,7 @@ def make_agent(args, cell: dict):
                   examples_per_step=args.examples_per_step, eval_every=args.eval_every, quiet=True)
     seconds = args.minutes * 60
     if cell["agent"] == "sql":
-        return TimedRLPromptAgent(max_seconds=seconds, lr=args.sql_lr, **common, **dict(args.sql_option))
+        return RLPromptAgent(max_seconds=seconds, lr=args.sql_lr, **common, **dict(args.sql_option))
     return get_agent(cell["agent"], lr=args.trl_lr, max_seconds=seconds, trl_options=dict(args.trl_option), **common)
 
 

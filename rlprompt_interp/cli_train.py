@@ -52,6 +52,7 @@ def register(commands) -> None:
     common.add_argument("--model", default="auto", help="task LM (hub id, folder or embedded name)")
     common.add_argument("--prompt-length", type=int, default=5)
     common.add_argument("--steps", type=int, default=1000)
+    common.add_argument("--max-minutes", type=float, help="stop training after this many minutes (over resumes)")
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--lr", type=float, default=None, help="learning rate (default: the agent's own)")
     common.add_argument("--scorer", default="auto", help="perplexity scorer LM (gpt2-xl online, smollm2-135m offline)")

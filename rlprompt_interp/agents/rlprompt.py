@@ -96,7 +96,6 @@ class RLPromptAgent(Agent):
     """RLPrompt: frozen policy LM + MLP, soft Q-learning, any Reward (default: the classification gap reward)."""
 
     name = "rlprompt"
-    trainer_class = SQLTrainer  # a subclass may train differently (e.g. under a time limit)
 
     def __init__(self, *, model: str = "auto", policy_model: str | None = None, scorer: str = "auto",
                  reward: str | Reward = "accuracy=1", reward_functions: Sequence[str] = (),
@@ -109,8 +108,8 @@ class RLPromptAgent(Agent):
                  zscore: bool = True, reward_range: tuple[float, float] | None = (0.0, 1.0),
                  shaped_range: tuple[float, float] = (0.0, 5.0), max_grad_norm: float = 5.0,
                  correct_coef: float = 200.0, incorrect_coef: float = 180.0, eval_every: int = 50,
-                 checkpoint_every: int | None = None, select_by: str = "reward", dtype: str = "auto",
-                 quiet: bool = False):
+                 checkpoint_every: int | None = None, select_by: str = "reward", max_seconds: float | None = None,
+                 dtype: str = "auto", quiet: bool = False):
         self.model, self.policy_model, self.scorer = model, policy_model, scorer
         self.reward, self.reward_functions = reward, list(reward_functions)
         self.policy_options = dict(mlp_width=mlp_width, condition=condition, top_k=top_k, top_p=top_p,
@@ -121,7 +120,7 @@ class RLPromptAgent(Agent):
                                 target_rate=target_rate, target_period=target_period, zscore=zscore,
                                 reward_range=reward_range, shaped_range=shaped_range, max_grad_norm=max_grad_norm,
                                 eval_every=eval_every, checkpoint_every=checkpoint_every, select_by=select_by,
-                                init_prompt=init_prompt)
+                                init_prompt=init_prompt, max_seconds=max_seconds)
         self.correct_coef, self.incorrect_coef = correct_coef, incorrect_coef
         self.dtype, self.quiet = dtype, quiet
 
@@ -134,8 +133,8 @@ class RLPromptAgent(Agent):
                               correct_coef=self.correct_coef, incorrect_coef=self.incorrect_coef, dtype=self.dtype)
         policy = LMAdaptorPolicy(policy_lm, **self.policy_options)
         config = SQLConfig(prompt_length=prompt_length, steps=steps, seed=seed, **self.sql_options)
-        trainer = self.trainer_class(policy, reward, config, train_data=task_columns(task, "train"),
-                                     dev_data=task_columns(task, "dev"), output_dir=output_dir)
+        trainer = SQLTrainer(policy, reward, config, train_data=task_columns(task, "train"),
+                             dev_data=task_columns(task, "dev"), output_dir=output_dir)
         trainer.task_lm = task_lm
         return trainer
 
@@ -250,5 +249,5 @@ def from_cli_args(args: argparse.Namespace) -> RLPromptAgent:
         zscore=args.zscore, reward_range=tuple(shaping[:2]) if shaping else None,
         shaped_range=tuple(shaping[2:]) if shaping else (0.0, 1.0), max_grad_norm=args.max_grad_norm,
         correct_coef=args.correct_coef, incorrect_coef=args.incorrect_coef, eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every, select_by=args.select_by, dtype=args.dtype,
-        quiet=args.quiet)
+        checkpoint_every=args.checkpoint_every, select_by=args.select_by,
+        max_seconds=args.max_minutes * 60 if args.max_minutes else None, dtype=args.dtype, quiet=args.quiet)

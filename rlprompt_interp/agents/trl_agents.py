@@ -438,7 +438,6 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="(grpo, rloo) KL coefficient towards the initial policy; unset: TRL's default, GRPO 0, "
                             "RLOO 0.05")
     group.add_argument("--temperature", type=float, default=1.0, help="(grpo, rloo) sampling temperature")
-    group.add_argument("--max-minutes", type=float, help="(grpo, rloo) stop training after this many minutes")
     group.add_argument("--report-to", default="none",
                        help="(grpo, rloo) TRL logging integrations: none, tensorboard, wandb, trackio, ...")
     group.add_argument("--trl-option", action="append", default=[], type=trl_option, metavar="KEY=VALUE",

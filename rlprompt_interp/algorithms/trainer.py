@@ -56,6 +56,7 @@ class SQLConfig:
     checkpoint_every: int | None = None  # default: eval_every
     select_by: str = "reward"  # the dev figure that picks the best prompt: "reward" or "accuracy"
     init_prompt: str | None = None  # warm start: the policy's first greedy prompt begins with this text
+    max_seconds: float | None = None  # a time budget: stop after the step that spends it (counted over resumes)
     seed: int = 0
 
 
@@ -95,6 +96,7 @@ class SQLTrainer:
         self.updater = TargetUpdater(config.target_update, config.target_rate, config.target_period)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
+        self.elapsed = 0.0  # training seconds so far, over every process that resumed this run
         self.best: dict | None = None
         self.curve: list[dict] = []
         self.on_best: Callable[[dict], None] | None = None  # called with each new best dev result
@@ -198,7 +200,7 @@ class SQLTrainer:
         return {"step": self.step, "mlp": self.policy.mlp.state_dict(), "target": self.target.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
                 "env_rng": self.env.np_random.bit_generator.state, "reward": self.reward.state_dict(),
-                "best": self.best, "curve": self.curve,
+                "elapsed": self.elapsed, "best": self.best, "curve": self.curve,
                 "config": _plain(asdict(self.config))}
 
     def load_state_dict(self, state: dict) -> None:
@@ -209,6 +211,7 @@ class SQLTrainer:
         self.generator.set_state(state["generator"])
         self.env.np_random.bit_generator.state = state["env_rng"]
         self.reward.load_state_dict(state["reward"])
+        self.elapsed = state["elapsed"]
         self.best, self.curve = state["best"], state["curve"]
 
     def save_checkpoint(self) -> Path:
@@ -225,17 +228,23 @@ class SQLTrainer:
 
     # ------------------------------------------------------------------ the loop
 
+    def out_of_time(self) -> bool:
+        return self.config.max_seconds is not None and self.elapsed >= self.config.max_seconds
+
     def train(self, *, progress: bool = True, stop_after: int | None = None) -> dict:
-        """Run until ``config.steps`` (or ``stop_after`` more steps); returns the best dev result."""
+        """Run until ``config.steps`` (or ``stop_after`` more steps, or ``config.max_seconds``); returns the
+        best dev result. A run stopped by the clock scores its greedy prompt at the step it stopped."""
         cfg = self.config
         every = cfg.checkpoint_every or cfg.eval_every
         last = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
         bar = tqdm(total=cfg.steps, initial=self.step, desc="rlprompt", unit="step", disable=not progress)
-        started = time.time()
-        while self.step < last:
+        started, offset = time.time(), self.elapsed
+        while self.step < last and not self.out_of_time():
             result = self.train_step()
             row = {"step": result.step, **result.logs}
-            if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+            self.elapsed = offset + time.time() - started
+            scheduled = cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.steps)
+            if scheduled or (self.out_of_time() and (cfg.eval_every or self.best is None)):
                 dev = self.evaluate()
                 row.update({f"dev/{k}": v for k, v in dev.items() if k not in ("step", "token_ids")})
                 if self._better(dev):
@@ -243,12 +252,13 @@ class SQLTrainer:
                     if self.on_best is not None:
                         self.on_best(dev)
                 bar.write(f"step {self.step}: dev {_brief(dev)}  best {self.best['text']!r}")
-            row["time"] = time.time() - started
+                self.elapsed = offset + time.time() - started
+            row["time"] = self.elapsed
             self.curve.append(row)
             bar.set_postfix({k: f"{v:.3g}" for k, v in result.logs.items()
                              if k in ("reward", "accuracy", "perplexity", "loss")})
             bar.update(1)
-            if self.output_dir is not None and (self.step % every == 0 or self.step == last):
+            if self.output_dir is not None and ((every and self.step % every == 0) or self.step == last or self.out_of_time()):
                 self.save_checkpoint()
         bar.close()
         if self.best is None:
