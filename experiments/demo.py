@@ -1,10 +1,14 @@
-"""The README's main job: learn a 5-token prompt for SST-2 with RLPrompt, offline, on a CPU, in minutes.
+"""A few minutes of RLPrompt on a CPU: learn a 5-token SST-2 prompt offline and compare it with no prompt.
 
 Policy, task LM and perplexity scorer are the embedded default (SmolLM2-135M). The script prints
-the test accuracy with no prompt, trains for a few dozen soft Q-learning steps (accuracy reward),
-and prints the test accuracy of the best prompt found on the dev split. To stay within a few
-minutes it scores the first ``--test-limit`` test examples (400 by default; 0 scores all 1821)
-and uses a higher learning rate than RLPrompt's 5e-5 (which needs thousands of steps).
+the test accuracy with no prompt, trains soft Q-learning with the accuracy reward, and prints the
+test accuracy of the best prompt found on the dev split, on the same test sentences.
+
+What makes a few dozen steps enough (RLPrompt itself trains for thousands): verbalizers that suit
+the model (" negative"/" positive": no prompt 0.605 on the whole test set, against 0.500 for
+" terrible"/" great"), a policy that writes after a description of the task and may only choose
+among its frozen LM's 20 likeliest next tokens (the fluency constraint, so every sampled prompt is
+readable text), and a learning rate of 1e-3. ``--test-limit 0`` scores all 1,821 test sentences.
 """
 
 import argparse
@@ -20,18 +24,25 @@ from rlprompt_interp.models import load_lm
 from rlprompt_interp.perplexity import perplexity
 from rlprompt_interp.tasks import get_task
 
+CONDITION = "Classify the sentiment of this movie review as positive or negative."
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="../shared/data/few-shot")
     parser.add_argument("--model", default="smollm2-135m")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--verbalizers", nargs="+", default=[" negative", " positive"])
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--max-minutes", type=float, default=3.0, help="stop training earlier on a slow machine")
     parser.add_argument("--prompt-length", type=int, default=5)
     parser.add_argument("--prompts-per-step", type=int, default=8)
     parser.add_argument("--examples-per-step", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--reward", default="accuracy=1", help="e.g. accuracy=1,perplexity=0.01")
-    parser.add_argument("--test-limit", type=int, default=400, help="first N test examples (0: all 1821)")
+    parser.add_argument("--fluent-top-k", type=int, default=20, help="0: the whole vocabulary")
+    parser.add_argument("--lm-prior", type=float, default=0.0, help="beta of the LM prior (0: RLPrompt)")
+    parser.add_argument("--condition", default=CONDITION, help="the text the policy writes the prompt after")
+    parser.add_argument("--reward", default="accuracy=1", help="e.g. accuracy=1,log-perplexity=2")
+    parser.add_argument("--test-limit", type=int, default=400, help="test sentences scored (0: all 1821)")
     parser.add_argument("--output", help="run folder (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -39,28 +50,30 @@ def main() -> None:
     started = time.time()
 
     lm = load_lm(args.model, role="task")
-    task = get_task("sst-2", data_dir=args.data_dir)
+    task = get_task("sst-2", data_dir=args.data_dir).with_options(verbalizers=args.verbalizers)
     limit = args.test_limit or None
-    scope = f"first {args.test_limit} test examples" if limit else "all test examples"
+    scope = f"{args.test_limit} test sentences" if limit else "all test sentences"
     print(f"SST-2 (16-shot, seed 16-42), template {task.template.text!r}, verbalizers {list(task.verbalizers)}, "
-          f"model {lm.spec}, torch threads {torch.get_num_threads()}; accuracy on the {scope}")
+          f"model {lm.spec}, torch threads {torch.get_num_threads()}; accuracy on {scope}")
 
-    before = evaluate_prompt(task, lm, "", split="test", limit=limit)
+    before = evaluate_prompt(task, lm, "", split="test", limit=limit, progress=False)
     print(f"\n[before] no prompt: test accuracy {before.accuracy:.4f}")
 
     agent = RLPromptAgent(model=args.model, scorer=args.model, reward=args.reward, lr=args.lr,
                           prompts_per_step=args.prompts_per_step, examples_per_step=args.examples_per_step,
-                          eval_every=10)
+                          fluent_top_k=args.fluent_top_k or None, prior_weight=args.lm_prior, condition=args.condition,
+                          eval_every=10, max_seconds=args.max_minutes * 60)
     output = args.output or tempfile.mkdtemp(prefix="rlprompt-demo-")
     learned = agent.fit(task, prompt_length=args.prompt_length, steps=args.steps, seed=args.seed, output_dir=output)
-    after = evaluate_prompt(task, lm, learned, split="test", limit=limit)
+    trained = learned.curve[-1]["step"] if learned.curve else 0
+    after = evaluate_prompt(task, lm, learned, split="test", limit=limit, progress=False)
     ppl = perplexity(lm, [learned.text]).item()
 
-    print(f"\n[after] learned prompt {learned.text!r} (best dev step {learned.scores['best_step']}, "
+    print(f"\n[after] {trained} steps; learned prompt {learned.text!r} (best dev step {learned.scores['best_step']}, "
           f"dev accuracy {learned.scores.get('dev_accuracy', float('nan')):.4f}, perplexity {ppl:.1f})")
     print(after.format())
-    print(f"\ntest accuracy ({scope}): no prompt {before.accuracy:.4f} -> learned prompt {after.accuracy:.4f}")
     print(f"learned prompt saved to {output}; {time.time() - started:.0f} s in all")
+    print(f"\ntest accuracy ({scope}): no prompt {before.accuracy:.4f} -> learned prompt {after.accuracy:.4f}")
 
 
 if __name__ == "__main__":

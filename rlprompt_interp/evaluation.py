@@ -70,6 +70,8 @@ def evaluate_text_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str,
 def evaluate_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str | LearnedPrompt, *, split: str = "test",
                     limit: int | None = None, batch_size: int = 32, progress: bool = True) -> ClassificationReport:
     """Accuracy of a text prompt, a discrete learned prompt (its token ids) or a soft prompt (its embeddings)."""
+    if prompt == "":  # no prompt: the same tokens either way, and the shared example cache serves it
+        prompt = LearnedPrompt(text="", token_ids=[])
     if isinstance(prompt, str):
         return evaluate_text_prompt(task, lm, prompt, split=split, limit=limit, batch_size=batch_size, progress=progress)
     examples = task.load_split(split, limit=limit)
@@ -107,6 +109,12 @@ def prompt_logits(task: ClassificationTask, lm: LoadedModel, prompt: LearnedProm
 _EXAMPLE_CACHES: "OrderedDict[tuple, PrefixKVCache]" = OrderedDict()
 _SCORERS: "OrderedDict[tuple, ClassificationReward]" = OrderedDict()
 CACHED_EXAMPLES = 2048  # examples' key/value states kept per model (about 1 MB each for SmolLM2 in fp32)
+
+
+def clear_caches() -> None:
+    """Free the examples' states and scores kept between evaluations."""
+    _SCORERS.clear()
+    _EXAMPLE_CACHES.clear()
 
 
 def example_cache_scorer(task: ClassificationTask, lm: LoadedModel) -> ClassificationReward | None:

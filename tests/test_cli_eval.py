@@ -34,6 +34,36 @@ def test_eval_matches_a_direct_forward(sst_files):
     assert report.accuracy == pytest.approx(correct / 6)
 
 
+@pytest.mark.parametrize("text", [" so great", ""])
+def test_learned_prompts_are_scored_through_the_shared_example_cache(sst_files, text, monkeypatch):
+    from rlprompt_interp import evaluation
+    from rlprompt_interp.prompts import LearnedPrompt
+    from rlprompt_interp.scoring import batched_next_token_logits, segment_example
+
+    lm = load_lm("tiny-gpt2", device="cpu")
+    task = get_task("sst-2", data_dir=str(sst_files))
+    ids = lm.tokenizer.encode(text, add_special_tokens=False)
+    examples = task.load_split("test")
+    evaluation.clear_caches()
+    verbalizers = task.verbalizer_ids(lm.tokenizer)
+    cached = evaluation.prompt_logits(task, lm, LearnedPrompt(text=text, token_ids=ids), examples, verbalizers)
+    full = batched_next_token_logits(lm, [b + ids + a for b, a in (segment_example(lm, *task.template.split(e), ids)
+                                                                   for e in examples)], verbalizers)
+    torch.testing.assert_close(cached, full, atol=1e-4, rtol=1e-4)
+    assert evaluation.example_cache_scorer(task, lm).last_new_pairs == len(examples)
+    # a second prompt on the same split re-uses the examples' states: only its own pairs reach the LM
+    encoded = []
+    add = evaluation._EXAMPLE_CACHES[(id(lm.model), lm.dtype)].add
+    monkeypatch.setattr(evaluation._EXAMPLE_CACHES[(id(lm.model), lm.dtype)], "add",
+                        lambda items: encoded.append([k for k in items if k not in add.__self__]) or add(items))
+    other = LearnedPrompt(text=" no", token_ids=lm.tokenizer.encode(" no", add_special_tokens=False))
+    evaluation.prompt_logits(task, lm, other, examples, verbalizers)
+    assert encoded == [[]]
+    # no prompt reads the same numbers as the text path
+    assert evaluation.evaluate_prompt(task, lm, "", progress=False).accuracy == pytest.approx(
+        evaluate_text_prompt(task, lm, "", progress=False).accuracy)
+
+
 def test_cli_eval_writes_report(sst_files, tmp_path, capsys):
     out = tmp_path / "report.json"
     code = main(["eval", "--task", "sst-2", "--model", "tiny-gpt2", "--data-dir", str(sst_files), "--split", "dev",
