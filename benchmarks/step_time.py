@@ -25,6 +25,7 @@ readable::
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 import statistics
 import sys
@@ -58,6 +59,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--no-compare-dtypes", dest="compare_dtypes", action="store_false",
                         help="skip the fp32 run that bf16_speedup needs (e.g. when measuring peak memory)")
+    parser.add_argument("--no-direct", dest="direct", action="store_false",
+                        help="skip the step without the environment (halves the run, e.g. for peak memory)")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "few-shot"))
     return parser.parse_args(argv)
 
@@ -112,15 +115,16 @@ def time_steps(args, trainer) -> dict:
         sync(args)
         logs["time/step"] = time.perf_counter() - started
         started = time.perf_counter()
-        direct_step()
-        sync(args)
+        if args.direct:
+            direct_step()
+            sync(args)
         if step >= args.warmup:
             rows.append(logs)
             direct.append(time.perf_counter() - started)
     keys = ("time/step", "time/sample", "time/reward", "time/accuracy", "time/perplexity", "time/log-perplexity",
             "time/update")
     medians = {key: statistics.median(r[key] for r in rows) for key in keys if key in rows[0]}
-    medians["time/direct_step"] = statistics.median(direct)
+    medians["time/direct_step"] = statistics.median(direct) if args.direct else math.nan
     return medians
 
 
@@ -228,8 +232,9 @@ def main(argv=None) -> int:
                        ("time/update", "  loss + backward + optimiser")):
         if key in r:
             print(f"  {label:<32} {r[key]:8.3f} s")
-    print(f"  {'same step without the env':<32} {r['time/direct_step']:8.3f} s "
-          f"(env path / direct path {r['time/step'] / r['time/direct_step']:.3f})")
+    if args.direct:
+        print(f"  {'same step without the env':<32} {r['time/direct_step']:8.3f} s "
+              f"(env path / direct path {r['time/step'] / r['time/direct_step']:.3f})")
     overhead = r["reward_pairs"] / r["bare_forward"]
     pairs = args.prompts * args.examples
     print(f"task-LM reward on {pairs} pairs: {r['reward_pairs']:.3f} s; bare forward over their prompt tokens "

@@ -37,13 +37,17 @@ MODES = {
     # A small budget on the embedded model: about half an hour on two CPU cores for the whole sweep.
     # The policy picks among the frozen LM's 100 likeliest next tokens (fluent_top_k): with a few dozen
     # steps, sampling from all 49k tokens would not find anything; 0 turns the restriction off.
+    # The policy writes whole words and punctuation after a description of the rewrite, with no repeated token.
     "quick": dict(policy="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", prompt_length=5,
                   steps=20, prompts_per_step=4, inputs_per_step=2, num_samples=2, bootstraps=1, dev_inputs=2,
-                  eval_every=10, eval_limit=32, lr=1e-3, length_ratio=1.2, fluent_top_k=100),
+                  eval_every=10, eval_limit=32, lr=1e-3, length_ratio=1.2, fluent_top_k=100,
+                  condition="Rewrite this {source} restaurant review so that it is {target}:",
+                  action_space="words+punctuation", no_repeat=4, lm_prior=0.0),
     # RLPrompt's text-style-transfer settings with the paper's models (a GPU is advised).
     "full": dict(policy="distilgpt2", task_model="distilgpt2", scorer="gpt2-xl", prompt_length=5, steps=1000,
                  prompts_per_step=16, inputs_per_step=4, num_samples=32, bootstraps=4, dev_inputs=16,
-                 eval_every=50, eval_limit=500, lr=5e-5, length_ratio=1.5, fluent_top_k=0),
+                 eval_every=50, eval_limit=500, lr=5e-5, length_ratio=1.5, fluent_top_k=0, condition="",
+                 action_space="all", no_repeat=0, lm_prior=0.0),
 }
 
 
@@ -88,7 +92,10 @@ def train_prompt(args, direction: str, alpha: float, models: dict, classifier, t
                                  num_bootstraps=args.bootstraps, template=task.template.text)
     if alpha:
         reward = reward + alpha * Perplexity(models["scorer"], log=True)
-    policy = LMAdaptorPolicy(models["policy"], fluent_top_k=args.fluent_top_k or None)
+    styles = {"0_to_1": ("negative", "positive"), "1_to_0": ("positive", "negative")}[direction]
+    condition = args.condition.format(source=styles[0], target=styles[1]) if args.condition else None
+    policy = LMAdaptorPolicy(models["policy"], fluent_top_k=args.fluent_top_k or None, condition=condition,
+                             action_space=args.action_space, no_repeat=args.no_repeat, prior_weight=args.lm_prior)
     config = SQLConfig(prompt_length=args.prompt_length, steps=args.steps, prompts_per_step=args.prompts_per_step,
                        examples_per_step=args.inputs_per_step, lr=args.lr, eval_every=args.eval_every, seed=args.seed)
     train = {"input": list(task.load_split("train")["input"])}

@@ -139,3 +139,15 @@ def test_a_warm_start_writes_the_given_prompt_first(lm):
     words = LMAdaptorPolicy(lm, mlp_width=64, action_space="words")
     with pytest.raises(ValueError, match="outside the policy's action space"):
         words.warm_start(lm.tokenizer.encode("ing", add_special_tokens=False))
+
+
+def test_lm_guided_exploration_writes_some_rows_from_the_lms_top_tokens(lm):
+    policy = LMAdaptorPolicy(lm, mlp_width=64, explore_fraction=0.5, explore_top_k=3, top_k=None)
+    rollout = policy.sample(8, 4, generator=torch.Generator().manual_seed(0))
+    own = policy.head(rollout.hidden) + policy.bias
+    in_top = (own.topk(3, dim=-1).indices == rollout.token_ids[..., None]).any(-1)  # [N, L]
+    assert in_top[4:].all() and not in_top[:4].all()  # behaviour rows from the LM's top-3; policy rows anywhere
+    assert rollout.allowed is None  # the action space, and so the loss's Q-values, stay unconstrained
+    assert policy.greedy(4).token_ids.shape == (1, 4)  # greedy prompts come from the policy alone
+    with pytest.raises(ValueError, match="explore_fraction"):
+        LMAdaptorPolicy(lm, explore_fraction=1.5)

@@ -102,7 +102,8 @@ class RLPromptAgent(Agent):
                  prompts_per_step: int = 16, examples_per_step: int = 16, lr: float | None = None,
                  top_k: int | None = 256, top_p: float | None = None, fluent_top_k: int | None = None,
                  prior_weight: float = 0.0, action_space: str = "all", no_repeat: int = 0,
-                 init_prompt: str | None = None, mlp_width: int = 2048, condition: str | None = None,
+                 explore_fraction: float = 0.0, explore_top_k: int = 20, init_prompt: str | None = None,
+                 mlp_width: int = 2048, condition: str | None = None,
                  loss: str = "mix",
                  target_update: str = "polyak", target_rate: float = 1e-3, target_period: int = 100,
                  zscore: bool = True, reward_range: tuple[float, float] | None = (0.0, 1.0),
@@ -114,7 +115,7 @@ class RLPromptAgent(Agent):
         self.reward, self.reward_functions = reward, list(reward_functions)
         self.policy_options = dict(mlp_width=mlp_width, condition=condition, top_k=top_k, top_p=top_p,
                                    fluent_top_k=fluent_top_k, prior_weight=prior_weight, action_space=action_space,
-                                   no_repeat=no_repeat)
+                                   no_repeat=no_repeat, explore_fraction=explore_fraction, explore_top_k=explore_top_k)
         self.sql_options = dict(prompts_per_step=prompts_per_step, examples_per_step=examples_per_step,
                                 lr=5e-5 if lr is None else lr, loss=loss, target_update=target_update,
                                 target_rate=target_rate, target_period=target_period, zscore=zscore,
@@ -199,6 +200,10 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="tokens the policy may write: all, whole English words, or words and punctuation")
     group.add_argument("--no-repeat", type=int, default=0, metavar="K",
                        help="a token may not repeat any of the previous K tokens (1: no immediate repetition)")
+    group.add_argument("--lm-explore", type=float, default=0.0, metavar="FRACTION",
+                       help="share of each step's prompts written by an LM-guided behaviour policy (uniform over "
+                            "the policy LM's top tokens, --lm-explore-top-k); the action space stays unconstrained")
+    group.add_argument("--lm-explore-top-k", type=int, default=20, metavar="K")
     group.add_argument("--init-prompt", metavar="TEXT",
                        help="warm start: fit the policy first so that its greedy prompt begins with TEXT")
     group.add_argument("--top-k", type=int, default=256, help="sample from the top-k tokens (0: all)")
@@ -243,7 +248,8 @@ def from_cli_args(args: argparse.Namespace) -> RLPromptAgent:
         reward_functions=args.reward_fn, prompts_per_step=args.prompts_per_step,
         examples_per_step=args.examples_per_step, lr=args.lr, top_k=None if args.top_p else (args.top_k or None), top_p=args.top_p,
         fluent_top_k=args.fluent_top_k, prior_weight=args.lm_prior, action_space=args.action_space,
-        no_repeat=args.no_repeat, init_prompt=args.init_prompt, mlp_width=args.mlp_width, condition=args.condition,
+        no_repeat=args.no_repeat, explore_fraction=args.lm_explore, explore_top_k=args.lm_explore_top_k,
+        init_prompt=args.init_prompt, mlp_width=args.mlp_width, condition=args.condition,
         loss=args.sql_loss,
         target_update=args.target_update, target_rate=args.target_rate, target_period=args.target_period,
         zscore=args.zscore, reward_range=tuple(shaping[:2]) if shaping else None,

@@ -110,11 +110,16 @@ class LMAdaptorPolicy(nn.Module):
     the top-k of the frozen LM's own next-token distribution. Special tokens are never allowed
     (``allow_special=True`` to permit). ``top_k``/``top_p`` shape sampling only; everything else
     defines the action space and so also the Q-values the loss sees.
+
+    ``explore_fraction``: that share of each sampled batch is written by a behaviour policy instead,
+    uniform over the frozen LM's ``explore_top_k`` likeliest allowed tokens (LM-guided exploration).
+    Soft Q-learning's path-consistency losses hold for any behaviour, so those prompts train the
+    Q-values like the policy's own, while the action space stays the whole vocabulary.
     """
 
     def __init__(self, lm: LoadedModel | str = "auto", *, mlp_width: int = 2048, condition: str | None = None,
                  prior_weight: float = 0.0, action_space: str = "all", no_repeat: int = 0,
-                 logit_bias: Mapping[int, float] | torch.Tensor | None = None, fluent_top_k: int | None = None,
+                 explore_fraction: float = 0.0, explore_top_k: int = 20, logit_bias: Mapping[int, float] | torch.Tensor | None = None, fluent_top_k: int | None = None,
                  top_k: int | None = None, top_p: float | None = None, allow_special: bool = False,
                  init_std: float = 1e-4):
         super().__init__()
@@ -125,6 +130,9 @@ class LMAdaptorPolicy(nn.Module):
             raise ValueError(f"the LM prior's weight must be >= 0, got {prior_weight}")
         if no_repeat < 0:
             raise ValueError(f"no_repeat counts previous tokens and must be >= 0, got {no_repeat}")
+        if not 0.0 <= explore_fraction <= 1.0 or explore_top_k < 1:
+            raise ValueError(f"explore_fraction must be in [0, 1] and explore_top_k >= 1; got {explore_fraction}, "
+                             f"{explore_top_k}")
         config = self.lm.model.config.get_text_config(decoder=True)
         self.hidden_size = config.hidden_size
         self.head = self.lm.model.get_output_embeddings()
@@ -133,6 +141,7 @@ class LMAdaptorPolicy(nn.Module):
         self.mlp = adaptor_mlp(self.hidden_size, mlp_width, init_std).to(self.lm.device, torch.float32)
         self.top_k, self.top_p, self.fluent_top_k = top_k, top_p, fluent_top_k
         self.prior_weight, self.action_space, self.no_repeat = float(prior_weight), action_space, int(no_repeat)
+        self.explore_fraction, self.explore_top_k = float(explore_fraction), int(explore_top_k)
         self.condition = condition
         self.condition_ids = self._condition_ids(condition)
         space = self._space(action_space, allow_special)
@@ -236,6 +245,14 @@ class LMAdaptorPolicy(nn.Module):
             usable = self.space if allowed is None else allowed & self.space
             prior = lm_logits.masked_fill(~usable, float("-inf")).log_softmax(-1)
         return allowed, prior
+
+    def explorers(self, num_prompts: int) -> torch.Tensor:
+        """Bool ``[N]``: the rows of a sampled batch written by the LM-guided behaviour policy (the last ones)."""
+        rows = torch.zeros(num_prompts, dtype=torch.bool, device=self.lm.device)
+        count = round(self.explore_fraction * num_prompts)
+        if count:
+            rows[num_prompts - count:] = True
+        return rows
 
     def recent_tokens(self, token_ids: torch.Tensor) -> torch.Tensor | None:
         """For each position t of ``token_ids [N, L]``, the ``no_repeat`` tokens before it ``[N, L, k]`` (-1 pads)."""
@@ -347,6 +364,11 @@ class PromptWriter:
             action = logits.argmax(-1)
         else:
             probs = filter_top_k_top_p(logits, policy.top_k, policy.top_p).softmax(-1)
+            explorers = policy.explorers(len(probs))
+            if explorers.any():  # behaviour rows: uniform over the frozen LM's top-k tokens the policy may take
+                lm_logits = policy.head(self.hidden[explorers]).float().masked_fill(~torch.isfinite(logits[explorers]),
+                                                                                     float("-inf"))
+                probs[explorers] = filter_top_k_top_p(lm_logits, policy.explore_top_k).isfinite().float()
             action = torch.multinomial(probs.cpu(), 1, generator=self.generator).squeeze(-1).to(logits.device)
         self.states.append((self.hidden, allowed, prior))
         self.tokens.append(action)
