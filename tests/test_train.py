@@ -88,3 +88,24 @@ def test_train_command_takes_a_reward_function(tmp_path, cli_args):
     assert main(cli_args + ["--steps", "2", "--output", str(out), "--no-test-eval", "--reward", "",
                             "--reward-fn", "test_rewards_perplexity:prompt_lengths"]) == 0
     assert "prompt_lengths/mean" in LearnedPrompt.load(out).curve[0]
+
+
+def test_a_time_budget_stops_training_and_scores_the_last_prompt(tmp_path):
+    import time as clock
+
+    class Slow(TargetFraction):
+        def __call__(self, prompts, batch):
+            clock.sleep(0.05)
+            return super().__call__(prompts, batch)
+
+    policy = LMAdaptorPolicy(load_lm("tiny-gpt2", device="cpu"), mlp_width=64)
+    config = SQLConfig(prompt_length=3, steps=1000, prompts_per_step=4, eval_every=100, max_seconds=0.5, seed=0)
+    t = SQLTrainer(policy, Slow(), config, output_dir=tmp_path)
+    best = t.train(progress=False)
+    assert 1 <= t.step < 1000 and t.elapsed >= 0.5
+    assert best["step"] == t.step and "dev/reward" in t.curve[-1]  # scored where the clock stopped it
+    again = SQLTrainer(LMAdaptorPolicy(load_lm("tiny-gpt2", device="cpu"), mlp_width=64), Slow(), config,
+                       output_dir=tmp_path)
+    assert again.resume() and again.elapsed == t.elapsed
+    again.train(progress=False)
+    assert again.step == t.step  # the budget was spent before the resume: nothing more to train
