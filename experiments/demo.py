@@ -14,7 +14,7 @@ import time
 import torch
 
 from rlprompt_interp.agents.rlprompt import RLPromptAgent
-from rlprompt_interp.cli import quiet_libraries
+from rlprompt_interp.cli.common import quiet_libraries
 from rlprompt_interp.evaluation import evaluate_prompt
 from rlprompt_interp.models import load_lm
 from rlprompt_interp.perplexity import perplexity

@@ -76,7 +76,7 @@ def sweep_config(args) -> dict:
 def train_prompt(args, direction: str, alpha: float, models: dict, classifier, task, folder: Path):
     """Train (or resume) one prompt in ``folder``; returns the LearnedPrompt, also saved there."""
     from rlprompt_interp.algorithms import SQLConfig, SQLTrainer
-    from rlprompt_interp.generation import GenerationSettings
+    from rlprompt_interp.style.generation import GenerationSettings
     from rlprompt_interp.policies import LMAdaptorPolicy
     from rlprompt_interp.prompts import LearnedPrompt
     from rlprompt_interp.rewards.perplexity import Perplexity
@@ -130,7 +130,7 @@ def make_cell_runner(args, models: dict, classifier):
 
 def evaluate(args, task, prompt: str, models: dict, classifier, outputs_file: Path) -> dict:
     from rlprompt_interp.perplexity import perplexity
-    from rlprompt_interp.style_eval import evaluate_style_transfer
+    from rlprompt_interp.style.evaluation import evaluate_style_transfer
 
     report = evaluate_style_transfer(task, models["task"], prompt, classifier=classifier, scorer=models["scorer"],
                                      limit=args.eval_limit, length_ratio=args.length_ratio, batch_size=32,
@@ -194,7 +194,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from rlprompt_interp.cli_style import resolve_classifier
+    from rlprompt_interp.style.classifier import resolve_classifier
     from rlprompt_interp.models import load_lm, process_state
     from rlprompt_interp.rewards.style import StyleClassifier
     from rlprompt_interp.sweeps import Sweep

@@ -75,3 +75,10 @@ class LearnedPrompt:
         has_embeddings = payload.pop("has_embeddings", False)
         embeddings = load_file(str(folder / EMBEDDINGS_FILE))["embeddings"] if has_embeddings else None
         return cls(embeddings=embeddings, **payload)
+
+
+def task_model(prompt: "LearnedPrompt | str | None", model: str | None = "auto") -> str:
+    """The task LM to load: ``model``, or for ``auto`` the one a learned prompt was trained with."""
+    if model not in (None, "auto") or not isinstance(prompt, LearnedPrompt):
+        return model or "auto"
+    return prompt.provenance.get("task_model", prompt.provenance.get("model", "auto"))

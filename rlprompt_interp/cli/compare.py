@@ -1,9 +1,8 @@
-"""``rlprompt-interp unembed`` and ``rlprompt-interp compare``: read learned prompts and compare them.
+"""``rlprompt-interp compare``: how similar learned prompts are, and how they transfer across tasks.
 
-``unembed`` prints each prompt position's nearest vocabulary tokens (the readout of Figures 2-5
-of "Interpreting Prompt-Tuning Across SuperGLUE Tasks"); ``compare`` prints the Frobenius
-similarity matrix of several prompts and the norm statistics per task (stochasticity across
-seeds), writes the plots, and with ``--transfer`` the zero-shot cross-task transfer matrix.
+Prints the Frobenius similarity matrix of several prompts and the norm statistics per task
+(stochasticity across seeds), writes the plots, and with ``--transfer`` the zero-shot cross-task
+transfer matrix (Dayton et al., "Interpreting Prompt-Tuning Across SuperGLUE Tasks").
 """
 
 from __future__ import annotations
@@ -13,42 +12,10 @@ from pathlib import Path
 
 import torch
 
-from .metrics.errors import MetricInputError
-
-
-def prompt_matrix(prompt, lm) -> torch.Tensor:
-    """``[L, d]``: a soft prompt's embeddings, or the task LM's embeddings of a discrete prompt's tokens."""
-    if prompt.is_soft:
-        return prompt.embeddings.float()
-    if not prompt.token_ids:
-        raise MetricInputError(f"prompt {prompt.text!r} has neither embeddings nor token ids to read")
-    return lm.model.get_input_embeddings().weight.detach()[list(prompt.token_ids)].float().cpu()
-
-
-def task_model_of(prompt, model: str) -> str:
-    if model != "auto":
-        return model
-    return prompt.provenance.get("task_model", prompt.provenance.get("model", "auto"))
-
-
-def cmd_unembed(args: argparse.Namespace) -> int:
-    from .cli import write_json
-    from .metrics.report import format_readout_row, nearest_tokens
-    from .models import load_lm
-    from .prompts import LearnedPrompt
-
-    prompt = LearnedPrompt.load(args.learned)
-    lm = load_lm(task_model_of(prompt, args.model), role="task", dtype=args.dtype)
-    rows = nearest_tokens(prompt_matrix(prompt, lm), lm, args.metric, args.top_k)
-    kind = "soft prompt" if prompt.is_soft else "discrete prompt (its tokens' embeddings)"
-    print(f"{args.learned}: {kind}, {len(rows)} positions, model {lm.spec}; nearest tokens by {args.metric}, "
-          f"top {args.top_k} (best first)")
-    for row in rows:
-        print(format_readout_row(row))
-    print("top-1 text: " + repr(lm.tokenizer.decode([row["token_ids"][0] for row in rows])))
-    if args.output:
-        write_json(args.output, {"learned": str(args.learned), "model": lm.spec, "metric": args.metric, "rows": rows})
-    return 0
+from ..metrics.errors import MetricInputError
+from ..metrics.similarity import prompt_matrix
+from ..prompts import task_model
+from .common import write_json
 
 
 def describe(prompt, folder: str) -> tuple[str, str]:
@@ -69,17 +36,16 @@ def format_matrix(matrix: torch.Tensor, rows: list[str], columns: list[str], fmt
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .cli import write_json
-    from .metrics.similarity import pca_2d, plot_matrix, plot_prompt_map, similarity_matrix, stochasticity
-    from .metrics.transfer import labels_for
-    from .models import load_lm
-    from .prompts import LearnedPrompt
+    from ..metrics.similarity import pca_2d, plot_matrix, plot_prompt_map, similarity_matrix, stochasticity
+    from ..metrics.transfer import labels_for
+    from ..models import load_lm
+    from ..prompts import LearnedPrompt
 
     prompts = [LearnedPrompt.load(folder) for folder in args.folders]
     lms = {}
     matrices = []
     for prompt in prompts:
-        spec = task_model_of(prompt, args.model)
+        spec = task_model(prompt, args.model)
         if not prompt.is_soft and spec not in lms:
             lms[spec] = load_lm(spec, role="task", dtype=args.dtype)
         matrices.append(prompt_matrix(prompt, lms.get(spec)))
@@ -125,11 +91,11 @@ def run_transfer(args, prompts, matrices, labels, lms) -> dict:
     first prompt learned on it). The similarity of prompt i to task j is its mean distance to the
     prompts learned on j; the correlation leaves out each prompt's own task.
     """
-    from .metrics.transfer import evaluate_transfer, matrix_correlation
-    from .models import load_lm
-    from .tasks import get_task
+    from ..metrics.transfer import evaluate_transfer, matrix_correlation
+    from ..models import load_lm
+    from ..tasks import get_task
 
-    specs = {task_model_of(p, args.model) for p in prompts}
+    specs = {task_model(p, args.model) for p in prompts}
     if len(specs) != 1:
         raise MetricInputError(f"transfer needs prompts learned on one task LM; these name {sorted(specs)}")
     spec = specs.pop()
@@ -161,7 +127,7 @@ def run_transfer(args, prompts, matrices, labels, lms) -> dict:
 
 def similarity_matrix_to_tasks(matrices, names, tasks) -> torch.Tensor:
     """``[prompts, tasks]``: mean ‖P_i − P_k‖_F over the other prompts k learned on each task."""
-    from .metrics.similarity import frobenius_distance
+    from ..metrics.similarity import frobenius_distance
 
     result = torch.full((len(matrices), len(tasks)), float("nan"), dtype=torch.float64)
     for i, a in enumerate(matrices):
@@ -173,17 +139,6 @@ def similarity_matrix_to_tasks(matrices, names, tasks) -> torch.Tensor:
 
 
 def register(commands) -> None:
-    from .metrics.unembed import METRICS
-
-    unembed = commands.add_parser("unembed", help="nearest vocabulary tokens of each position of a learned prompt")
-    unembed.add_argument("--learned", required=True, metavar="DIR", help="a learned prompt folder")
-    unembed.add_argument("--model", default="auto", help="task LM whose vocabulary is searched (auto: the prompt's)")
-    unembed.add_argument("--metric", default="cosine", choices=METRICS)
-    unembed.add_argument("--top-k", type=int, default=3)
-    unembed.add_argument("--dtype", default="auto")
-    unembed.add_argument("--output", help="write the readout as JSON here")
-    unembed.set_defaults(run=cmd_unembed)
-
     compare = commands.add_parser("compare", help="similarity, stochasticity and transfer of learned prompts")
     compare.add_argument("folders", nargs="+", metavar="DIR", help="learned prompt folders (same length and model)")
     compare.add_argument("--labels", nargs="+", help="one label per folder (default: task/method/seed)")

@@ -9,19 +9,20 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from .common import add_task_arguments, build_task, write_json
+
 
 def agent_modules() -> dict:
     """Agent name -> the module of its class (``agents.AGENTS``), which holds ``add_arguments(group)``
     and ``from_cli_args(args)``."""
-    from .agents import AGENTS
+    from ..agents import AGENTS
 
     return {name: importlib.import_module(spec.partition(":")[0]) for name, spec in AGENTS.items()}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .cli import build_task, write_json
-    from .evaluation import evaluate_prompt
-    from .models import load_lm
+    from ..evaluation import evaluate_prompt
+    from ..models import load_lm
 
     task = build_task(args)
     agent = agent_modules()[args.agent].from_cli_args(args)
@@ -40,8 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    from .agents.continuous import add_continuous_arguments
-    from .cli import add_task_arguments
+    from ..agents.continuous import add_continuous_arguments
 
     modules = agent_modules()
     train = commands.add_parser("train", help="learn a prompt with one of the agents",

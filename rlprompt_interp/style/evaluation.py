@@ -28,13 +28,16 @@ import sacrebleu
 import torch
 from tqdm.auto import tqdm
 
+from ..atomic import write_json_atomic
+from ..models import LoadedModel, load_lm
+from ..perplexity import log_perplexity
+from ..prompts import LearnedPrompt, task_model
+from ..rewards.content import ContentPreservation
+from ..rewards.style import StyleClassifier
+from ..rewards.style_transfer import combine_samples
+from ..tasks.style_transfer import DIRECTIONS, StyleTransferTask, get_style_task
+from .classifier import resolve_classifier
 from .generation import GenerationSettings, generate_rewrites
-from .models import LoadedModel
-from .perplexity import log_perplexity
-from .rewards.content import ContentPreservation
-from .rewards.style import StyleClassifier
-from .rewards.style_transfer import combine_samples
-from .tasks.style_transfer import StyleTransferTask
 
 
 @dataclass
@@ -138,6 +141,47 @@ def evaluate_style_transfer(task: StyleTransferTask, lm: LoadedModel, prompt: st
         report.outputs_file = str(write_outputs(outputs_file, inputs, outputs, references, content_scores, style_probs,
                                                 log_ppl.exp()))
     return report
+
+
+def evaluate_style_prompt(task: str, prompt: str | LearnedPrompt = "", *, data_dir: str | Path | None = None,
+                          direction: str | None = None, model: str = "auto", scorer: str = "auto",
+                          classifier: str | None = None, split: str = "test", limit: int | None = None,
+                          num_samples: int = 1, top_k: int = 10, length_ratio: float = 1.5, batch_size: int = 32,
+                          seed: int = 0, fluency_threshold: float | None = None, dtype: str = "auto",
+                          output: str | Path | None = None, progress: bool = True, log=print) -> dict:
+    """``style-eval`` and ``eval --task yelp-style``: a prompt on one or both directions of a style task.
+
+    The direction is ``direction``, the one ``task`` names (``yelp-style:1_to_0``), a learned prompt's
+    own, or else both; the task LM is ``model`` or the one the prompt was learned with. With ``output``
+    the reports go there as JSON and each direction's outputs beside it as TSV. Returns the reports.
+    """
+    learned = prompt if isinstance(prompt, LearnedPrompt) else None
+    text = learned.text if learned is not None else (prompt or "")
+    provenance = learned.provenance if learned is not None else {}
+    task_name, _, named = task.partition(":")
+    direction = direction or named or provenance.get("direction") or (provenance.get("config") or {}).get(
+        "direction") or "both"
+    directions = list(DIRECTIONS) if direction == "both" else [direction]
+    lm = load_lm(task_model(learned, model), role="task", dtype=dtype)
+    scorer_lm = load_lm(scorer, role="scorer", dtype=dtype)
+    classifier = resolve_classifier(classifier)
+    output = Path(output) if output else None
+    reports = {}
+    for name in directions:
+        outputs_file = output.with_name(f"{output.stem}.{name}.outputs.tsv") if output is not None else None
+        report = evaluate_style_transfer(
+            get_style_task(task_name, data_dir=data_dir, direction=name), lm, text, classifier=classifier,
+            scorer=scorer_lm, split=split, limit=limit, num_samples=num_samples, top_k=top_k,
+            length_ratio=length_ratio, batch_size=batch_size, seed=seed, fluency_threshold=fluency_threshold,
+            outputs_file=outputs_file, progress=progress)
+        log(report.format())
+        reports[name] = report.to_dict()
+    payload = {"prompt": text, "task_model": lm.spec, "scorer": scorer_lm.spec, "style_classifier": classifier,
+               "directions": reports}
+    if output is not None:
+        write_json_atomic(output, payload)
+        log(f"report written to {output} (outputs beside it)")
+    return payload
 
 
 def write_outputs(path: str | Path, inputs, outputs, references, content, style, perplexity) -> Path:

@@ -1,0 +1,74 @@
+"""What the sub-commands share: the task flags, the prompt/example flags of evaluations, and output helpers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..tasks import TaskDataError, VerbalizerError
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("task")
+    group.add_argument("--task", required=True,
+                       help="a built-in task (sst-2, sst-5, agnews, subj, trec, boolq, cb, rte, copa, wsc), a "
+                            "task.json file, or the name of a new task given with --data-files")
+    group.add_argument("--data-dir", help="local data in RLPrompt's few-shot layout (<task>/<seed>/{train,dev}.tsv, "
+                                          "<task>/test.tsv); without it the task is read from the hub")
+    group.add_argument("--seed-split", default="16-42", help="which few-shot split of --data-dir (default 16-42)")
+    group.add_argument("--data-files", nargs="+", metavar="SPLIT=PATH",
+                       help="your own data: e.g. train=train.tsv test=test.jsonl (TSV, CSV or JSONL)")
+    group.add_argument("--text-column", default="sentence", help="text column of --data-files")
+    group.add_argument("--label-column", default="label", help="label column of --data-files")
+    group.add_argument("--template", help="where prompt and example go, e.g. 'Review: {sentence}\\nSentiment:{prompt}'")
+    group.add_argument("--verbalizers", nargs="+", help="one single-token word per class, in label order")
+
+
+def build_task(args: argparse.Namespace):
+    from ..tasks import get_task, task_from_files
+    from ..tasks.registry import CAUSAL_TEMPLATE
+
+    template = args.template.replace("\\n", "\n") if args.template else None
+    if args.data_files:
+        files = {}
+        for item in args.data_files:
+            split, sep, path = item.partition("=")
+            if not sep:
+                raise TaskDataError(f"--data-files takes SPLIT=PATH items, got {item!r}")
+            files[split] = path
+        if not args.verbalizers:
+            raise VerbalizerError("a task from --data-files needs --verbalizers, one per class in label order")
+        return task_from_files(args.task, files, template=template or CAUSAL_TEMPLATE, verbalizers=args.verbalizers,
+                               text_column=args.text_column, label_column=args.label_column)
+    return get_task(args.task, data_dir=args.data_dir, seed=args.seed_split, template=template,
+                    verbalizers=args.verbalizers)
+
+
+def add_eval_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The prompt to evaluate and which examples: shared by `eval` and `style-eval`."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--prompt", default="", help="the prompt text (default: no prompt)")
+    source.add_argument("--learned", metavar="DIR", help="a learned prompt folder (discrete or soft)")
+    parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    parser.add_argument("--limit", type=int, help="score only the first N examples")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=float))
+    tmp.replace(path)
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal for our own progress bars: no per-file bars from datasets or transformers."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
