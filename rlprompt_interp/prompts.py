@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .atomic import write_atomic
+from .atomic import write_atomic, write_json_atomic
 
 PROMPT_FILE = "prompt.json"
 EMBEDDINGS_FILE = "embeddings.safetensors"
@@ -61,8 +61,7 @@ class LearnedPrompt:
         if self.embeddings is not None:
             write_atomic(folder / EMBEDDINGS_FILE,
                     lambda path: save_file({"embeddings": self.embeddings.detach().float().cpu().contiguous()}, path))
-        write_atomic(folder / PROMPT_FILE,
-                     lambda path: Path(path).write_text(json.dumps(payload, indent=2, default=float)))
+        write_json_atomic(folder / PROMPT_FILE, payload)
         return folder
 
     @classmethod

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import write_json_atomic
 from ..metrics.errors import MetricInputError
 from ..metrics.similarity import prompt_matrix
 from ..prompts import task_model
-from .common import write_json
 
 
 def describe(prompt, folder: str) -> tuple[str, str]:
@@ -79,7 +79,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             t = payload["transfer"]
             plot_matrix(torch.tensor(t["transfer"]), labels, out / "transfer.png",
                         f"accuracy change vs no prompt ({t['split']})", fmt="{:+.2f}")
-        write_json(out / "compare.json", payload)
+        write_json_atomic(out / "compare.json", payload)
         print(f"\nplots and compare.json written to {out}")
     return 0
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..atomic import write_json_atomic
 from ..prompts import task_model
-from .common import add_eval_input_arguments, add_task_arguments, build_task, write_json
+from .common import add_eval_input_arguments, add_task_arguments, build_task
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -37,7 +38,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report.classification.extra["model"] = lm.spec
     print(report.format())
     if args.output:
-        write_json(args.output, report.to_dict())
+        write_json_atomic(args.output, report.to_dict())
         print(f"report written to {args.output}")
     return 0
 

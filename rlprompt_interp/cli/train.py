@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from .common import add_task_arguments, build_task, write_json
+from ..atomic import write_json_atomic
+from .common import add_task_arguments, build_task
 
 
 def agent_modules() -> dict:
@@ -35,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         learned.scores["test_accuracy"] = report.accuracy
         print(report.format())
     learned.save(args.output)
-    write_json(f"{args.output}/scores.json", learned.scores)
+    write_json_atomic(f"{args.output}/scores.json", learned.scores)
     print(f"learned prompt {learned.text!r} saved to {args.output}")
     return 0
 

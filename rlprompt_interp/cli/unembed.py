@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..atomic import write_json_atomic
 from ..metrics.similarity import prompt_matrix
 from ..prompts import task_model
-from .common import write_json
 
 
 def cmd_unembed(args: argparse.Namespace) -> int:
@@ -28,7 +28,7 @@ def cmd_unembed(args: argparse.Namespace) -> int:
         print(format_readout_row(row))
     print("top-1 text: " + repr(lm.tokenizer.decode([row["token_ids"][0] for row in rows])))
     if args.output:
-        write_json(args.output, {"learned": str(args.learned), "model": lm.spec, "metric": args.metric, "rows": rows})
+        write_json_atomic(args.output, {"learned": str(args.learned), "model": lm.spec, "metric": args.metric, "rows": rows})
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -22,7 +21,7 @@ from typing import Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..atomic import write_atomic
+from ..atomic import write_atomic, write_folder_atomic
 from ..models import LoadedModel, ModelLoadError, cache_dir, default_device, load_lm
 from .sentence_embeddings import DEFAULT_ENCODER, embed_sentences
 
@@ -99,20 +98,13 @@ class EmbeddingStyleClassifier:
 
     def save(self, folder: str | Path) -> Path:
         """Write the folder atomically (a temporary sibling renamed into place)."""
-        folder = Path(folder).expanduser()
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
         state = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_NAME))
-        (tmp / CONFIG_NAME).write_text(json.dumps(self.config, indent=2, default=float))
-        if folder.exists():
-            old = folder.with_name(folder.name + ".old")
-            os.replace(folder, old)
-            import shutil
 
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, folder)
-        return folder
+        def write(tmp: Path) -> None:
+            save_file(state, str(tmp / WEIGHTS_NAME))
+            (tmp / CONFIG_NAME).write_text(json.dumps(self.config, indent=2, default=float))
+
+        return write_folder_atomic(folder, write)
 
     @classmethod
     def load(cls, folder: str | Path) -> "EmbeddingStyleClassifier":

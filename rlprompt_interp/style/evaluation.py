@@ -28,7 +28,7 @@ import sacrebleu
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic import write_json_atomic
+from ..atomic import write_atomic, write_json_atomic
 from ..models import LoadedModel, load_lm
 from ..perplexity import log_perplexity
 from ..prompts import LearnedPrompt, task_model
@@ -186,14 +186,12 @@ def evaluate_style_prompt(task: str, prompt: str | LearnedPrompt = "", *, data_d
 
 def write_outputs(path: str | Path, inputs, outputs, references, content, style, perplexity) -> Path:
     """One TSV row per input: input, output, reference, content, target-style probability, perplexity."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, delimiter="\t", quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(["input", "output", "reference", "content", "target_style_probability", "perplexity"])
-        for i, (src, out) in enumerate(zip(inputs, outputs)):
-            writer.writerow([src, out, references[i][0] if references[i] else "", f"{float(content[i]):.4f}",
-                             f"{float(style[i]):.4f}", f"{float(perplexity[i]):.2f}"])
-    tmp.replace(path)
-    return path
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, delimiter="\t", quoting=csv.QUOTE_MINIMAL)
+            writer.writerow(["input", "output", "reference", "content", "target_style_probability", "perplexity"])
+            for i, (src, out) in enumerate(zip(inputs, outputs)):
+                writer.writerow([src, out, references[i][0] if references[i] else "", f"{float(content[i]):.4f}",
+                                 f"{float(style[i]):.4f}", f"{float(perplexity[i]):.2f}"])
+
+    return write_atomic(path, write)
