@@ -3,7 +3,7 @@
 Policy, task LM and perplexity scorer are the embedded default (SmolLM2-135M). The script prints
 the test accuracy with no prompt, trains for a few dozen soft Q-learning steps (accuracy reward),
 and prints the test accuracy of the best prompt found on the dev split. To stay within a few
-minutes it scores the first ``--test-limit`` test examples (400 by default; 0 scores all 1821)
+minutes it scores a random ``--test-limit`` test examples (stratified by label) (400 by default; 0 scores all 1821)
 and uses a higher learning rate than RLPrompt's 5e-5 (which needs thousands of steps).
 """
 
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--examples-per-step", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--reward", default="accuracy=1", help="e.g. accuracy=1,perplexity=0.01")
-    parser.add_argument("--test-limit", type=int, default=400, help="first N test examples (0: all 1821)")
+    parser.add_argument("--test-limit", type=int, default=400, help="a random N test examples, stratified (0: all 1821)")
     parser.add_argument("--output", help="run folder (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -41,7 +41,7 @@ def main() -> None:
     lm = load_lm(args.model, role="task")
     task = get_task("sst-2", data_dir=args.data_dir)
     limit = args.test_limit or None
-    scope = f"first {args.test_limit} test examples" if limit else "all test examples"
+    scope = f"a random {args.test_limit} test examples" if limit else "all test examples"
     print(f"SST-2 (16-shot, seed 16-42), template {task.template.text!r}, verbalizers {list(task.verbalizers)}, "
           f"model {lm.spec}, torch threads {torch.get_num_threads()}; accuracy on the {scope}")
 

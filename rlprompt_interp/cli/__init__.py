@@ -14,6 +14,7 @@ import sys
 from ..agents.continuous import ContinuousPromptError
 from ..metrics.errors import MetricInputError
 from ..models import ModelLoadError
+from ..notices import print_as_one_line
 from ..rewards.base import RewardError
 from ..style.classifier import StyleClassifierError
 from ..tasks import TaskDataError, TemplateError, UnknownTaskError, VerbalizerError
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_libraries()
+    print_as_one_line()
     try:
         return args.run(args)
     except USER_ERRORS as error:

@@ -49,7 +49,8 @@ def add_eval_input_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--prompt", default="", help="the prompt text (default: no prompt)")
     source.add_argument("--learned", metavar="DIR", help="a learned prompt folder (discrete or soft)")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    parser.add_argument("--limit", type=int, help="score only the first N examples")
+    parser.add_argument("--limit", type=int, help="score a random N examples (stratified by label, the same N every "
+                                                  "time) instead of the whole split")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
 

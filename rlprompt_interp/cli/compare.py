@@ -152,6 +152,6 @@ def register(commands) -> None:
     transfer.add_argument("--data-dir", help="local few-shot data (RLPrompt layout)")
     transfer.add_argument("--seed-split", default="16-42")
     transfer.add_argument("--split", default="dev", choices=["train", "dev", "test"])
-    transfer.add_argument("--limit", type=int)
+    transfer.add_argument("--limit", type=int, help="score a random N examples of each task (stratified by label)")
     transfer.add_argument("--batch-size", type=int, default=32)
     compare.set_defaults(run=cmd_compare)

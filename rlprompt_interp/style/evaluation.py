@@ -61,6 +61,7 @@ class StyleTransferReport:
     bleu_inputs: float
     empty_outputs: int
     samples_per_input: int
+    subset: str | None = None  # how a --limit subset was drawn; None: the whole split
     outputs_file: str | None = None
     examples_shown: list = field(default_factory=list)
 
@@ -71,7 +72,7 @@ class StyleTransferReport:
         ref = "n/a" if self.bleu_references is None else f"{self.bleu_references:.2f}"
         lines = [
             f"{self.task} ({self.split}, {self.examples} inputs, {self.samples_per_input} sample(s) each) "
-            f"prompt {self.prompt!r} on {self.model}",
+            f"prompt {self.prompt!r} on {self.model}" + (f"\n  inputs: {self.subset}" if self.subset else ""),
             f"  content {self.content:.4f}  style accuracy {self.style_accuracy:.4f} "
             f"(mean p {self.style_probability:.4f})  fluency {self.fluency:.4f} "
             f"(ppl <= {self.fluency_threshold:.1f} under {self.scorer}; median ppl {self.perplexity_median:.1f})",
@@ -136,6 +137,7 @@ def evaluate_style_transfer(task: StyleTransferTask, lm: LoadedModel, prompt: st
         bleu_references=sacrebleu.corpus_bleu(outputs, [[r[0] for r in references]]).score if has_refs else None,
         bleu_inputs=sacrebleu.corpus_bleu(outputs, [inputs]).score,
         empty_outputs=sum(not o.strip() for o in outputs), samples_per_input=num_samples,
+        subset=task.subset_note(split, limit),
         examples_shown=list(zip(inputs[:show], outputs[:show])))
     if outputs_file is not None:
         report.outputs_file = str(write_outputs(outputs_file, inputs, outputs, references, content_scores, style_probs,

@@ -8,6 +8,8 @@ from pathlib import Path
 import datasets
 
 from .data import SPLITS, HubSource, TaskDataError, available_seeds, few_shot_files, load_hub_split, load_local_file, normalise
+from ..notices import warn
+from .sampling import LIMIT_SEED, check_limit, stratified_indices, subset_note
 from .templates import Template
 
 
@@ -90,16 +92,30 @@ class ClassificationTask:
             raise VerbalizerError(f"verbalizers {list(self.verbalizers)} map to repeated token ids {ids}")
         return ids
 
-    def load_split(self, split: str, limit: int | None = None) -> datasets.Dataset:
-        """The examples of ``split`` (train, dev or test) with the text fields and an integer label."""
+    def load_split(self, split: str, limit: int | None = None, seed: int = LIMIT_SEED) -> datasets.Dataset:
+        """The examples of ``split`` (train, dev or test) with the text fields and an integer label.
+
+        ``limit``: a random subset of that many examples, stratified by label and drawn with ``seed``
+        (``sampling.stratified_indices``), never the first rows; a warning when it holds one class.
+        """
         if split not in SPLITS:
             raise TaskDataError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+        check_limit(limit)
         if split not in self._loaded:
             self._loaded[split] = self._load(split)
         data = self._loaded[split]
-        if limit is not None:
-            data = data.select(range(min(limit, len(data))))
+        if limit is not None and limit < len(data):
+            data = data.select(stratified_indices(data["label"], limit, seed))
+            classes = sorted(set(data["label"]))
+            if len(classes) < 2:
+                warn(f"{self.subset_note(split, limit, seed)} of task {self.name!r} hold a single class "
+                     f"({self.label_names[classes[0]]}): their accuracy says little about a prompt; raise --limit")
         return data
+
+    def subset_note(self, split: str, limit: int | None, seed: int = LIMIT_SEED) -> str | None:
+        """What ``load_split(split, limit)`` holds, for reports (None: the whole split)."""
+        total = len(self.load_split(split))
+        return None if limit is None else subset_note(min(limit, total), total, split, stratified=True, seed=seed)
 
     def _load(self, split: str) -> datasets.Dataset:
         fields = self.template.fields
