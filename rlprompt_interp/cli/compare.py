@@ -93,7 +93,9 @@ def run_transfer(args, prompts, matrices, labels, lms) -> dict:
     """
     from ..metrics.transfer import evaluate_transfer, matrix_correlation
     from ..models import load_lm
+    from ..notices import warn
     from ..tasks import get_task
+    from ..tasks.recorded import describe_definition, use_recorded_definition
 
     specs = {task_model(p, args.model) for p in prompts}
     if len(specs) != 1:
@@ -103,17 +105,24 @@ def run_transfer(args, prompts, matrices, labels, lms) -> dict:
     names = [p.provenance.get("task") for p in prompts]
     if None in names:
         raise MetricInputError("transfer needs the task of every prompt in its provenance ('task')")
-    tasks = {}
-    for prompt, name in zip(prompts, names):
-        if name not in tasks:
-            tasks[name] = get_task(name, data_dir=args.data_dir, seed=args.seed_split,
-                                   template=prompt.provenance.get("template"),
-                                   verbalizers=prompt.provenance.get("verbalizers"))
+    tasks, definitions = {}, {}
+    for prompt, name, label in zip(prompts, names, labels):
+        if name not in tasks:  # each task column with the definition its first prompt was trained with
+            tasks[name], definitions[name] = use_recorded_definition(
+                get_task(name, data_dir=args.data_dir, seed=args.seed_split), prompt.provenance)
+            print(f"task {name}: {describe_definition(definitions[name])} (from {label})")
+        else:
+            differs = {key for key in ("template", "verbalizers")
+                       if prompt.provenance.get(key) not in (None, definitions[name][key])}
+            if differs:
+                warn(f"{label} was trained on {name} with another {' and '.join(sorted(differs))} than the task "
+                     f"column uses ({describe_definition(definitions[name])}); its accuracy there is not its own")
     result = evaluate_transfer(dict(zip(labels, prompts)), tasks, lm, split=args.split, limit=args.limit,
                                batch_size=args.batch_size)
     similarity = similarity_matrix_to_tasks(matrices, names, list(tasks))
     transfer = torch.tensor(result["transfer"], dtype=torch.float64)
     own_task = torch.tensor([[name == column for column in tasks] for name in names])
+    result["task_definitions"] = definitions
     result["similarity_to_task"] = similarity.tolist()
     result["correlation"] = matrix_correlation(similarity, transfer, mask=~own_task)
     print(f"\naccuracy change vs no prompt on {args.split} (rows: prompts, columns: tasks)")

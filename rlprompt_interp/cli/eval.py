@@ -17,6 +17,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ..metrics.report import build_report
     from ..models import load_lm
     from ..prompts import LearnedPrompt
+    from ..tasks.recorded import describe_definition, use_recorded_definition
     from ..tasks.style_transfer import is_style_task
 
     prompt = LearnedPrompt.load(args.learned) if args.learned else args.prompt
@@ -29,6 +30,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               output=args.output, progress=not args.quiet)
         return 0
     task = build_task(args)
+    definition = None
+    if isinstance(prompt, LearnedPrompt):  # the template and verbalizers it was trained with, unless given
+        task, definition = use_recorded_definition(task, prompt.provenance,
+                                                   template=task.template.text if args.template else None,
+                                                   verbalizers=args.verbalizers)
+        print(f"task {task.name}: {describe_definition(definition)}")
     lm = load_lm(task_model(prompt, args.model), role="task", dtype=args.dtype)
     report = build_report(task, lm, prompt, split=args.split, limit=args.limit, batch_size=args.batch_size,
                           scorer=None if args.no_perplexity else args.scorer, unembed_metric=args.unembed_metric,
@@ -36,6 +43,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           faithfulness_for_discrete=not args.no_faithfulness, dtype=args.dtype,
                           progress=not args.quiet)
     report.classification.extra["model"] = lm.spec
+    if definition is not None:
+        report.classification.extra["task_definition"] = definition
     print(report.format())
     if args.output:
         write_json_atomic(args.output, report.to_dict())
