@@ -23,8 +23,11 @@ def umask_mode(base: int = 0o666) -> int:
     return base & ~mask
 
 
-def write_atomic(path: str | Path, write: Callable[[str], Any]) -> Path:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it over ``path``."""
+def write_atomic(path: str | Path, write: Callable[[str], Any], *, keep_previous: str | Path | None = None) -> Path:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it over ``path``.
+
+    ``keep_previous``: where the file being replaced goes (renamed, once the new one is complete).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -32,6 +35,8 @@ def write_atomic(path: str | Path, write: Callable[[str], Any]) -> Path:
     try:
         write(tmp)
         os.chmod(tmp, umask_mode())
+        if keep_previous is not None and path.exists():
+            os.replace(path, keep_previous)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -9,7 +9,7 @@ plus ``embeddings.safetensors`` when there are embeddings.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -20,6 +20,10 @@ from .atomic import write_atomic, write_json_atomic
 
 PROMPT_FILE = "prompt.json"
 EMBEDDINGS_FILE = "embeddings.safetensors"
+
+
+class PromptFileError(ValueError):
+    """A learned-prompt folder whose files cannot be read; the message names the file and the fix."""
 
 
 @dataclass
@@ -66,13 +70,29 @@ class LearnedPrompt:
 
     @classmethod
     def load(cls, folder: str | Path) -> "LearnedPrompt":
+        """Read a folder written by ``save``; a missing, cut-short or foreign file is a :class:`PromptFileError`."""
         folder = Path(folder)
         path = folder / PROMPT_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{folder} holds no learned prompt ({PROMPT_FILE} is missing)")
-        payload = json.loads(path.read_text())
-        has_embeddings = payload.pop("has_embeddings", False)
-        embeddings = load_file(str(folder / EMBEDDINGS_FILE))["embeddings"] if has_embeddings else None
+        fix = "restore it from a copy, or train the prompt again"
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise PromptFileError(f"{path} is not valid JSON ({error}): the file was cut short or edited; {fix}") from None
+        known = {f.name for f in fields(cls)} - {"embeddings"}
+        if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
+            raise PromptFileError(f"{path} is not a learned prompt (it needs a 'text' string); {fix}")
+        unknown = sorted(set(payload) - known - {"has_embeddings"})
+        if unknown:
+            raise PromptFileError(f"{path} has unknown keys {unknown} (allowed: {sorted(known)}); {fix}")
+        embeddings = None
+        if payload.pop("has_embeddings", False):
+            try:
+                embeddings = load_file(str(folder / EMBEDDINGS_FILE))["embeddings"]
+            except Exception as error:  # safetensors raises several types for a missing or truncated file
+                raise PromptFileError(f"{folder / EMBEDDINGS_FILE} is missing or unreadable ({error}) but {path} "
+                                      f"says the prompt has embeddings; {fix}") from None
         return cls(embeddings=embeddings, **payload)
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .atomic import write_json_atomic
+from .checkpoints import has_checkpoint
 
 RESULT_FILE = "result.json"
 SWEEP_FILE = "sweep.json"
@@ -136,7 +137,7 @@ def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, s
     train_dir = Path(folder) / "train"
     started = time.time()
     learned = agent.fit(task, prompt_length=prompt_length, steps=steps, seed=seed, output_dir=train_dir,
-                        resume=(train_dir / CHECKPOINT_FILE).is_file())
+                        resume=has_checkpoint(train_dir / CHECKPOINT_FILE))
     train_seconds = time.time() - started
     report = evaluate_prompt(task, eval_lm, learned, split=eval_split, limit=eval_limit, batch_size=eval_batch_size,
                              progress=False)

@@ -7,7 +7,7 @@ import pytest
 
 from rlprompt_interp.cli import main
 from rlprompt_interp.notices import RLPromptWarning
-from rlprompt_interp.tasks import get_task, task_from_files
+from rlprompt_interp.tasks import TaskDataError, get_task, task_from_files
 from rlprompt_interp.tasks.sampling import per_class_indices, random_indices, stratified_indices
 
 SORTED = [0] * 600 + [1] * 300 + [2] * 100  # a file sorted by label, classes of unequal size
@@ -65,8 +65,11 @@ def test_a_one_class_subset_is_named_in_a_warning(label_sorted_file, capsys):
 
 
 def test_limit_below_one_is_a_clear_error(sst_files, capsys):
-    assert main(["eval", "--task", "sst-2", "--model", "tiny-gpt2", "--data-dir", str(sst_files), "--limit", "0",
-                 "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("rlprompt-interp: error: --limit must be at least 1") and "Traceback" not in err
-    assert len(get_task("sst-2", data_dir=str(sst_files)).load_split("test", limit=4)) == 4
+    with pytest.raises(SystemExit) as stop:
+        main(["eval", "--task", "sst-2", "--model", "tiny-gpt2", "--data-dir", str(sst_files), "--limit", "0"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.startswith("rlprompt-interp: error: argument --limit: must be at least 1, got 0")
+    task = get_task("sst-2", data_dir=str(sst_files))
+    with pytest.raises(TaskDataError, match="--limit must be at least 1"):
+        task.load_split("test", limit=0)
+    assert len(task.load_split("test", limit=4)) == 4

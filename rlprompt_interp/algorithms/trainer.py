@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic import write_atomic
+from ..checkpoints import load_checkpoint, parameter_shapes, save_checkpoint
 from ..policies import LMAdaptorPolicy
 from ..rewards import PromptBatch, Reward, as_reward, linear_map, zscore_by_key
 from .sql import TargetUpdater, sql_loss
@@ -164,16 +164,16 @@ class SQLTrainer:
         self.best, self.curve = state["best"], state["curve"]
 
     def save_checkpoint(self) -> Path:
-        """Write ``checkpoint.pt`` through a temporary file and a rename, so a kill leaves the old one intact."""
-        return write_atomic(self.output_dir / CHECKPOINT_FILE, lambda tmp: torch.save(self.state_dict(), tmp))
+        """Write ``checkpoint.pt`` atomically, keeping the one it replaces as ``checkpoint.prev.pt``."""
+        return save_checkpoint(self.output_dir / CHECKPOINT_FILE, self.state_dict(), trainer_identity(self))
 
     def resume(self) -> bool:
-        """Load the checkpoint in ``output_dir``; False when there is none (a fresh start)."""
-        path = self.output_dir / CHECKPOINT_FILE if self.output_dir is not None else None
-        if path is None or not path.is_file():
-            return False
-        self.load_state_dict(torch.load(path, map_location=self.policy.lm.device, weights_only=True))
-        return True
+        """Load the checkpoint in ``output_dir`` (the previous one if it is broken); False when there is none."""
+        state = None if self.output_dir is None else load_checkpoint(
+            self.output_dir / CHECKPOINT_FILE, trainer_identity(self), map_location=self.policy.lm.device)
+        if state is not None:
+            self.load_state_dict(state)
+        return state is not None
 
     # ------------------------------------------------------------------ the loop
 
@@ -206,6 +206,13 @@ class SQLTrainer:
         if self.best is None:
             self.best = self.evaluate()
         return self.best
+
+
+def trainer_identity(trainer: SQLTrainer) -> dict:
+    """What a checkpoint must match to be resumed by ``trainer`` (see ``checkpoints``)."""
+    task_lm = getattr(trainer, "task_lm", None)
+    return {"method": "rlprompt", "policy_model": trainer.policy.lm.spec, "task_model": getattr(task_lm, "spec", None),
+            "prompt_length": trainer.config.prompt_length, "mlp_shapes": parameter_shapes(trainer.policy.mlp)}
 
 
 def _brief(result: dict) -> str:

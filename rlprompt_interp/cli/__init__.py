@@ -12,16 +12,19 @@ import argparse
 import sys
 
 from ..agents.continuous import ContinuousPromptError
+from ..checkpoints import CheckpointError
 from ..metrics.errors import MetricInputError
 from ..models import ModelLoadError
 from ..notices import print_as_one_line
+from ..prompts import PromptFileError
 from ..rewards.base import RewardError
 from ..style.classifier import StyleClassifierError
 from ..tasks import TaskDataError, TemplateError, UnknownTaskError, VerbalizerError
-from .common import quiet_libraries
+from .common import Parser, UsageError, quiet_libraries
 
 USER_ERRORS = (ModelLoadError, TaskDataError, TemplateError, UnknownTaskError, VerbalizerError, FileNotFoundError,
-               MetricInputError, ContinuousPromptError, FileExistsError, RewardError, StyleClassifierError)
+               MetricInputError, ContinuousPromptError, FileExistsError, RewardError, StyleClassifierError,
+               CheckpointError, PromptFileError, UsageError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import compare, train, unembed
     from . import eval as evaluate
 
-    parser = argparse.ArgumentParser(prog="rlprompt-interp", description=__doc__.splitlines()[0])
+    parser = Parser(prog="rlprompt-interp", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     for module in (evaluate, train, unembed, compare, style):
         module.register(commands)

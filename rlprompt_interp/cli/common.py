@@ -7,6 +7,28 @@ import argparse
 from ..tasks import TaskDataError, VerbalizerError
 
 
+class UsageError(ValueError):
+    """A command-line value that cannot work; the message names the flag and the fix."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors read like every other user error: one ``rlprompt-interp: error:`` line, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"rlprompt-interp: error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts that must be at least 1 (a bad one is a one-line usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("task")
     group.add_argument("--task", required=True,
@@ -49,9 +71,9 @@ def add_eval_input_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--prompt", default="", help="the prompt text (default: no prompt)")
     source.add_argument("--learned", metavar="DIR", help="a learned prompt folder (discrete or soft)")
     parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    parser.add_argument("--limit", type=int, help="score a random N examples (stratified by label, the same N every "
+    parser.add_argument("--limit", type=positive_int, help="score a random N examples (stratified by label, the same N every "
                                                   "time) instead of the whole split")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
 
 

@@ -16,6 +16,7 @@ from ..atomic import write_json_atomic
 from ..metrics.errors import MetricInputError
 from ..metrics.similarity import prompt_matrix
 from ..prompts import task_model
+from .common import positive_int
 
 
 def describe(prompt, folder: str) -> tuple[str, str]:
@@ -161,6 +162,6 @@ def register(commands) -> None:
     transfer.add_argument("--data-dir", help="local few-shot data (RLPrompt layout)")
     transfer.add_argument("--seed-split", default="16-42")
     transfer.add_argument("--split", default="dev", choices=["train", "dev", "test"])
-    transfer.add_argument("--limit", type=int, help="score a random N examples of each task (stratified by label)")
-    transfer.add_argument("--batch-size", type=int, default=32)
+    transfer.add_argument("--limit", type=positive_int, help="score a random N examples of each task (stratified by label)")
+    transfer.add_argument("--batch-size", type=positive_int, default=32)
     compare.set_defaults(run=cmd_compare)

@@ -10,7 +10,7 @@ import argparse
 import importlib
 
 from ..atomic import write_json_atomic
-from .common import add_task_arguments, build_task
+from .common import UsageError, add_task_arguments, build_task, positive_int
 
 
 def agent_modules() -> dict:
@@ -25,6 +25,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_prompt
     from ..models import load_lm
 
+    check_arguments(args)
     task = build_task(args)
     agent = agent_modules()[args.agent].from_cli_args(args)
     learned = agent.fit(task, prompt_length=args.prompt_length, steps=args.steps, seed=args.seed,
@@ -39,6 +40,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     write_json_atomic(f"{args.output}/scores.json", learned.scores)
     print(f"learned prompt {learned.text!r} saved to {args.output}")
     return 0
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse, before any model loads, values that would fail later or train nothing (one clear line each)."""
+    def at_least(name: str, minimum: float, why: str, *, strictly: bool = False, most: float | None = None) -> None:
+        value = getattr(args, name, None)
+        if value is None:
+            return
+        if (value <= minimum if strictly else value < minimum) or (most is not None and value > most):
+            flag = "--" + name.replace("_", "-")
+            bound = f"above {minimum:g}" if strictly else f"at least {minimum:g}"
+            raise UsageError(f"{flag} must be {bound}{f' and at most {most:g}' if most is not None else ''}, got "
+                             f"{value:g}: {why}")
+
+    at_least("steps", 1, "a run of no steps learns nothing (evaluate a prompt with `rlprompt-interp eval`)")
+    if args.agent != "wayward":  # wayward's prompt is as long as its target text (0 says so)
+        at_least("prompt_length", 1, "a prompt needs at least one token")
+    at_least("eval_every", 1, "the best prompt is chosen on dev every K steps")
+    at_least("lr", 0, "a learning rate is a step size, e.g. 1e-3", strictly=True)
+    if args.agent != "rlprompt":
+        return
+    at_least("prompts_per_step", 1, "each step samples this many prompts")
+    at_least("examples_per_step", 1, "each prompt is scored on this many training examples")
+    at_least("checkpoint_every", 1, "steps between checkpoints")
+    at_least("mlp_width", 1, "the width of the policy's MLP")
+    at_least("top_k", 0, "0 samples from every token")
+    at_least("top_p", 0, "the probability mass of the nucleus", strictly=True, most=1)
+    at_least("target_rate", 0, "the Polyak rate of the target network", strictly=True, most=1)
+    at_least("fluent_top_k", 1, "the policy keeps its LM's top-k tokens")
+    at_least("target_period", 1, "steps between target-network copies")
+    at_least("max_grad_norm", 0, "gradients are clipped to this norm", strictly=True)
+    if getattr(args, "zscore", False) and args.prompts_per_step < 2:
+        raise UsageError("--prompts-per-step 1 with z-scores gives every prompt the shaped reward 0, so nothing is "
+                         "learned: sample at least 2 prompts per step, or pass --no-zscore")
 
 
 def register(commands) -> None:
@@ -57,7 +92,7 @@ def register(commands) -> None:
     common.add_argument("--lr", type=float, default=None, help="learning rate (default: the agent's own)")
     common.add_argument("--scorer", default="auto", help="perplexity scorer LM (gpt2-xl online, smollm2-135m offline)")
     common.add_argument("--eval-every", type=int, default=50, help="evaluate on the dev split every K steps")
-    common.add_argument("--eval-batch-size", type=int, default=32)
+    common.add_argument("--eval-batch-size", type=positive_int, default=32)
     common.add_argument("--output", required=True, help="folder for checkpoints and the learned prompt")
     common.add_argument("--resume", action="store_true", help="continue from the checkpoint in --output")
     common.add_argument("--dtype", default="auto")

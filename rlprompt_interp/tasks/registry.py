@@ -85,9 +85,13 @@ def task_from_json(path: str | Path) -> ClassificationTask:
     if not path.is_file():
         raise UnknownTaskError(f"task file {path} does not exist")
     try:
-        spec = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise TaskDataError(f"task file {path} is not valid JSON: {error}") from error
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise TaskDataError(f"task file {path} is not valid JSON: {error}") from None
+    if not isinstance(spec, dict):
+        raise TaskDataError(f"task file {path} must hold a JSON object ({{\"files\": ..., \"verbalizers\": ...}}), "
+                            f"not a {type(spec).__name__}; see `rlprompt-interp eval --help` for the format")
+    check_task_spec(path, spec)
     required = ["files", "verbalizers"]
     missing = [k for k in required if k not in spec]
     if missing:
@@ -101,3 +105,19 @@ def task_from_json(path: str | Path) -> ClassificationTask:
                            verbalizers=spec["verbalizers"], label_names=spec.get("label_names"),
                            text_column=spec.get("text_column", "sentence"),
                            label_column=spec.get("label_column", "label"))
+
+
+def check_task_spec(path: Path, spec: dict) -> None:
+    """The types of a task file's values, so a wrong one is named rather than failing later."""
+    def bad(key: str, expected: str):
+        raise TaskDataError(f"task file {path}: {key!r} must be {expected}, got {spec[key]!r:.80}")
+
+    if "files" in spec and not (isinstance(spec["files"], dict) and spec["files"]
+                                and all(isinstance(f, str) for f in spec["files"].values())):
+        bad("files", 'an object of split -> file name, e.g. {"train": "train.tsv", "test": "test.tsv"}')
+    for key in ("verbalizers", "label_names"):
+        if key in spec and not (isinstance(spec[key], list) and all(isinstance(v, str) for v in spec[key])):
+            bad(key, 'a list of strings, e.g. [" bad", " good"]')
+    for key in ("name", "template", "text_column", "label_column"):
+        if key in spec and not isinstance(spec[key], str):
+            bad(key, "a string")
