@@ -8,6 +8,7 @@ and uses a higher learning rate than RLPrompt's 5e-5 (which needs thousands of s
 """
 
 import argparse
+import sys
 import tempfile
 import time
 
@@ -19,11 +20,13 @@ from rlprompt_interp.evaluation import evaluate_prompt
 from rlprompt_interp.models import load_lm
 from rlprompt_interp.perplexity import perplexity
 from rlprompt_interp.tasks import get_task
+from rlprompt_interp.tasks.sources import few_shot_source
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data-dir", default="../shared/data/few-shot")
+    parser.add_argument("--data-dir", default="auto", help="RLPrompt's few-shot folder, or hub; auto: "
+                                                           "../shared/data/few-shot when it exists, else the hub")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--prompt-length", type=int, default=5)
@@ -38,8 +41,10 @@ def main() -> None:
     quiet_libraries()
     started = time.time()
 
+    source, where = few_shot_source(args.data_dir)
+    print(f"data: {where}")
+    task = get_task("sst-2", **source)
     lm = load_lm(args.model, role="task")
-    task = get_task("sst-2", data_dir=args.data_dir)
     limit = args.test_limit or None
     scope = f"a random {args.test_limit} test examples" if limit else "all test examples"
     print(f"SST-2 (16-shot, seed 16-42), template {task.template.text!r}, verbalizers {list(task.verbalizers)}, "
@@ -64,4 +69,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from rlprompt_interp.cli import run_reporting_errors
+
+    sys.exit(run_reporting_errors(main))

@@ -77,8 +77,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="the fluent arm's k (quick/full: 20); 0 leaves the arm out")
     parser.add_argument("--perplexity-form", choices=["perplexity", "log-perplexity"], default="perplexity",
                         help="reward term: minus the perplexity (the paper) or minus its log")
-    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "few-shot"),
-                        help="RLPrompt's few-shot folder (omit the folder to read SST-2 from the hub)")
+    parser.add_argument("--data-dir", default="auto",
+                        help="RLPrompt's few-shot folder, or hub (the same K-shot split drawn from the hub's SST-2); "
+                             "auto: ../shared/data/few-shot when it exists, else the hub")
     parser.add_argument("--seed-split", default="16-42", help="which few-shot split")
     parser.add_argument("--output", help="output folder (default: runs/sst2-ppl-sweep-<mode>)")
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
@@ -202,11 +203,15 @@ def main(argv=None) -> int:
     import torch
     from rlprompt_interp.models import load_lm, process_state
     from rlprompt_interp.tasks import get_task
+    from rlprompt_interp.tasks.sources import few_shot_source
 
     if args.threads:
         torch.set_num_threads(args.threads)
     output = Path(args.output)
-    task = get_task("sst-2", data_dir=args.data_dir, seed=args.seed_split)
+    source, where = few_shot_source(args.data_dir, args.seed_split)
+    args.data_dir = source["data_dir"] or "hub"  # what the sweep's settings record
+    task = get_task("sst-2", **source)
+    print(f"data: {where}", flush=True)
     models = {"task": load_lm(args.task_model, role="task"), "scorer": load_lm(args.scorer, role="scorer")}
     cells = build_cells(args)
     print(f"{args.mode} mode: {len(cells)} cells; policy {args.policy_model}, task LM {args.task_model}, scorer "
@@ -235,4 +240,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rlprompt_interp.cli import run_reporting_errors
+
+    sys.exit(run_reporting_errors(main))

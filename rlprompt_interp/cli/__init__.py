@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Callable
 
 from ..agents.continuous import ContinuousPromptError
 from ..checkpoints import CheckpointError
@@ -42,9 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_libraries()
+    return run_reporting_errors(args.run, args)
+
+
+def run_reporting_errors(function: Callable[..., int], *args) -> int:
+    """``function(*args)`` with the package's warnings and user errors as one line each (errors: exit status 2).
+
+    ``main`` runs every sub-command through it; experiment scripts run their ``main`` through it too.
+    """
     print_as_one_line()
     try:
-        return args.run(args)
+        return function(*args)
     except USER_ERRORS as error:
         print(f"rlprompt-interp: error: {error}", file=sys.stderr)
         return 2

@@ -37,6 +37,10 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--data-dir", help="local data in RLPrompt's few-shot layout (<task>/<seed>/{train,dev}.tsv, "
                                           "<task>/test.tsv); without it the task is read from the hub")
     group.add_argument("--seed-split", default="16-42", help="which few-shot split of --data-dir (default 16-42)")
+    group.add_argument("--shots", type=positive_int,
+                       help="RLPrompt's K-shot protocol from the hub: K training and K dev examples per class drawn from "
+                            "the hub's train split (the test split whole); with --data-dir, the folder <K>-<seed>")
+    group.add_argument("--split-seed", type=int, help="which K-shot draw (default 42)")
     group.add_argument("--data-files", nargs="+", metavar="SPLIT=PATH",
                        help="your own data: e.g. train=train.tsv test=test.jsonl (TSV, CSV or JSONL)")
     group.add_argument("--text-column", default="sentence", help="text column of --data-files")
@@ -50,6 +54,8 @@ def build_task(args: argparse.Namespace):
     from ..tasks.registry import CAUSAL_TEMPLATE
 
     template = args.template.replace("\\n", "\n") if args.template else None
+    if getattr(args, "split_seed", None) is not None and not getattr(args, "shots", None):
+        raise TaskDataError("--split-seed picks one K-shot draw: give --shots K too (e.g. --shots 16 --split-seed 13)")
     if args.data_files:
         files = {}
         for item in args.data_files:
@@ -59,10 +65,13 @@ def build_task(args: argparse.Namespace):
             files[split] = path
         if not args.verbalizers:
             raise VerbalizerError("a task from --data-files needs --verbalizers, one per class in label order")
+        if getattr(args, "shots", None):
+            raise TaskDataError("--shots draws examples from the hub; --data-files gives the splits themselves")
         return task_from_files(args.task, files, template=template or CAUSAL_TEMPLATE, verbalizers=args.verbalizers,
                                text_column=args.text_column, label_column=args.label_column)
     return get_task(args.task, data_dir=args.data_dir, seed=args.seed_split, template=template,
-                    verbalizers=args.verbalizers)
+                    verbalizers=args.verbalizers, shots=getattr(args, "shots", None),
+                    split_seed=getattr(args, "split_seed", None))
 
 
 def add_eval_input_arguments(parser: argparse.ArgumentParser) -> None:

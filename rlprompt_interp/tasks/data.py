@@ -146,7 +146,9 @@ def few_shot_files(data_dir: str | Path, task: str, seed: str) -> dict[str, Path
     """
     root = Path(data_dir).expanduser()
     if not root.is_dir():
-        raise TaskDataError(f"data folder {root} does not exist")
+        raise TaskDataError(f"data folder {root} does not exist; pass --data-dir with RLPrompt's few-shot folders "
+                            "(<task>/<shots>-<seed>/{train,dev}.tsv, <task>/test.tsv), or leave it out to read the task "
+                            "from the hub (--shots 16 draws RLPrompt's 16-shot split there)")
     task_dir = root / task if (root / task).is_dir() else root
     files = {"train": task_dir / seed / "train.tsv", "dev": task_dir / seed / "dev.tsv", "test": task_dir / "test.tsv"}
     return files

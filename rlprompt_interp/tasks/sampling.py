@@ -50,7 +50,7 @@ def random_indices(size: int, n: int, seed: int = LIMIT_SEED) -> list[int]:
     return sorted(random.Random(seed).sample(range(size), n)) if n < size else list(range(size))
 
 
-def per_class_indices(labels: Sequence[int], k: int, seed: int, exclude: Sequence[int] = ()) -> list[int]:
+def per_class_indices(labels: Sequence[int], k: int, seed: int | str, exclude: Sequence[int] = ()) -> list[int]:
     """``k`` rows of every class, drawn at random with ``seed`` from the rows not in ``exclude``
     (RLPrompt's few-shot protocol: K training and K dev examples per class), in file order.
 
