@@ -21,6 +21,7 @@ from rlprompt_interp.models import load_lm
 from rlprompt_interp.perplexity import perplexity
 from rlprompt_interp.tasks import get_task
 from rlprompt_interp.tasks.sources import few_shot_source
+from rlprompt_interp.tracking import add_report_to_argument, track_run
 
 
 def main() -> None:
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--test-limit", type=int, default=400, help="a random N test examples, stratified (0: all 1821)")
     parser.add_argument("--output", help="run folder (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0)
+    add_report_to_argument(parser)
     args = parser.parse_args()
     quiet_libraries()
     started = time.time()
@@ -57,7 +59,10 @@ def main() -> None:
                           prompts_per_step=args.prompts_per_step, examples_per_step=args.examples_per_step,
                           eval_every=10)
     output = args.output or tempfile.mkdtemp(prefix="rlprompt-demo-")
-    learned = agent.fit(task, prompt_length=args.prompt_length, steps=args.steps, seed=args.seed, output_dir=output)
+    with track_run(args.report_to, output, config=vars(args)) as tracker:
+        agent.on_log = tracker.log_row
+        learned = agent.fit(task, prompt_length=args.prompt_length, steps=args.steps, seed=args.seed,
+                            output_dir=output)
     after = evaluate_prompt(task, lm, learned, split="test", limit=limit)
     ppl = perplexity(lm, [learned.text]).item()
 

@@ -34,6 +34,7 @@ from rlprompt_interp.sweep_report import (format_mean_std, format_number, markdo
                                           summarize)
 from rlprompt_interp.sweeps import (Sweep, add_mode_arguments, apply_mode, train_and_evaluate,  # noqa: E402
                                     write_json_atomic)
+from rlprompt_interp.tracking import add_report_to_argument  # noqa: E402
 
 MODES = {
     # The embedded model in every role: 34 min measured with one CPU thread.
@@ -83,6 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed-split", default="16-42", help="which few-shot split")
     parser.add_argument("--output", help="output folder (default: runs/sst2-ppl-sweep-<mode>)")
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
+    add_report_to_argument(parser)
     for key, value in MODES["quick"].items():
         if key in ("seeds", "fluent_top_k"):
             continue
@@ -127,7 +129,8 @@ def make_cell_runner(args, task, models: dict):
                               fluent_top_k=cell["fluent_top_k"] or None, eval_every=args.eval_every, quiet=True)
         record = train_and_evaluate(agent, task, folder, prompt_length=cell["length"], steps=args.steps,
                                     seed=cell["seed"], eval_lm=models["task"], scorer=models["scorer"],
-                                    eval_limit=args.eval_limit)
+                                    eval_limit=args.eval_limit, report_to=args.report_to,
+                                    config={**sweep_config(args), **cell})
         print(f"    {record['prompt']!r}: test accuracy {record['test_accuracy']:.4f}, "
               f"perplexity {format_number(record['prompt_perplexity'])}", flush=True)
         return record

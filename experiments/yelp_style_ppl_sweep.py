@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rlprompt_interp.sweeps import add_mode_arguments, apply_mode, write_json_atomic  # noqa: E402
+from rlprompt_interp.tracking import add_report_to_argument, track_run  # noqa: E402
 
 MODES = {
     # A small budget on the embedded model: about half an hour on two CPU cores for the whole sweep.
@@ -58,6 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", help="output folder (default: runs/yelp-style-ppl-sweep-<mode>)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
+    add_report_to_argument(parser)
     for key, value in MODES["quick"].items():  # every setting of a mode can be overridden
         parser.add_argument("--" + key.replace("_", "-"), type=type(value), default=None,
                             help=f"(quick: {value}, full: {MODES['full'][key]})")
@@ -96,7 +98,10 @@ def train_prompt(args, direction: str, alpha: float, models: dict, classifier, t
     trainer = SQLTrainer(policy, reward, config, train_data=train, dev_data=dev, output_dir=folder)
     if trainer.resume():
         print(f"  resumed {folder} at step {trainer.step}")
-    best = trainer.train(progress=False)
+    with track_run(args.report_to, folder, config={**sweep_config(args), "direction": direction, "alpha": alpha},
+                   run_name=folder.parent.name) as tracker:
+        trainer.on_log = tracker.log_row
+        best = trainer.train(progress=False)
     learned = LearnedPrompt(text=best["text"], token_ids=best["token_ids"], scores={"dev_reward": best["reward"]},
                             curve=trainer.curve,
                             provenance={"method": "rlprompt", "model": models["policy"].spec,

@@ -124,23 +124,29 @@ class Sweep:
 
 def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, steps: int, seed: int, eval_lm,
                        scorer=None, eval_split: str = "test", eval_limit: int | None = None,
-                       eval_batch_size: int = 32) -> dict:
+                       eval_batch_size: int = 32, report_to: str = "none", config: Mapping | None = None) -> dict:
     """Fit ``agent`` into ``folder/train`` (resuming a checkpoint left there), then score the learned
     prompt on ``eval_split`` with ``eval_lm`` and its text's perplexity under ``scorer``.
 
     The record holds the prompt (text and ids), test accuracy, prompt perplexity, the dev scores and
     the dev part of the training curve; the learned prompt (with its full curve) stays in ``folder/train``.
+    ``report_to`` follows the cell's training in a tracker (``tracking``), with ``config`` as its settings.
     """
     from .evaluation import evaluate_prompt
     from .perplexity import perplexity
+    from .tracking import track_run
 
     train_dir = Path(folder) / "train"
     started = time.time()
-    learned = agent.fit(task, prompt_length=prompt_length, steps=steps, seed=seed, output_dir=train_dir,
-                        resume=has_checkpoint(train_dir / CHECKPOINT_FILE))
-    train_seconds = time.time() - started
-    report = evaluate_prompt(task, eval_lm, learned, split=eval_split, limit=eval_limit, batch_size=eval_batch_size,
-                             progress=False)
+    with track_run(report_to, train_dir, config={**(config or {}), "prompt_length": prompt_length, "steps": steps,
+                                                  "seed": seed}, run_name=Path(folder).name) as tracker:
+        agent.on_log = tracker.log_row
+        learned = agent.fit(task, prompt_length=prompt_length, steps=steps, seed=seed, output_dir=train_dir,
+                            resume=has_checkpoint(train_dir / CHECKPOINT_FILE))
+        train_seconds = time.time() - started
+        report = evaluate_prompt(task, eval_lm, learned, split=eval_split, limit=eval_limit,
+                                 batch_size=eval_batch_size, progress=False)
+        tracker.log({f"{eval_split}/accuracy": report.accuracy}, step=steps)
     prompt_ppl = float(perplexity(scorer, [learned.text])[0]) if scorer is not None and learned.text.strip() else None
     dev_curve = [{k: v for k, v in row.items() if k == "step" or k.startswith("dev")}
                  for row in learned.curve or [] if any(k.startswith("dev") for k in row)]

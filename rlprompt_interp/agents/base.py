@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Callable
 
 from ..prompts import LearnedPrompt
 from ..tasks import ClassificationTask
@@ -16,6 +17,8 @@ class Agent(ABC):
     """
 
     name: str = "agent"
+    # called with each row of the training curve as it is written (``tracking.RunTracker.log_row`` for --report-to)
+    on_log: Callable[[dict], None] | None = None
 
     @abstractmethod
     def fit(self, task: ClassificationTask, *, prompt_length: int, steps: int, seed: int = 0, **kwargs) -> LearnedPrompt:

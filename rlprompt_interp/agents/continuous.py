@@ -236,6 +236,8 @@ class ContinuousPromptAgent(Agent):
                 state.curve[-1].update(record)
             else:
                 state.curve.append(record)
+            if self.on_log is not None:
+                self.on_log(record)
             if checkpoint is not None:
                 save_checkpoint(checkpoint, prompt, optimizer, generator, state, self.method_name(), prompt_length,
                                 lm.spec)
@@ -261,6 +263,8 @@ class ContinuousPromptAgent(Agent):
             if ids is not None:
                 record["prompt_ids"] = list(ids)
             state.curve.append(record)
+            if self.on_log is not None:
+                self.on_log(record)
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.3f}", best_dev=f"{state.best_accuracy:.3f}")
             if state.step % config.eval_every == 0 or state.step == steps:

@@ -80,6 +80,7 @@ class SQLTrainer:
         self.best: dict | None = None
         self.curve: list[dict] = []
         self.on_best: Callable[[dict], None] | None = None  # called with each new best dev result
+        self.on_log: Callable[[dict], None] | None = None  # called with each curve row (e.g. a tracker's log_row)
 
     # ------------------------------------------------------------------ one step
 
@@ -197,6 +198,8 @@ class SQLTrainer:
                 bar.write(f"step {self.step}: dev {_brief(dev)}  best {self.best['text']!r}")
             row["time"] = time.time() - started
             self.curve.append(row)
+            if self.on_log is not None:
+                self.on_log(row)
             bar.set_postfix({k: f"{v:.3g}" for k, v in result.logs.items()
                              if k in ("reward", "accuracy", "perplexity", "loss")})
             bar.update(1)

@@ -21,11 +21,12 @@ from ..prompts import PromptFileError
 from ..rewards.base import RewardError
 from ..style.classifier import StyleClassifierError
 from ..tasks import TaskDataError, TemplateError, UnknownTaskError, VerbalizerError
+from ..tracking import TrackingError
 from .common import Parser, UsageError, quiet_libraries
 
 USER_ERRORS = (ModelLoadError, TaskDataError, TemplateError, UnknownTaskError, VerbalizerError, FileNotFoundError,
                MetricInputError, ContinuousPromptError, FileExistsError, RewardError, StyleClassifierError,
-               CheckpointError, PromptFileError, UsageError)
+               CheckpointError, PromptFileError, TrackingError, UsageError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ import argparse
 import importlib
 
 from ..atomic import write_json_atomic
+from ..tracking import add_report_to_argument, track_run
 from .common import UsageError, add_task_arguments, build_task, positive_int
 
 
@@ -28,14 +29,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_arguments(args)
     task = build_task(args)
     agent = agent_modules()[args.agent].from_cli_args(args)
-    learned = agent.fit(task, prompt_length=args.prompt_length, steps=args.steps, seed=args.seed,
-                        output_dir=args.output, resume=args.resume)
-    if args.test_eval:
-        lm = load_lm(learned.provenance.get("task_model", args.model), role="task", dtype=args.dtype)
-        report = evaluate_prompt(task, lm, learned, split="test", batch_size=args.eval_batch_size,
-                                 progress=not args.quiet)
-        learned.scores["test_accuracy"] = report.accuracy
-        print(report.format())
+    with track_run(args.report_to, args.output, config=vars(args)) as tracker:
+        agent.on_log = tracker.log_row
+        learned = agent.fit(task, prompt_length=args.prompt_length, steps=args.steps, seed=args.seed,
+                            output_dir=args.output, resume=args.resume)
+        if args.test_eval:
+            lm = load_lm(learned.provenance.get("task_model", args.model), role="task", dtype=args.dtype)
+            report = evaluate_prompt(task, lm, learned, split="test", batch_size=args.eval_batch_size,
+                                     progress=not args.quiet)
+            learned.scores["test_accuracy"] = report.accuracy
+            tracker.log({"test/accuracy": report.accuracy}, step=args.steps)
+            print(report.format())
     learned.save(args.output)
     write_json_atomic(f"{args.output}/scores.json", learned.scores)
     print(f"learned prompt {learned.text!r} saved to {args.output}")
@@ -99,6 +103,7 @@ def register(commands) -> None:
     common.add_argument("--no-test-eval", dest="test_eval", action="store_false",
                         help="skip the test-split evaluation of the learned prompt")
     common.add_argument("--quiet", action="store_true")
+    add_report_to_argument(common)
     add_continuous_arguments(train.add_argument_group("--agent soft-prompt, pez, wayward"))
     for name, module in modules.items():
         module.add_arguments(train.add_argument_group(f"--agent {name}"))
