@@ -22,6 +22,7 @@ from ..models import LoadedModel, load_lm
 from ..scoring import batched_next_token_logits, segment_example
 from ..tasks import ClassificationTask
 from .base import PromptBatch, Reward, RewardError, RewardOutput
+from .bounded_cache import DEFAULT_EXAMPLE_CACHE_BYTES, BoundedPrefixKVCache
 from .prefix_cache import PrefixKVCache, cached_next_token_logits
 
 
@@ -54,15 +55,16 @@ class ClassificationReward(Reward):
     ``batch`` holds the examples column-wise: the template's text fields and ``label``.
     Prompts' token ids (``PromptBatch.token_ids``) are used as they are when they decode to the
     prompt text under the task LM's tokenizer (policy and task LM share a tokenizer); otherwise
-    the text is tokenised by the task LM. The example cache holds every training example seen
-    (about 1 MB per 25-token example with SmolLM2-135M in fp32): right for few-shot data; for
-    thousands of examples pass ``use_cache=False`` or ``clear_cache()`` now and then.
+    the text is tokenised by the task LM. The example cache keeps the training examples seen
+    (about 1 MB per 25-token example with SmolLM2-135M in fp32) within ``example_cache_bytes``
+    (default 2 GiB; ``None``: unbounded), dropping the least recently used (``bounded_cache``).
     """
 
     name = "accuracy"
 
     def __init__(self, task: ClassificationTask, lm: LoadedModel | str = "auto", *, correct_coef: float = 200.0,
-                 incorrect_coef: float = 180.0, batch_size: int = 128, use_cache: bool = True):
+                 incorrect_coef: float = 180.0, batch_size: int = 128, use_cache: bool = True,
+                 example_cache_bytes: int | None = DEFAULT_EXAMPLE_CACHE_BYTES):
         self.task = task
         self.lm = load_lm(lm, role="task") if not isinstance(lm, LoadedModel) else lm
         self.correct_coef, self.incorrect_coef = correct_coef, incorrect_coef
@@ -78,7 +80,7 @@ class ClassificationReward(Reward):
             self.layout = "full"
         # example-first: kept for the whole run; one example per forward, so its cached states never depend on
         # which examples happened to share its batch (a resumed run reproduces the same floats)
-        self._examples = PrefixKVCache(self.lm, encode_batch_size=1)
+        self._examples = BoundedPrefixKVCache(self.lm, max_bytes=example_cache_bytes, encode_batch_size=1)
         self._prompts = PrefixKVCache(self.lm, max_entries=4096)  # prompt-first: refilled every call
 
     def clear_cache(self) -> None:
