@@ -1,23 +1,26 @@
-"""RLPrompt on SST-2 with a perplexity term in the reward (Figure 3 of "Towards Interpretable Soft Prompts").
+"""RLPrompt on SST-2: accuracy against prompt perplexity (Figure 3 of "Towards Interpretable Soft Prompts").
 
-Soft Q-learning learns a discrete prompt against
+Every *arm* is a reward and a policy: soft Q-learning learns a discrete prompt against
 
-    acc_coef · ClassificationReward(task LM)  +  ppl_coef · Perplexity(scorer)      (Perplexity = −perplexity)
+    acc · ClassificationReward(task LM)  +  ppl · Perplexity(scorer)  +  log_ppl · LogPerplexity(scorer)
 
-for every (ppl_coef, acc_coef) in {(0, 1), (0.01, 1), (1, 0)} × prompt length in {5, 15} × seeds, plus
-an extra arm where the policy may only pick tokens among its frozen LM's top-k (RLPrompt's fluency
-constraint) with the accuracy reward alone. Each learned prompt is scored on the SST-2 test split
-by the task LM, and its perplexity is measured under the scorer.
+(``Perplexity`` = minus the perplexity, the paper's term; ``LogPerplexity`` = minus its log), with
+the policy optionally starting from its frozen LM (``prior`` = beta of the LM prior, a per-token KL
+penalty towards the LM) or restricted to the LM's top-k next tokens (``fluent``). Arms are written
+``acc=1,ppl=0.01`` / ``acc=1,log-ppl=2`` / ``acc=1,prior=1`` / ``acc=1,fluent=20``. Each arm runs
+for every prompt length and seed; each learned prompt is scored on the test split by the task LM
+and its perplexity is measured under the scorer. No prompt and hand-written prompts are scored the
+same way, under the sweep's task definition and under the task's built-in one.
 
-    python experiments/sst2_ppl_sweep.py --quick   # embedded SmolLM2-135M for every role, CPU, ~35 min
-    python experiments/sst2_ppl_sweep.py --full    # distilgpt2 policy and task LM, gpt2-xl scorer, 12k steps
+    python experiments/sst2_ppl_sweep.py --quick   # embedded SmolLM2-135M for every role, CPU
+    python experiments/sst2_ppl_sweep.py --full    # the paper: distilgpt2 policy and task LM, gpt2-xl scorer
     accelerate launch experiments/sst2_ppl_sweep.py --full   # cells spread over the launched processes
 
-Writes to ``--output``: ``results.json`` (settings, every cell's record with prompt, accuracy,
-perplexity and dev curve, the summary), ``results.md`` (the paper's table with mean ± std over seeds
-next to the paper's numbers) and ``sst2_ppl_sweep.png`` (test accuracy against prompt perplexity,
-Pareto front marked). Every cell trains in its own folder; running the script again skips finished
-cells and resumes a killed one from its checkpoint.
+Writes to ``--output``: ``results.json`` (settings, references, every cell's record with prompt,
+accuracy, perplexity and dev curve, the summary), ``results.md`` (one row per arm and length, mean ±
+std over seeds, next to the paper's numbers) and ``sst2_ppl_sweep.png`` (test accuracy against prompt
+perplexity, every seed a point, the Pareto front marked). Every cell trains in its own folder;
+running the script again skips finished cells and resumes a killed one from its checkpoint.
 """
 
 from __future__ import annotations
@@ -36,17 +39,26 @@ from rlprompt_interp.sweeps import (Sweep, add_mode_arguments, apply_mode, train
                                     write_json_atomic)
 from rlprompt_interp.tracking import add_report_to_argument  # noqa: E402
 
+ARM_KEYS = ("acc", "ppl", "log_ppl", "prior", "fluent")  # what an arm sets (0 = off)
+TASK_CONDITION = "Classify the sentiment of this movie review as positive or negative."
+
 MODES = {
-    # The embedded model in every role: 34 min measured with one CPU thread.
-    "quick": dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", steps=12,
-                  seeds=[0, 1], prompts_per_step=8, examples_per_step=16, lr=1e-3, eval_every=6, eval_limit=300,
-                  fluent_top_k=20),
-    # The paper's models with RLPrompt's few-shot classification budget (a GPU is advised).
+    # The embedded model in every role, on a CPU. Verbalizers " negative"/" positive" suit SmolLM2
+    # (no prompt 0.605 on the whole test set against 0.500 with " terrible"/" great"); the policy writes
+    # whole words and punctuation, never repeats a token, and writes after a task description.
+    "quick": dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", steps=100,
+                  seeds=[0, 1, 2], lengths=[5], prompts_per_step=8, examples_per_step=16, lr=1e-3, eval_every=10,
+                  eval_limit=0, verbalizers=[" negative", " positive"], condition=TASK_CONDITION,
+                  action_space="words+punctuation", no_repeat=4,
+                  arms=["acc=1", "acc=1,ppl=0.01", "acc=1,log-ppl=2", "acc=1,prior=1", "acc=1,fluent=20"]),
+    # The paper's models, grid and RLPrompt's few-shot classification budget (a GPU is advised), plus the
+    # fluent and LM-prior arms.
     "full": dict(policy_model="distilgpt2", task_model="distilgpt2", scorer="gpt2-xl", steps=12000,
-                 seeds=[0, 1, 2], prompts_per_step=16, examples_per_step=16, lr=5e-5, eval_every=50,
-                 eval_limit=None, fluent_top_k=20),
+                 seeds=[0, 1, 2], lengths=[5, 15], prompts_per_step=16, examples_per_step=16, lr=5e-5,
+                 eval_every=50, eval_limit=0, verbalizers=None, condition=None, action_space="all", no_repeat=0,
+                 arms=["acc=1", "acc=1,ppl=0.01", "ppl=1", "acc=1,fluent=20", "acc=1,prior=1"]),
 }
-PAPER = {  # (length, ppl_coef, acc_coef) -> (accuracy, sample prompt); distilgpt2 task LM, GPT2-XL scorer
+PAPER = {  # (length, ppl, acc) -> (accuracy, sample prompt); distilgpt2 task LM, GPT2-XL scorer
     (5, 0.0, 1.0): (0.81, "Role Owner Media Widget profoundly"),
     (5, 0.01, 1.0): (0.71, "Buffer Response Pattern Cache absolutely"),
     (5, 1.0, 0.0): (0.50, "Site Style Set Style :"),
@@ -54,30 +66,53 @@ PAPER = {  # (length, ppl_coef, acc_coef) -> (accuracy, sample prompt); distilgp
     (15, 0.01, 1.0): (0.69, "Site Site Site Manager Manager ..."),
     (15, 1.0, 0.0): (0.50, "Options Info Info Info ..."),
 }
+HAND_PROMPTS = [" Sentiment:", " The movie was", " Overall, it was", " It was"]
 
 
-def coefficient_pair(text: str) -> tuple[float, float]:
-    """``"0.01,1"`` -> (perplexity coefficient, accuracy coefficient)."""
-    try:
-        ppl, acc = (float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected PPL_COEF,ACC_COEF such as 0.01,1; got {text!r}") from None
-    if ppl < 0 or acc < 0 or ppl == acc == 0:
-        raise argparse.ArgumentTypeError(f"coefficients must be non-negative and not both zero; got {text!r}")
-    return ppl, acc
+def parse_arm(text: str) -> dict:
+    """``"acc=1,log-ppl=2"`` -> ``{"acc": 1.0, "ppl": 0.0, "log_ppl": 2.0, "prior": 0.0, "fluent": 0}``."""
+    arm = {key: 0.0 for key in ARM_KEYS}
+    arm["fluent"] = 0
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        key = name.strip().replace("-", "_")
+        if key not in arm or not sep:
+            raise argparse.ArgumentTypeError(f"bad arm term {item!r} in {text!r}; write e.g. acc=1,ppl=0.01 with "
+                                             f"names {[k.replace('_', '-') for k in ARM_KEYS]}")
+        try:
+            arm[key] = int(value) if key == "fluent" else float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"the value of {name!r} in {text!r} is not a number") from None
+        if arm[key] < 0:
+            raise argparse.ArgumentTypeError(f"arm values must be >= 0; got {item!r}")
+    if arm["acc"] == arm["ppl"] == arm["log_ppl"] == 0:
+        raise argparse.ArgumentTypeError(f"arm {text!r} has no reward term (acc, ppl or log-ppl)")
+    return arm
+
+
+def arm_label(arm: dict) -> str:
+    """A short human label: ``acc + 0.01 ppl``, ``acc, LM prior 1``, ``acc, fluent top-20``."""
+    reward = " + ".join(f"{'' if v == 1 else f'{v:g} '}{name}" for name, v in
+                        (("acc", arm["acc"]), ("ppl", arm["ppl"]), ("log-ppl", arm["log_ppl"])) if v)
+    policy = [f"LM prior {arm['prior']:g}" if arm["prior"] else "", f"fluent top-{arm['fluent']}" if arm["fluent"] else ""]
+    return ", ".join([reward] + [p for p in policy if p])
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_mode_arguments(parser, {"quick": "embedded model, CPU budget", "full": "the paper's models and budget"})
-    parser.add_argument("--coefficients", type=coefficient_pair, nargs="+", metavar="PPL,ACC",
-                        default=[(0.0, 1.0), (0.01, 1.0), (1.0, 0.0)], help="reward coefficient pairs")
-    parser.add_argument("--lengths", type=int, nargs="+", default=[5, 15], help="prompt lengths")
-    parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (quick: 0 1, full: 0 1 2)")
-    parser.add_argument("--fluent-top-k", type=int,
-                        help="the fluent arm's k (quick/full: 20); 0 leaves the arm out")
-    parser.add_argument("--perplexity-form", choices=["perplexity", "log-perplexity"], default="perplexity",
-                        help="reward term: minus the perplexity (the paper) or minus its log")
+    parser.add_argument("--arms", type=parse_arm, nargs="+", metavar="ARM",
+                        help=f"reward and policy of each arm (quick: {' '.join(MODES['quick']['arms'])}; full: "
+                             f"{' '.join(MODES['full']['arms'])})")
+    parser.add_argument("--lengths", type=int, nargs="+", help="prompt lengths (quick: 5, full: 5 15)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (0 1 2)")
+    parser.add_argument("--verbalizers", nargs="+", help="the task definition's verbalizers (quick: ' negative' "
+                                                          "' positive', full: the task's own ' terrible' ' great')")
+    parser.add_argument("--condition", help=f"the text the policy writes after (quick: {TASK_CONDITION!r}, full: BOS)")
+    parser.add_argument("--action-space", choices=["all", "words", "words+punctuation"],
+                        help="tokens the policy may write (quick: words+punctuation, full: all)")
+    parser.add_argument("--no-repeat", type=int, help="ban repeating any of the previous K tokens (quick: 4, full: 0)")
+    parser.add_argument("--init-prompt", help="warm start every cell from this prompt (default: none)")
     parser.add_argument("--data-dir", default="auto",
                         help="RLPrompt's few-shot folder, or hub (the same K-shot split drawn from the hub's SST-2); "
                              "auto: ../shared/data/few-shot when it exists, else the hub")
@@ -85,37 +120,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", help="output folder (default: runs/sst2-ppl-sweep-<mode>)")
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
     add_report_to_argument(parser)
-    for key, value in MODES["quick"].items():
-        if key in ("seeds", "fluent_top_k"):
-            continue
-        kind = float if isinstance(value, float) else int if isinstance(value, int) else str
+    for key in ("policy_model", "task_model", "scorer", "steps", "prompts_per_step", "examples_per_step", "lr",
+                "eval_every", "eval_limit"):
+        quick, full = MODES["quick"][key], MODES["full"][key]
+        kind = float if isinstance(quick, float) else int if isinstance(quick, int) else str
         parser.add_argument("--" + key.replace("_", "-"), type=kind, default=None,
-                            help=f"(quick: {value}, full: {MODES['full'][key]})")
-    args = apply_mode(parser.parse_args(argv), MODES)
+                            help=f"(quick: {quick}, full: {full})" + (" (0: the whole split)" if key == "eval_limit"
+                                                                       else ""))
+    args = parser.parse_args(argv)
+    explicit_arms = args.arms
+    args = apply_mode(args, MODES)
+    if explicit_arms is None:
+        args.arms = [parse_arm(text) for text in args.arms]
     if args.output is None:
         args.output = str(ROOT / "runs" / f"sst2-ppl-sweep-{args.mode}")
     return args
 
 
 def build_cells(args) -> list[dict]:
-    """Coefficient pairs × lengths × seeds, then the fluent arm (accuracy only, top-k tokens)."""
-    arms = [dict(ppl_coef=ppl, acc_coef=acc, fluent_top_k=0) for ppl, acc in args.coefficients]
-    if args.fluent_top_k:
-        arms.append(dict(ppl_coef=0.0, acc_coef=1.0, fluent_top_k=args.fluent_top_k))
-    return [dict(length=length, **arm, seed=seed) for length in args.lengths for arm in arms for seed in args.seeds]
+    return [dict(length=length, **arm, seed=seed) for length in args.lengths for arm in args.arms
+            for seed in args.seeds]
 
 
-def reward_spec(cell: dict, form: str) -> str:
-    terms = [f"accuracy={cell['acc_coef']:g}"] if cell["acc_coef"] else []
-    if cell["ppl_coef"]:
-        terms.append(f"{form}={cell['ppl_coef']:g}")
-    return ",".join(terms)
+def reward_spec(cell: dict) -> str:
+    terms = [(name, cell[key]) for name, key in (("accuracy", "acc"), ("perplexity", "ppl"),
+                                                  ("log-perplexity", "log_ppl")) if cell[key]]
+    return ",".join(f"{name}={value:g}" for name, value in terms)
 
 
 def sweep_config(args) -> dict:
     """Everything the cells share; resuming with other values is refused."""
     keys = ("mode", "policy_model", "task_model", "scorer", "steps", "prompts_per_step", "examples_per_step", "lr",
-            "eval_every", "eval_limit", "perplexity_form", "data_dir", "seed_split")
+            "eval_every", "eval_limit", "verbalizers", "condition", "action_space", "no_repeat", "init_prompt",
+            "data_dir", "seed_split")
     return {key: getattr(args, key) for key in keys}
 
 
@@ -124,61 +161,87 @@ def make_cell_runner(args, task, models: dict):
 
     def run_cell(cell: dict, folder: Path) -> dict:
         agent = RLPromptAgent(model=args.task_model, policy_model=args.policy_model, scorer=args.scorer,
-                              reward=reward_spec(cell, args.perplexity_form), prompts_per_step=args.prompts_per_step,
-                              examples_per_step=args.examples_per_step, lr=args.lr,
-                              fluent_top_k=cell["fluent_top_k"] or None, eval_every=args.eval_every, quiet=True)
+                              reward=reward_spec(cell), prompts_per_step=args.prompts_per_step,
+                              examples_per_step=args.examples_per_step, lr=args.lr, fluent_top_k=cell["fluent"] or None,
+                              prior_weight=cell["prior"], condition=args.condition, action_space=args.action_space,
+                              no_repeat=args.no_repeat, init_prompt=args.init_prompt, eval_every=args.eval_every,
+                              quiet=True)
         record = train_and_evaluate(agent, task, folder, prompt_length=cell["length"], steps=args.steps,
                                     seed=cell["seed"], eval_lm=models["task"], scorer=models["scorer"],
-                                    eval_limit=args.eval_limit, report_to=args.report_to,
+                                    eval_limit=args.eval_limit or None, report_to=args.report_to,
                                     config={**sweep_config(args), **cell})
         print(f"    {record['prompt']!r}: test accuracy {record['test_accuracy']:.4f}, "
-              f"perplexity {format_number(record['prompt_perplexity'])}", flush=True)
+              f"perplexity {format_number(record['prompt_perplexity'])}, {record['train_seconds']:.0f} s training",
+              flush=True)
         return record
 
     return run_cell
 
 
-def no_prompt_baseline(args, task, models: dict, output: Path) -> dict:
-    """Test accuracy without a prompt on the same examples (computed once, kept in the output folder)."""
+def references(args, tasks: dict, models: dict, output: Path) -> dict:
+    """Test accuracy of no prompt and of hand-written prompts under each task definition, and their perplexity
+    (computed once, kept in the output folder)."""
     import json
 
     from rlprompt_interp.evaluation import evaluate_prompt
+    from rlprompt_interp.perplexity import perplexity
+    from rlprompt_interp.prompts import LearnedPrompt
 
-    path = output / "no_prompt.json"
+    path = output / "references.json"
     if path.is_file():
         return json.loads(path.read_text())
-    report = evaluate_prompt(task, models["task"], "", split="test", limit=args.eval_limit, progress=False)
-    result = {"test_accuracy": report.accuracy, "eval_examples": report.num_examples,
-              "predicted_fraction": report.predicted_fraction}
+    lm = models["task"]
+    result = {}
+    for name, task in tasks.items():
+        rows = []
+        for text in [""] + HAND_PROMPTS:
+            prompt = LearnedPrompt(text=text, token_ids=lm.tokenizer.encode(text, add_special_tokens=False))
+            report = evaluate_prompt(task, lm, prompt, split="test", limit=args.eval_limit or None, progress=False)
+            ppl = float(perplexity(models["scorer"], [text])[0]) if text.strip() else None
+            rows.append({"prompt": text, "test_accuracy": report.accuracy, "eval_examples": report.num_examples,
+                         "predicted_fraction": report.predicted_fraction, "prompt_perplexity": ppl})
+        result[name] = {"verbalizers": list(task.verbalizers), "template": task.template.text, "prompts": rows}
     write_json_atomic(path, result)
     return result
-
-
-def arm_label(row: dict) -> str:
-    return f"fluent top-{row['fluent_top_k']}" if row["fluent_top_k"] else "-"
 
 
 def summary_rows(records: list[dict]) -> list[dict]:
     for record in records:
         ppl = record.get("prompt_perplexity")
         record["log_perplexity"] = math.log(ppl) if ppl else None
-    rows = summarize(records, by=["length", "ppl_coef", "acc_coef", "fluent_top_k"],
-                     metrics=["test_accuracy", "log_perplexity"])
+    rows = summarize(records, by=["length", *ARM_KEYS], metrics=["test_accuracy", "log_perplexity"])
     for row in rows:
-        row["paper"] = PAPER.get((row["length"], row["ppl_coef"], row["acc_coef"])) if not row["fluent_top_k"] else None
+        plain = not row["prior"] and not row["fluent"] and not row["log_ppl"]
+        row["paper"] = PAPER.get((row["length"], row["ppl"], row["acc"])) if plain else None
     return rows
 
 
-def results_table(rows: list[dict], baseline: dict) -> str:
+def tradeoffs(rows: list[dict]) -> list[str]:
+    """Each arm against the accuracy-only arm of the same length and policy: accuracy change and
+    perplexity ratio (geometric means over seeds)."""
+    lines = []
+    for row in rows:
+        if row["ppl"] == row["log_ppl"] == 0:
+            continue
+        base = next((r for r in rows if r["length"] == row["length"] and r["prior"] == row["prior"]
+                     and r["fluent"] == row["fluent"] and r["ppl"] == r["log_ppl"] == 0 and r["acc"] > 0), None)
+        if base is None or math.isnan(row["log_perplexity_mean"]) or math.isnan(base["log_perplexity_mean"]):
+            continue
+        ratio = math.exp(base["log_perplexity_mean"] - row["log_perplexity_mean"])
+        change = (row["test_accuracy_mean"] - base["test_accuracy_mean"]) * 100
+        lines.append(f"L={row['length']} {arm_label(row)} vs {arm_label(base)}: perplexity {ratio:.1f}x lower, "
+                     f"accuracy {change:+.1f} points")
+    return lines
+
+
+def results_table(rows: list[dict], refs: dict) -> str:
     def sample(row):
         best = max(row["records"], key=lambda r: r["test_accuracy"])
         return repr(best["prompt"])
 
     columns = [
         ("prompt length", lambda r: r["length"]),
-        ("perplexity coef", lambda r: f"{r['ppl_coef']:g}"),
-        ("accuracy coef", lambda r: f"{r['acc_coef']:g}"),
-        ("constraint", arm_label),
+        ("arm", arm_label),
         ("test accuracy (mean ± std)", lambda r: format_mean_std(r["test_accuracy_mean"], r["test_accuracy_std"])),
         ("prompt perplexity (geometric mean)", lambda r: format_number(math.exp(r["log_perplexity_mean"]))
          if not math.isnan(r["log_perplexity_mean"]) else "-"),
@@ -187,18 +250,20 @@ def results_table(rows: list[dict], baseline: dict) -> str:
         ("paper accuracy", lambda r: f"{r['paper'][0]:.2f}" if r["paper"] else "-"),
         ("paper sample prompt", lambda r: r["paper"][1] if r["paper"] else "-"),
     ]
-    note = (f"No prompt: test accuracy {baseline['test_accuracy']:.4f} on the same {baseline['eval_examples']} "
-            "test examples.")
-    return markdown_table(rows, columns) + "\n\n" + note
+    lines = [markdown_table(rows, columns), "", "References (same test examples, same slot):", ""]
+    for name, ref in refs.items():
+        cells = ", ".join(f"{row['prompt']!r} {row['test_accuracy']:.4f}" for row in ref["prompts"])
+        lines.append(f"- {name} (verbalizers {ref['verbalizers']}, {ref['prompts'][0]['eval_examples']} examples): "
+                     f"{cells}")
+    return "\n".join(lines)
 
 
 def plot(records: list[dict], path: Path) -> Path:
     points = [(r["prompt_perplexity"], r["test_accuracy"]) for r in records]
     labels = [f"L={r['cell']['length']} s{r['cell']['seed']}" for r in records]
-    groups = [f"ppl {r['cell']['ppl_coef']:g}, acc {r['cell']['acc_coef']:g}"
-              + (f", fluent top-{r['cell']['fluent_top_k']}" if r["cell"]["fluent_top_k"] else "") for r in records]
+    groups = [arm_label(r["cell"]) for r in records]
     return plot_tradeoff(points, labels, path, xlabel="prompt perplexity under the scorer (log scale)",
-                         ylabel="SST-2 test accuracy", title="RLPrompt: accuracy vs perplexity", groups=groups)
+                         ylabel="SST-2 test accuracy", title="RLPrompt on SST-2: accuracy vs perplexity", groups=groups)
 
 
 def main(argv=None) -> int:
@@ -213,31 +278,40 @@ def main(argv=None) -> int:
     output = Path(args.output)
     source, where = few_shot_source(args.data_dir, args.seed_split)
     args.data_dir = source["data_dir"] or "hub"  # what the sweep's settings record
-    task = get_task("sst-2", **source)
     print(f"data: {where}", flush=True)
+    builtin = get_task("sst-2", **source)
+    task = builtin.with_options(verbalizers=args.verbalizers) if args.verbalizers else builtin
     models = {"task": load_lm(args.task_model, role="task"), "scorer": load_lm(args.scorer, role="scorer")}
     cells = build_cells(args)
     print(f"{args.mode} mode: {len(cells)} cells; policy {args.policy_model}, task LM {args.task_model}, scorer "
-          f"{args.scorer}; {args.steps} steps x {args.prompts_per_step} prompts x {args.examples_per_step} examples",
-          flush=True)
+          f"{args.scorer}; verbalizers {list(task.verbalizers)}; {args.steps} steps x {args.prompts_per_step} prompts "
+          f"x {args.examples_per_step} examples", flush=True)
     sweep = Sweep(output, cells, make_cell_runner(args, task, models), config=sweep_config(args))
     records = sweep.run()
     if not process_state().is_main_process:
         return 0
-    baseline = no_prompt_baseline(args, task, models, output)
+    tasks = {"this sweep's task definition": task}
+    if tuple(builtin.verbalizers) != tuple(task.verbalizers):
+        tasks["the built-in definition"] = builtin
+    refs = references(args, tasks, models, output)
     rows = summary_rows(records)
-    table = results_table(rows, baseline)
+    table = results_table(rows, refs)
+    notes = tradeoffs(rows)
     write_json_atomic(output / "results.json", {
-        "settings": vars(args), "no_prompt": baseline, "records": records,
-        "summary": [{k: v for k, v in row.items() if k != "records"} for row in rows]})
+        "settings": {k: v for k, v in vars(args).items()}, "references": refs, "records": records,
+        "tradeoffs": notes, "summary": [{k: v for k, v in row.items() if k != "records"} for row in rows]})
+    examples = refs["this sweep's task definition"]["prompts"][0]["eval_examples"]
     (output / "results.md").write_text(
         f"# SST-2: RLPrompt accuracy vs prompt perplexity ({args.mode} mode)\n\n"
-        f"Policy {args.policy_model}, task LM {args.task_model}, scorer {args.scorer}; {args.steps} steps, "
-        f"{args.prompts_per_step} prompts x {args.examples_per_step} examples per step, lr {args.lr:g}; test accuracy "
-        f"on {baseline['eval_examples']} test examples; perplexity term: {args.perplexity_form}.\n"
-        "The paper's columns: distilgpt2 task LM, GPT2-XL scorer.\n\n" + table + "\n")
+        f"Policy {args.policy_model}, task LM {args.task_model}, scorer {args.scorer}; template "
+        f"{task.template.text!r}, verbalizers {list(task.verbalizers)}; {args.steps} steps, {args.prompts_per_step} "
+        f"prompts x {args.examples_per_step} examples per step, lr {args.lr:g}; policy: condition {args.condition!r}, "
+        f"action space {args.action_space}, no repeat of the last {args.no_repeat} tokens; test accuracy on "
+        f"{examples} test examples. The paper's columns: distilgpt2 task LM, GPT2-XL scorer, ' terrible'/' great'.\n\n"
+        + table + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n")
     plot(records, output / "sst2_ppl_sweep.png")
     print(table)
+    print("\n".join(notes))
     print(f"written: {output / 'results.json'}, {output / 'results.md'}, {output / 'sst2_ppl_sweep.png'}")
     return 0
 

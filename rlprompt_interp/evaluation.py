@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
@@ -10,6 +11,8 @@ from tqdm.auto import tqdm
 
 from .models import LoadedModel
 from .prompts import LearnedPrompt
+from .rewards.classification import ClassificationReward
+from .rewards.prefix_cache import PrefixKVCache
 from .scoring import batched_by_length, batched_next_token_logits, encode_texts, segment_example, soft_prompt_logits
 from .tasks import ClassificationTask
 
@@ -94,5 +97,50 @@ def prompt_logits(task: ClassificationTask, lm: LoadedModel, prompt: LearnedProm
                                      lambda batch: soft_prompt_logits(lm, batch, prompt.embeddings, token_ids),
                                      len(token_ids), batch_size, progress)
     ids = list(prompt.token_ids or [])
+    scorer = example_cache_scorer(task, lm)
+    if scorer is not None and list(token_ids) == scorer.verbalizer_ids:
+        return cached_split_logits(scorer, ids, examples, progress)
     sequences = [b + ids + a for b, a in (segment_example(lm, before, after, ids) for before, after in splits)]
     return batched_next_token_logits(lm, sequences, token_ids, batch_size, progress=progress)
+
+
+# Kept between calls: evaluating many prompts on one split (a sweep, a transfer matrix, several
+# verbalizer sets) encodes each example once per model instead of once per prompt. The examples'
+# states are keyed by their token ids, so every template and verbalizer set shares one cache.
+_EXAMPLE_CACHES: "OrderedDict[tuple, PrefixKVCache]" = OrderedDict()
+_SCORERS: "OrderedDict[tuple, ClassificationReward]" = OrderedDict()
+CACHED_EXAMPLES = 2048  # examples' key/value states kept per model (about 1 MB each for SmolLM2 in fp32)
+
+
+def example_cache_scorer(task: ClassificationTask, lm: LoadedModel) -> ClassificationReward | None:
+    """The classification reward's cached path for this task and model, when its template puts the
+    example before the prompt (causal LMs); None otherwise."""
+    if lm.is_encoder_decoder:
+        return None
+    model_key = (id(lm.model), lm.dtype)
+    key = (*model_key, task.template.text, tuple(task.verbalizers))
+    if key not in _SCORERS:
+        if model_key not in _EXAMPLE_CACHES:
+            _EXAMPLE_CACHES[model_key] = PrefixKVCache(lm, max_entries=CACHED_EXAMPLES, encode_batch_size=32)
+            while len(_EXAMPLE_CACHES) > 1:
+                _EXAMPLE_CACHES.popitem(last=False)
+        scorer = ClassificationReward(task, lm, example_cache=_EXAMPLE_CACHES[model_key])
+        if scorer.layout != "example_first":
+            return None
+        _SCORERS[key] = scorer
+        while len(_SCORERS) > 8:
+            _SCORERS.popitem(last=False)
+    _SCORERS.move_to_end(key)
+    return _SCORERS[key]
+
+
+def cached_split_logits(scorer, prompt_ids: Sequence[int], examples, progress=None) -> torch.Tensor:
+    """Verbalizer logits ``[N, C]`` of one discrete prompt after each example, in chunks that fit the cache."""
+    fields = scorer.fields
+    rows = []
+    for start in range(0, len(examples), CACHED_EXAMPLES):
+        chunk = examples.select(range(start, min(start + CACHED_EXAMPLES, len(examples))))
+        rows.append(scorer.memoised_logits([tuple(prompt_ids)], [{f: row[f] for f in fields} for row in chunk])[0])
+        if progress is not None:
+            progress(len(chunk))
+    return torch.cat(rows)

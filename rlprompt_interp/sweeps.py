@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .atomic import write_json_atomic
-from .checkpoints import has_checkpoint
 
 RESULT_FILE = "result.json"
 SWEEP_FILE = "sweep.json"
@@ -122,6 +121,34 @@ class Sweep:
         return [self.record(cell) for cell in self.cells]
 
 
+def add_data_arguments(parser, default_data_dir: str | Path = "auto") -> None:
+    """``--data-dir``, ``--seed-split`` and ``--threads``: what :func:`task_and_models` reads."""
+    parser.add_argument("--data-dir", default=str(default_data_dir),
+                        help="RLPrompt's few-shot folder, or hub (the same K-shot split drawn from the hub); auto: "
+                             "../shared/data/few-shot when it exists, else the hub")
+    parser.add_argument("--seed-split", default="16-42", help="which few-shot split")
+    parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
+
+
+def task_and_models(args, task_name: str) -> tuple:
+    """What every cell of an experiment shares: torch threads (``args.threads``), the task (from
+    ``args.data_dir`` and ``args.seed_split``) and the frozen task LM and scorer (``args.task_model``,
+    ``args.scorer``), returned as ``(task, {"task": lm, "scorer": lm})``."""
+    import torch
+
+    from .models import load_lm
+    from .tasks import get_task
+    from .tasks.sources import few_shot_source
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    source, where = few_shot_source(args.data_dir, args.seed_split)
+    args.data_dir = source["data_dir"] or "hub"  # what the sweep's settings record
+    print(f"data: {where}", flush=True)
+    task = get_task(task_name, **source)
+    return task, {"task": load_lm(args.task_model, role="task"), "scorer": load_lm(args.scorer, role="scorer")}
+
+
 def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, steps: int, seed: int, eval_lm,
                        scorer=None, eval_split: str = "test", eval_limit: int | None = None,
                        eval_batch_size: int = 32, report_to: str = "none", config: Mapping | None = None) -> dict:
@@ -142,7 +169,7 @@ def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, s
                                                   "seed": seed}, run_name=Path(folder).name) as tracker:
         agent.on_log = tracker.log_row
         learned = agent.fit(task, prompt_length=prompt_length, steps=steps, seed=seed, output_dir=train_dir,
-                            resume=has_checkpoint(train_dir / CHECKPOINT_FILE))
+                            resume=agent.has_checkpoint(train_dir))
         train_seconds = time.time() - started
         report = evaluate_prompt(task, eval_lm, learned, split=eval_split, limit=eval_limit,
                                  batch_size=eval_batch_size, progress=False)

@@ -114,7 +114,7 @@ def test_init_from_text_and_bad_options(sst_files):
 
 
 def test_registry_names_every_agent():
-    assert list_agents() == ["pez", "rlprompt", "soft-prompt", "wayward"]
+    assert list_agents() == ["grpo", "pez", "rloo", "rlprompt", "soft-prompt", "wayward"]
     with pytest.raises(KeyError, match="choose one of"):
         get_agent("prefix-tuning")
 

@@ -10,8 +10,9 @@ from rlprompt_interp.prompts import LearnedPrompt
 
 def tiny_args(data_dir, output):
     return ["--policy-model", "tiny-gpt2", "--task-model", "tiny-gpt2", "--scorer", "tiny-gpt2", "--steps", "2",
-            "--eval-every", "1", "--lengths", "2", "--seeds", "0", "--coefficients", "0,1", "1,0",
-            "--fluent-top-k", "5", "--prompts-per-step", "2", "--examples-per-step", "2", "--eval-limit", "4",
+            "--eval-every", "1", "--lengths", "2", "--seeds", "0", "--arms", "acc=1", "ppl=1", "acc=1,fluent=5",
+            "acc=1,prior=1,log-ppl=0.5", "--prompts-per-step", "2", "--examples-per-step", "2", "--eval-limit", "4",
+            "--condition", "the movie", "--action-space", "all", "--no-repeat", "1",
             "--data-dir", str(data_dir), "--output", str(output)]
 
 
@@ -24,20 +25,23 @@ def test_sweep_writes_table_json_plot_and_resumes_a_killed_cell(sst_files, tmp_p
     assert script.main(tiny_args(sst_files, output)) == 0
 
     results = json.loads((output / "results.json").read_text())
-    assert len(results["records"]) == 3  # two coefficient pairs and the fluent arm, one length, one seed
+    assert len(results["records"]) == 4  # four arms, one length, one seed
     for record in results["records"]:
         assert 0 <= record["test_accuracy"] <= 1 and record["eval_examples"] == 4
         assert record["prompt_perplexity"] > 1 and record["prompt"]
         assert [point["step"] for point in record["dev_curve"]] == [1, 2]
         assert LearnedPrompt.load(record["learned_prompt"]).text == record["prompt"]  # the folder eval reads
-    assert [(row["ppl_coef"], row["acc_coef"], row["fluent_top_k"]) for row in results["summary"]] == [
-        (0.0, 1.0, 0), (1.0, 0.0, 0), (0.0, 1.0, 5)]
+    assert [(row["acc"], row["ppl"], row["log_ppl"], row["prior"], row["fluent"]) for row in results["summary"]] == [
+        (1.0, 0.0, 0.0, 0.0, 0), (0.0, 1.0, 0.0, 0.0, 0), (1.0, 0.0, 0.0, 0.0, 5), (1.0, 0.0, 0.5, 1.0, 0)]
     table = (output / "results.md").read_text()
-    assert "| 2 | 0 | 1 | - |" in table and "| 2 | 1 | 0 | - |" in table and "fluent top-5" in table
+    assert "| 2 | acc |" in table and "| 2 | ppl |" in table and "| 2 | acc, fluent top-5 |" in table
+    assert "| 2 | acc + 0.5 log-ppl, LM prior 1 |" in table
+    refs = results["references"]["this sweep's task definition"]["prompts"]
+    assert refs[0]["prompt"] == "" and all(0 <= r["test_accuracy"] <= 1 for r in refs)
     assert (output / "sst2_ppl_sweep.png").stat().st_size > 1000
 
     # Kill the (1, 0) cell after one of its two steps: its folder keeps a step-1 checkpoint, no result.
-    killed = output / "cells" / "length=2,ppl_coef=1,acc_coef=0,fluent_top_k=0,seed=0"
+    killed = output / "cells" / "length=2,acc=0,ppl=1,log_ppl=0,prior=0,fluent=0,seed=0"
     finished = result_times(output, skip=killed)
     empty_folder(killed)
     train = SQLTrainer.train
@@ -54,7 +58,7 @@ def test_sweep_writes_table_json_plot_and_resumes_a_killed_cell(sst_files, tmp_p
     assert script.main(tiny_args(sst_files, output)) == 0
     log = capsys.readouterr().out
     assert "at step 1" in log  # the killed cell resumed from its checkpoint, not from step 0
-    assert log.count(": done, read back") == 2
+    assert log.count(": done, read back") == 3
     assert result_times(output, skip=killed) == finished
     record = json.loads((killed / "result.json").read_text())
     assert [point["step"] for point in record["dev_curve"]] == [1, 2]
@@ -65,15 +69,18 @@ def test_sweep_refuses_changed_settings_in_the_same_folder(sst_files, tmp_path):
 
     script = load_experiment("sst2_ppl_sweep")
     args = tiny_args(sst_files, tmp_path / "sweep")
-    args[args.index("--coefficients") + 1:args.index("--fluent-top-k")] = ["0,1"]
+    args[args.index("--arms") + 1:args.index("--prompts-per-step")] = ["acc=1"]
     script.main(args)
     args[args.index("--steps") + 1] = "3"
     with pytest.raises(SweepConfigError, match="steps: 2 -> 3"):
         script.main(args)
 
 
-def test_bad_coefficients_are_a_usage_error(capsys):
+def test_bad_arms_are_a_usage_error(capsys):
     script = load_experiment("sst2_ppl_sweep")
     with pytest.raises(SystemExit):
-        script.parse_args(["--coefficients", "0,0"])
-    assert "not both zero" in capsys.readouterr().err
+        script.parse_args(["--arms", "prior=1"])
+    assert "no reward term" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.parse_args(["--arms", "acc=1,beta=2"])
+    assert "bad arm term" in capsys.readouterr().err

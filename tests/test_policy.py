@@ -77,3 +77,65 @@ def test_bad_options_are_refused(lm):
         LMAdaptorPolicy(lm, logit_bias={10**6: 1.0})
     with pytest.raises(ValueError, match="encoder-decoder"):
         LMAdaptorPolicy(load_lm("tiny-t5", device="cpu"))
+
+
+def test_the_lm_prior_starts_as_the_lm_itself(lm):
+    policy = LMAdaptorPolicy(lm, mlp_width=64, prior_weight=1.0, condition="the movie")
+    rollout = policy.sample(3, 4, generator=torch.Generator().manual_seed(0))
+    own = (policy.head(rollout.hidden).float() + policy.bias).log_softmax(-1)  # the frozen LM's distribution
+    start = policy.rollout_q_values(rollout).log_softmax(-1)
+    allowed = torch.isfinite(own)
+    torch.testing.assert_close(start.exp(), own.exp(), atol=1e-4, rtol=0)
+    assert torch.equal(torch.isfinite(start), allowed)
+    # the dense rewards are beta * log p_LM of the written tokens
+    chosen = own.gather(-1, rollout.token_ids[..., None]).squeeze(-1)
+    torch.testing.assert_close(policy.prior_rewards(rollout), chosen)
+    half = LMAdaptorPolicy(lm, mlp_width=64, prior_weight=0.5, condition="the movie")
+    torch.testing.assert_close(half.rollout_q_values(half.teacher_forcing(rollout.token_ids)).softmax(-1),
+                               (0.5 * own).softmax(-1), atol=1e-4, rtol=0)
+    assert LMAdaptorPolicy(lm, mlp_width=64).prior_rewards(rollout) is None
+
+
+def test_word_level_actions_admit_no_fragment():
+    from rlprompt_interp.policies.action_space import is_word_token, vocabulary_mask
+    from rlprompt_interp.tiny import build_test_tokenizer
+
+    for fragment in [" surpr", " interpre", " psychiat", " neighb", " affili", " includadays", "ing", "Private",
+                     " 1999", " --", " Private2"]:
+        assert not is_word_token(fragment), fragment
+    for word in [" great", " movie", " Private", " perspective", " don't", " well-known"]:
+        assert is_word_token(word), word
+    tokenizer = build_test_tokenizer()
+    mask = vocabulary_mask(tokenizer, "words")
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    assert mask.any() and all(is_word_token(texts[i]) for i in mask.nonzero().flatten().tolist())
+    punct = vocabulary_mask(tokenizer, "words+punctuation")
+    assert (punct & ~mask).any() and not (mask & ~punct).any()
+
+
+def test_action_space_and_no_repeat_constrain_sampling(lm):
+    policy = LMAdaptorPolicy(lm, mlp_width=64, action_space="words", no_repeat=1)
+    rollout = policy.sample(16, 5, generator=torch.Generator().manual_seed(0))
+    assert policy.space[rollout.token_ids].all()
+    assert (rollout.token_ids[:, 1:] != rollout.token_ids[:, :-1]).all()
+    # the ban is part of the action space, so the loss's Q-values see it too, and teacher forcing rebuilds it
+    q = policy.rollout_q_values(rollout)
+    assert torch.isinf(q[:, 1:].gather(-1, rollout.token_ids[:, :-1, None])).all()
+    forced = policy.teacher_forcing(rollout.token_ids)
+    assert torch.equal(forced.allowed, rollout.allowed)
+    with pytest.raises(ValueError, match="no_repeat"):
+        LMAdaptorPolicy(lm, no_repeat=-1)
+
+
+def test_a_warm_start_writes_the_given_prompt_first(lm):
+    policy = LMAdaptorPolicy(lm, mlp_width=64, top_k=50)
+    ids = lm.tokenizer.encode(" the movie was great", add_special_tokens=False)
+    steps = policy.warm_start(ids)
+    assert steps > 0
+    assert policy.greedy(len(ids)).token_ids[0].tolist() == ids
+    samples = policy.sample(32, len(ids), generator=torch.Generator().manual_seed(0)).token_ids
+    assert (samples == torch.tensor(ids)).all(-1).any()  # sampling still writes it, and still explores
+    assert not (samples == torch.tensor(ids)).all(-1).all()
+    words = LMAdaptorPolicy(lm, mlp_width=64, action_space="words")
+    with pytest.raises(ValueError, match="outside the policy's action space"):
+        words.warm_start(lm.tokenizer.encode("ing", add_special_tokens=False))

@@ -86,17 +86,23 @@ def test_reward_needs_label_column(sst_files):
         reward(PromptBatch([" great"]), {"sentence": ["good"]})
 
 
-def test_repeated_prompts_are_scored_once_with_the_same_rewards(sst_files, monkeypatch):
+def test_each_prompt_example_pair_reaches_the_lm_once(sst_files, monkeypatch):
     lm = load_lm("tiny-gpt2", device="cpu")
     reward = ClassificationReward(get_task("sst-2", data_dir=sst_files), lm)
     ids = [lm.tokenizer.encode(text, add_special_tokens=False) for text in (" great", " no", " great", " great")]
     batch = {"sentence": SENTENCES[:4], "label": [1, 0, 1, 0]}
     scored = []
-    score = reward.verbalizer_logits
-    monkeypatch.setattr(reward, "verbalizer_logits", lambda prompt_ids, examples: scored.append(len(prompt_ids))
-                        or score(prompt_ids, examples))
+    score = reward.pair_logits
+    monkeypatch.setattr(reward, "pair_logits", lambda pairs: scored.append(len(pairs)) or score(pairs))
     out = reward(PromptBatch([lm.tokenizer.decode(row) for row in ids], ids), batch)
-    assert scored == [2]  # two distinct prompts
+    assert scored == [8] and out.logs["accuracy/new_pairs"] == 8  # two distinct prompts x 4 examples
     alone = reward(PromptBatch([" great", " no"], ids[:2]), batch)
+    assert scored == [8] and alone.logs["accuracy/new_pairs"] == 0  # every pair came from the memo
     torch.testing.assert_close(out.scores, alone.scores[[0, 1, 0, 0]])
     assert out.logs["accuracy/per_prompt"].tolist() == alone.logs["accuracy/per_prompt"][[0, 1, 0, 0]].tolist()
+    # the memo holds what a fresh forward computes, and survives a checkpoint round trip
+    fresh = ClassificationReward(get_task("sst-2", data_dir=sst_files), lm)
+    torch.testing.assert_close(fresh(PromptBatch([" great", " no"], ids[:2]), batch).scores, alone.scores)
+    restored = ClassificationReward(get_task("sst-2", data_dir=sst_files), lm)
+    restored.load_state_dict(reward.state_dict())
+    assert restored(PromptBatch([" great", " no"], ids[:2]), batch).logs["accuracy/new_pairs"] == 0

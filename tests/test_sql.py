@@ -104,3 +104,61 @@ def test_sql_learns_a_synthetic_reward():
 def test_a_negated_reward_does_not_learn():
     _, after, _ = learn(sign=-1.0)
     assert after <= 0.2
+
+
+def test_dense_token_rewards_enter_the_targets_hand_computed():
+    # as test_losses_hand_computed, plus r = (0.5, -1) per token: single targets gain r_t, multi targets sum_{k>=t} r_k
+    logits, target = torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)
+    actions, reward, dense = torch.zeros(1, 2, dtype=torch.long), torch.ones(1), torch.tensor([[0.5, -1.0]])
+    single = ((-LOG2 - 0.5) ** 2 + (-LOG2 - (1 - 1 - LOG2)) ** 2) / 2
+    multi = ((-2 * LOG2 - (1 - 0.5 - LOG2)) ** 2 + (-LOG2 - (1 - 1 - LOG2)) ** 2) / 2
+    assert sql_loss(logits, target, actions, reward, "single", dense)[0].item() == pytest.approx(single)
+    assert sql_loss(logits, target, actions, reward, "multi", dense)[0].item() == pytest.approx(multi)
+    with pytest.raises(ValueError, match="token_rewards"):
+        sql_loss(logits, target, actions, reward, "mix", torch.zeros(1, 3))
+
+
+def test_the_lm_prior_starts_at_the_kl_optimum_and_learns():
+    lm = load_lm("tiny-gpt2", device="cpu")
+    # with no terminal reward and beta = 1 the LM itself satisfies the KL-regularised Bellman equation
+    exact = LMAdaptorPolicy(lm, prior_weight=1.0)
+    rollout = exact.sample(16, 5, generator=torch.Generator().manual_seed(0))
+    logits = exact.rollout_q_values(rollout)
+    loss, _ = sql_loss(logits, logits.detach(), rollout.token_ids, torch.zeros(16), "mix", exact.prior_rewards(rollout))
+    assert loss.item() < 1e-4
+    # (the KL penalty holds the policy near the LM, so it commits less than RLPrompt's uniform start does)
+    policy = LMAdaptorPolicy(lm, prior_weight=0.5)
+    config = SQLConfig(prompt_length=5, steps=150, prompts_per_step=16, lr=1e-2, eval_every=0, seed=0)
+    trainer = SQLTrainer(policy, TargetFraction(), config)
+    trainer.train(progress=False)
+    after = trainer.greedy_prompt()[1]
+    assert sum(t in TARGET for t in after) / len(after) >= 0.8
+    assert sum(row["fraction"] for row in trainer.curve[-20:]) / 20 > 0.3  # chance: 0.02
+    assert "prior/log_prob" in trainer.curve[-1]
+
+
+def test_rollouts_go_through_the_vector_env(monkeypatch):
+    from rlprompt_interp.envs import PromptVectorEnv
+
+    actions_seen = []
+    step = PromptVectorEnv.step
+    monkeypatch.setattr(PromptVectorEnv, "step", lambda self, actions: actions_seen.append(actions.copy())
+                        or step(self, actions))
+    policy = LMAdaptorPolicy(load_lm("tiny-gpt2", device="cpu"), mlp_width=64)
+    trainer = SQLTrainer(policy, TargetFraction(), SQLConfig(prompt_length=3, steps=2, prompts_per_step=4,
+                                                             eval_every=2, seed=0))
+    trainer.train(progress=False)
+    assert len(actions_seen) == 2 * 3 + 3  # two training rounds and one greedy dev round, a call per token
+    assert [a.shape for a in actions_seen[:3]] == [(4,)] * 3 and actions_seen[-1].shape == (1,)
+    assert {"time/sample", "time/reward", "time/update"} <= set(trainer.curve[0])
+
+
+def test_a_warm_started_trainer_first_writes_the_given_prompt():
+    lm = load_lm("tiny-gpt2", device="cpu")
+    policy = LMAdaptorPolicy(lm, mlp_width=64)
+    config = SQLConfig(prompt_length=3, steps=1, prompts_per_step=4, eval_every=0, init_prompt=" the movie was", seed=0)
+    trainer = SQLTrainer(policy, TargetFraction(), config)
+    assert trainer.greedy_prompt()[0] == " the movie was" and trainer.warm_start_steps > 0
+    assert torch.equal(trainer.target[2].weight, policy.mlp[2].weight)  # the target network starts warm too
+    with pytest.raises(ValueError, match="between 1 and"):
+        SQLTrainer(policy, TargetFraction(), SQLConfig(prompt_length=2, init_prompt=" the movie was great"))

@@ -2,7 +2,8 @@
 
 ``get_agent(name, **options)`` builds one by name: ``rlprompt`` (soft Q-learning, discrete),
 ``soft-prompt`` (Lester et al.), ``pez`` (Wen et al.; with ``ppl_weight`` > 0 the perplexity-
-penalised variant) and ``wayward`` (Khashabi et al.). Agent modules load on first use.
+penalised variant), ``wayward`` (Khashabi et al.), ``grpo`` and ``rloo`` (TRL's trainers fine-tune
+the policy LM to write the prompt). Agent modules load on first use.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ AGENTS = {
     "soft-prompt": "rlprompt_interp.agents.soft_prompt:SoftPromptAgent",
     "pez": "rlprompt_interp.agents.pez:PEZAgent",
     "wayward": "rlprompt_interp.agents.wayward:WaywardAgent",
+    "grpo": "rlprompt_interp.agents.trl_agents:GRPOAgent",
+    "rloo": "rlprompt_interp.agents.trl_agents:RLOOAgent",
 }
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Callable
 
+from ..checkpoints import has_checkpoint
 from ..prompts import LearnedPrompt
 from ..tasks import ClassificationTask
 
@@ -23,3 +25,7 @@ class Agent(ABC):
     @abstractmethod
     def fit(self, task: ClassificationTask, *, prompt_length: int, steps: int, seed: int = 0, **kwargs) -> LearnedPrompt:
         ...
+
+    def has_checkpoint(self, output_dir: str | Path) -> bool:
+        """Whether ``output_dir`` holds a training checkpoint that ``fit(..., resume=True)`` continues."""
+        return has_checkpoint(Path(output_dir) / "checkpoint.pt")  # or the checkpoint.prev.pt kept beside it

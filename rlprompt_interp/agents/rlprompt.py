@@ -23,7 +23,7 @@ from typing import Sequence
 
 from ..algorithms.trainer import CHECKPOINT_FILE, SQLConfig, SQLTrainer
 from ..models import LoadedModel, load_lm
-from ..policies import LMAdaptorPolicy
+from ..policies import ACTION_SPACES, LMAdaptorPolicy
 from ..prompts import LearnedPrompt
 from ..rewards import ClassificationReward, FunctionReward, Perplexity, Reward, WeightedSum, load_function
 from ..tasks import ClassificationTask
@@ -101,22 +101,26 @@ class RLPromptAgent(Agent):
                  reward: str | Reward = "accuracy=1", reward_functions: Sequence[str] = (),
                  prompts_per_step: int = 16, examples_per_step: int = 16, lr: float | None = None,
                  top_k: int | None = 256, top_p: float | None = None, fluent_top_k: int | None = None,
-                 mlp_width: int = 2048, condition: str | None = None, loss: str = "mix",
+                 prior_weight: float = 0.0, action_space: str = "all", no_repeat: int = 0,
+                 init_prompt: str | None = None, mlp_width: int = 2048, condition: str | None = None,
+                 loss: str = "mix",
                  target_update: str = "polyak", target_rate: float = 1e-3, target_period: int = 100,
                  zscore: bool = True, reward_range: tuple[float, float] | None = (0.0, 1.0),
                  shaped_range: tuple[float, float] = (0.0, 5.0), max_grad_norm: float = 5.0,
                  correct_coef: float = 200.0, incorrect_coef: float = 180.0, eval_every: int = 50,
-                 checkpoint_every: int | None = None, select_by: str = "reward", dtype: str = "auto",
-                 quiet: bool = False):
+                 checkpoint_every: int | None = None, select_by: str = "reward", max_seconds: float | None = None,
+                 dtype: str = "auto", quiet: bool = False):
         self.model, self.policy_model, self.scorer = model, policy_model, scorer
         self.reward, self.reward_functions = reward, list(reward_functions)
         self.policy_options = dict(mlp_width=mlp_width, condition=condition, top_k=top_k, top_p=top_p,
-                                   fluent_top_k=fluent_top_k)
+                                   fluent_top_k=fluent_top_k, prior_weight=prior_weight, action_space=action_space,
+                                   no_repeat=no_repeat)
         self.sql_options = dict(prompts_per_step=prompts_per_step, examples_per_step=examples_per_step,
                                 lr=5e-5 if lr is None else lr, loss=loss, target_update=target_update,
                                 target_rate=target_rate, target_period=target_period, zscore=zscore,
                                 reward_range=reward_range, shaped_range=shaped_range, max_grad_norm=max_grad_norm,
-                                eval_every=eval_every, checkpoint_every=checkpoint_every, select_by=select_by)
+                                eval_every=eval_every, checkpoint_every=checkpoint_every, select_by=select_by,
+                                init_prompt=init_prompt, max_seconds=max_seconds)
         self.correct_coef, self.incorrect_coef = correct_coef, incorrect_coef
         self.dtype, self.quiet = dtype, quiet
 
@@ -189,6 +193,15 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--log-perplexity", action="store_true",
                        help="score perplexity terms as minus log-perplexity instead of minus perplexity")
     group.add_argument("--fluent-top-k", type=int, help="only tokens in the top-k of the policy LM's own distribution")
+    group.add_argument("--lm-prior", type=float, default=0.0, metavar="BETA",
+                       help="Q-values start as BETA * log p_LM (soft Q-learning with a KL penalty towards the "
+                            "policy LM); 0 = RLPrompt's uniform start")
+    group.add_argument("--action-space", default="all", choices=list(ACTION_SPACES),
+                       help="tokens the policy may write: all, whole English words, or words and punctuation")
+    group.add_argument("--no-repeat", type=int, default=0, metavar="K",
+                       help="a token may not repeat any of the previous K tokens (1: no immediate repetition)")
+    group.add_argument("--init-prompt", metavar="TEXT",
+                       help="warm start: fit the policy first so that its greedy prompt begins with TEXT")
     group.add_argument("--top-k", type=int, default=256, help="sample from the top-k tokens (0: all)")
     group.add_argument("--top-p", type=float, help="nucleus sampling instead of top-k")
     group.add_argument("--mlp-width", type=int, default=2048)
@@ -230,10 +243,12 @@ def from_cli_args(args: argparse.Namespace) -> RLPromptAgent:
         model=args.model, policy_model=args.policy_model, scorer=args.scorer, reward=reward,
         reward_functions=args.reward_fn, prompts_per_step=args.prompts_per_step,
         examples_per_step=args.examples_per_step, lr=args.lr, top_k=None if args.top_p else (args.top_k or None), top_p=args.top_p,
-        fluent_top_k=args.fluent_top_k, mlp_width=args.mlp_width, condition=args.condition, loss=args.sql_loss,
+        fluent_top_k=args.fluent_top_k, prior_weight=args.lm_prior, action_space=args.action_space,
+        no_repeat=args.no_repeat, init_prompt=args.init_prompt, mlp_width=args.mlp_width, condition=args.condition,
+        loss=args.sql_loss,
         target_update=args.target_update, target_rate=args.target_rate, target_period=args.target_period,
         zscore=args.zscore, reward_range=tuple(shaping[:2]) if shaping else None,
         shaped_range=tuple(shaping[2:]) if shaping else (0.0, 1.0), max_grad_norm=args.max_grad_norm,
         correct_coef=args.correct_coef, incorrect_coef=args.incorrect_coef, eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every, select_by=args.select_by, dtype=args.dtype,
-        quiet=args.quiet)
+        checkpoint_every=args.checkpoint_every, select_by=args.select_by,
+        max_seconds=args.max_minutes * 60 if args.max_minutes else None, dtype=args.dtype, quiet=args.quiet)

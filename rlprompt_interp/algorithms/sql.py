@@ -11,10 +11,15 @@ squared error between a quantity of one network and a target built from the othe
 * the *reversed* forms swap the roles: the target network's quantity is regressed onto a target
   built from the policy, so the gradient reaches the policy through its ``V``.
 
+Dense per-token rewards ``r_t`` (``token_rewards``, e.g. the LM prior's ``beta * log pi_LM(a_t|s_t)``,
+see ``policies.lm_adaptor``) enter the same equations: ``Q(s_t, a_t) = r_t + V(s_{t+1})``, so the
+single-step target gains ``r_t`` and the multi-step target ``sum_{k>=t} r_k``.
+
 ``'`` marks the target network, a slowly updated copy of the policy (Polyak averaging, rate 1e-3,
 or a periodic copy). The default ``mix`` averages all four, as RLPrompt does.
 
-Shapes: ``logits``/``target_logits`` ``[N, L, V]``, ``actions`` ``[N, L]``, ``rewards`` ``[N]``.
+Shapes: ``logits``/``target_logits`` ``[N, L, V]``, ``actions`` ``[N, L]``, ``rewards`` ``[N]``,
+``token_rewards`` ``[N, L]``.
 """
 
 from __future__ import annotations
@@ -34,25 +39,31 @@ def action_values(logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Te
 
 
 def single_step_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: torch.Tensor,
-                     rewards: torch.Tensor) -> torch.Tensor:
-    """Per-token squared error ``[N, L]`` of ``A_t`` (``logits``) against ``V'(s_{t+1}) - V'(s_t)`` (``target_logits``)."""
+                     rewards: torch.Tensor, token_rewards: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token squared error ``[N, L]`` of ``A_t`` (``logits``) against ``r_t + V'(s_{t+1}) - V'(s_t)``
+    (``target_logits``)."""
     q, v = action_values(logits, actions)
     _, v_target = action_values(target_logits, actions)
     next_v = torch.cat([v_target[:, 1:], rewards[:, None].to(v_target)], dim=1)  # V'(s_{t+1}), R at the end
-    return (q - v - (next_v - v_target)) ** 2
+    target = next_v - v_target if token_rewards is None else token_rewards.to(v_target) + next_v - v_target
+    return (q - v - target) ** 2
 
 
 def multi_step_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: torch.Tensor,
-                    rewards: torch.Tensor) -> torch.Tensor:
-    """Per-token squared error ``[N, L]`` of ``sum_{k>=t} A_k`` (``logits``) against ``R - V'(s_t)``."""
+                    rewards: torch.Tensor, token_rewards: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-token squared error ``[N, L]`` of ``sum_{k>=t} A_k`` (``logits``) against
+    ``R + sum_{k>=t} r_k - V'(s_t)``."""
     q, v = action_values(logits, actions)
     _, v_target = action_values(target_logits, actions)
     advantage_to_go = (q - v).flip(1).cumsum(1).flip(1)  # sum over k >= t
-    return (advantage_to_go - (rewards[:, None].to(v_target) - v_target)) ** 2
+    return_to_go = rewards[:, None].to(v_target)
+    if token_rewards is not None:
+        return_to_go = return_to_go + token_rewards.to(v_target).flip(1).cumsum(1).flip(1)
+    return (advantage_to_go - (return_to_go - v_target)) ** 2
 
 
 def sql_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
-             mode: str = "mix") -> tuple[torch.Tensor, dict[str, float]]:
+             mode: str = "mix", token_rewards: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The scalar loss (mean over prompts and tokens) and each component's value for logging.
 
     ``logits`` carry the policy's gradient; ``target_logits`` come from the target network (no grad).
@@ -62,12 +73,15 @@ def sql_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: torch.T
     if logits.shape != target_logits.shape or logits.shape[:2] != actions.shape or rewards.shape != actions.shape[:1]:
         raise ValueError(f"shape mismatch: logits {list(logits.shape)}, target {list(target_logits.shape)}, "
                          f"actions {list(actions.shape)}, rewards {list(rewards.shape)}")
+    if token_rewards is not None and token_rewards.shape != actions.shape:
+        raise ValueError(f"token_rewards {list(token_rewards.shape)} must match actions {list(actions.shape)}")
     target_logits = target_logits.detach()
+    r = None if token_rewards is None else token_rewards.detach()
     terms = {
-        "single": lambda: single_step_loss(logits, target_logits, actions, rewards),
-        "single_reversed": lambda: single_step_loss(target_logits, logits, actions, rewards),
-        "multi": lambda: multi_step_loss(logits, target_logits, actions, rewards),
-        "multi_reversed": lambda: multi_step_loss(target_logits, logits, actions, rewards),
+        "single": lambda: single_step_loss(logits, target_logits, actions, rewards, r),
+        "single_reversed": lambda: single_step_loss(target_logits, logits, actions, rewards, r),
+        "multi": lambda: multi_step_loss(logits, target_logits, actions, rewards, r),
+        "multi_reversed": lambda: multi_step_loss(target_logits, logits, actions, rewards, r),
     }
     names = LOSSES if mode == "mix" else (mode,)
     values = {name: terms[name]().mean() for name in names}

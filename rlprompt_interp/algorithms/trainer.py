@@ -1,11 +1,18 @@
-"""The soft Q-learning training loop: sample prompts, score them once per step, update the MLP.
+"""The soft Q-learning training loop: write prompts through the environment, score them once per
+step, update the MLP.
 
-One step: the policy samples N prompts on-policy (keeping the frozen LM's hidden states), the
-reward scores all N against M training examples in one call, rewards are shaped (linear map,
-then z-score over the step's prompts), and the SQL loss updates the MLP (Adam, gradient
-clipping) before the target network follows. Every ``eval_every`` steps the greedy prompt is
-scored on the dev examples; the best one is kept. Checkpoints (MLP, target, optimiser, RNG state,
-step, best prompt, curve) are written atomically, and ``resume`` continues bit-for-bit on CPU.
+One step: the policy writes N prompts on-policy through ``PromptVectorEnv`` (an action per token,
+the written tokens read back from the observation), the environment scores all N against M
+training examples with one reward call when they are complete, rewards are shaped (z-score over
+the step's prompts, then a linear map), and the SQL loss updates the MLP (Adam, gradient
+clipping) before the target network follows. The environment is the road every rollout takes,
+so a gymnasium agent sees exactly what soft Q-learning sees. Every ``eval_every`` steps the
+greedy prompt is scored on the dev examples (through a one-prompt environment); the best one is
+kept. Checkpoints (MLP, target, optimiser, RNG states, step, best prompt, curve) are written
+atomically, and ``resume`` continues bit-for-bit on CPU.
+
+Each step logs where its time went: ``time/sample`` (policy), ``time/reward`` (the environment's
+reward call; a weighted sum also logs ``time/<term>``) and ``time/update`` (loss, backward, Adam).
 """
 
 from __future__ import annotations
@@ -15,12 +22,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..checkpoints import load_checkpoint, parameter_shapes, save_checkpoint
-from ..policies import LMAdaptorPolicy
-from ..rewards import PromptBatch, Reward, as_reward, linear_map, zscore_by_key
+from ..envs.prompt_env import PromptVectorEnv
+from ..policies import LMAdaptorPolicy, Rollout
+from ..rewards import Reward, as_reward, linear_map, zscore_by_key
 from .sql import TargetUpdater, sql_loss
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -46,6 +55,8 @@ class SQLConfig:
     eval_every: int = 50
     checkpoint_every: int | None = None  # default: eval_every
     select_by: str = "reward"  # the dev figure that picks the best prompt: "reward" or "accuracy"
+    init_prompt: str | None = None  # warm start: the policy's first greedy prompt begins with this text
+    max_seconds: float | None = None  # a time budget: stop after the step that spends it (counted over resumes)
     seed: int = 0
 
 
@@ -71,27 +82,36 @@ class SQLTrainer:
         self.policy, self.reward, self.config = policy, as_reward(reward), config
         self.train_data, self.dev_data = train_data or {}, dev_data
         self.output_dir = Path(output_dir) if output_dir is not None else None
+        tokenizer, length = policy.lm.tokenizer, config.prompt_length
+        self.env = PromptVectorEnv(config.prompts_per_step, self.reward, tokenizer, length,
+                                   vocab_size=policy.vocab_size, data=self.train_data,
+                                   examples_per_episode=config.examples_per_step)
+        self.env.reset(seed=config.seed)  # seeds the environment's draws of training examples
+        self.eval_env = PromptVectorEnv(1, self.reward, tokenizer, length, vocab_size=policy.vocab_size,
+                                        data=self.dev_data if self.dev_data is not None else self.train_data)
         policy.reset_mlp(seed=config.seed)
+        self.warm_start_steps = self._warm_start(config.init_prompt)
         self.target = policy.target_mlp()
         self.optimizer = torch.optim.Adam(policy.mlp.parameters(), lr=config.lr)
         self.updater = TargetUpdater(config.target_update, config.target_rate, config.target_period)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
+        self.elapsed = 0.0  # training seconds so far, over every process that resumed this run
         self.best: dict | None = None
         self.curve: list[dict] = []
         self.on_best: Callable[[dict], None] | None = None  # called with each new best dev result
         self.on_log: Callable[[dict], None] | None = None  # called with each curve row (e.g. a tracker's log_row)
 
-    # ------------------------------------------------------------------ one step
+    def _warm_start(self, text: str | None) -> int:
+        if not text:
+            return 0
+        ids = self.policy.lm.tokenizer.encode(text, add_special_tokens=False)
+        if not ids or len(ids) > self.config.prompt_length:
+            raise ValueError(f"the warm-start prompt {text!r} has {len(ids)} tokens; it needs between 1 and "
+                             f"--prompt-length ({self.config.prompt_length})")
+        return self.policy.warm_start(ids)
 
-    def _train_batch(self) -> dict:
-        columns = self.train_data
-        if not columns:
-            return {}
-        size = len(next(iter(columns.values())))
-        count = min(self.config.examples_per_step, size)
-        rows = torch.randperm(size, generator=self.generator)[:count].tolist()
-        return {name: [values[i] for i in rows] for name, values in columns.items()}
+    # ------------------------------------------------------------------ one step
 
     def shape(self, scores: torch.Tensor) -> torch.Tensor:
         """Z-scores over the step's prompts, then the linear map (RLPrompt's order)."""
@@ -101,17 +121,36 @@ class SQLTrainer:
             scores = linear_map(scores, self.config.reward_range, self.config.shaped_range)
         return scores
 
-    def train_step(self) -> StepResult:
+    def write_prompts(self, env: PromptVectorEnv, *, greedy: bool = False) -> tuple[Rollout, torch.Tensor, dict]:
+        """One round of ``env``: the policy writes a prompt per sub-environment, token by token.
+
+        Returns the rollout, the raw scores ``[N]`` and the last step's info (texts, reward logs),
+        with ``time/sample`` and ``time/reward`` added.
+        """
+        started = time.perf_counter()
+        obs, _ = env.reset()
+        writer = self.policy.writer(env.num_envs, generator=self.generator, greedy=greedy)
+        reward_seconds = 0.0
+        for _ in range(self.config.prompt_length):
+            actions = writer.choose()
+            before = time.perf_counter()
+            obs, scores, terminated, _, info = env.step(actions.cpu().numpy())
+            reward_seconds += time.perf_counter() - before
+            if not terminated.all():
+                writer.feed(torch.from_numpy(obs["token_ids"][:, obs["length"][0] - 1]))
+        info["time/reward"] = reward_seconds
+        info["time/sample"] = time.perf_counter() - started - reward_seconds
+        return writer.rollout(), torch.as_tensor(scores, dtype=torch.float32), info
+
+    def update(self, rollout: Rollout, scores: torch.Tensor) -> dict:
+        """One soft Q-learning update of the MLP from a rollout and its raw scores; returns the loss logs."""
         cfg = self.config
-        batch = self._train_batch()
-        rollout = self.policy.sample(cfg.prompts_per_step, cfg.prompt_length, generator=self.generator)
-        texts = self.policy.decode(rollout.token_ids)
-        out = self.reward(PromptBatch(texts, rollout.token_ids.tolist()), batch)
-        rewards = self.shape(out.scores.float()).to(rollout.hidden.device)  # [N]
-        logits = self.policy.q_values(rollout.hidden, rollout.allowed)  # [N, L, V], with grad
+        rewards = self.shape(scores.float()).to(rollout.hidden.device)  # [N]
+        logits = self.policy.rollout_q_values(rollout)  # [N, L, V], with grad
         with torch.no_grad():
-            target_logits = self.policy.q_values(rollout.hidden, rollout.allowed, mlp=self.target)
-        loss, loss_logs = sql_loss(logits, target_logits, rollout.token_ids, rewards, cfg.loss)
+            target_logits = self.policy.rollout_q_values(rollout, mlp=self.target)
+        prior_rewards = self.policy.prior_rewards(rollout)
+        loss, loss_logs = sql_loss(logits, target_logits, rollout.token_ids, rewards, cfg.loss, prior_rewards)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.mlp.parameters(), cfg.max_grad_norm)
@@ -120,10 +159,18 @@ class SQLTrainer:
         self.updater(self.target, self.policy.mlp, self.step)
         with torch.no_grad():  # of the policy at the visited states; collapse shows up here first
             entropy = -(logits.softmax(-1) * logits.log_softmax(-1)).nan_to_num().sum(-1).mean()
-        logs = {"reward": float(out.scores.float().mean()), "reward/max": float(out.scores.float().max()),
-                "loss": float(loss.detach()), "grad_norm": float(grad_norm), "entropy": float(entropy), **loss_logs,
-                **{k: v for k, v in out.logs.items() if isinstance(v, (int, float))},
-                "sample": texts[int(out.scores.argmax())]}
+        logs = {"loss": float(loss.detach()), "grad_norm": float(grad_norm), "entropy": float(entropy), **loss_logs}
+        if prior_rewards is not None:
+            logs["prior/log_prob"] = float(prior_rewards.sum(-1).mean()) / self.policy.prior_weight
+        return logs
+
+    def train_step(self) -> StepResult:
+        rollout, scores, info = self.write_prompts(self.env)
+        started = time.perf_counter()
+        logs = self.update(rollout, scores)
+        logs["time/update"] = time.perf_counter() - started
+        logs.update({"reward": float(scores.mean()), "reward/max": float(scores.max()),
+                     "sample": str(info["text"][int(scores.argmax())]), **_step_means(info)})
         return StepResult(self.step, logs)
 
     # ------------------------------------------------------------------ evaluation
@@ -134,11 +181,10 @@ class SQLTrainer:
 
     def evaluate(self) -> dict:
         """Score the greedy prompt with the reward on the dev examples (train examples when there is no dev)."""
-        text, ids = self.greedy_prompt()
-        data = self.dev_data if self.dev_data is not None else self.train_data
-        out = self.reward(PromptBatch([text], [ids]), data)
-        result = {"step": self.step, "text": text, "token_ids": ids, "reward": float(out.scores[0])}
-        result.update({k: float(v) for k, v in out.logs.items() if isinstance(v, (int, float))})
+        rollout, scores, info = self.write_prompts(self.eval_env, greedy=True)
+        result = {"step": self.step, "text": str(info["text"][0]), "token_ids": rollout.token_ids[0].tolist(),
+                  "reward": float(scores[0])}
+        result.update({k: v for k, v in _step_means(info).items() if not k.startswith("time/")})
         return result
 
     def _better(self, candidate: dict) -> bool:
@@ -154,7 +200,9 @@ class SQLTrainer:
     def state_dict(self) -> dict:
         return {"step": self.step, "mlp": self.policy.mlp.state_dict(), "target": self.target.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-                "best": self.best, "curve": self.curve, "config": _plain(asdict(self.config))}
+                "env_rng": self.env.np_random.bit_generator.state, "reward": self.reward.state_dict(),
+                "elapsed": self.elapsed, "best": self.best, "curve": self.curve,
+                "config": _plain(asdict(self.config))}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = state["step"]
@@ -162,6 +210,9 @@ class SQLTrainer:
         self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+        self.env.np_random.bit_generator.state = state["env_rng"]
+        self.reward.load_state_dict(state["reward"])
+        self.elapsed = state["elapsed"]
         self.best, self.curve = state["best"], state["curve"]
 
     def save_checkpoint(self) -> Path:
@@ -178,17 +229,23 @@ class SQLTrainer:
 
     # ------------------------------------------------------------------ the loop
 
+    def out_of_time(self) -> bool:
+        return self.config.max_seconds is not None and self.elapsed >= self.config.max_seconds
+
     def train(self, *, progress: bool = True, stop_after: int | None = None) -> dict:
-        """Run until ``config.steps`` (or ``stop_after`` more steps); returns the best dev result."""
+        """Run until ``config.steps`` (or ``stop_after`` more steps, or ``config.max_seconds``); returns the
+        best dev result. A run stopped by the clock scores its greedy prompt at the step it stopped."""
         cfg = self.config
         every = cfg.checkpoint_every or cfg.eval_every
         last = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
         bar = tqdm(total=cfg.steps, initial=self.step, desc="rlprompt", unit="step", disable=not progress)
-        started = time.time()
-        while self.step < last:
+        started, offset = time.time(), self.elapsed
+        while self.step < last and not self.out_of_time():
             result = self.train_step()
             row = {"step": result.step, **result.logs}
-            if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+            self.elapsed = offset + time.time() - started
+            scheduled = cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.steps)
+            if scheduled or (self.out_of_time() and (cfg.eval_every or self.best is None)):
                 dev = self.evaluate()
                 row.update({f"dev/{k}": v for k, v in dev.items() if k not in ("step", "token_ids")})
                 if self._better(dev):
@@ -196,14 +253,15 @@ class SQLTrainer:
                     if self.on_best is not None:
                         self.on_best(dev)
                 bar.write(f"step {self.step}: dev {_brief(dev)}  best {self.best['text']!r}")
-            row["time"] = time.time() - started
+                self.elapsed = offset + time.time() - started
+            row["time"] = self.elapsed
             self.curve.append(row)
             if self.on_log is not None:
                 self.on_log(row)
             bar.set_postfix({k: f"{v:.3g}" for k, v in result.logs.items()
                              if k in ("reward", "accuracy", "perplexity", "loss")})
             bar.update(1)
-            if self.output_dir is not None and (self.step % every == 0 or self.step == last):
+            if self.output_dir is not None and ((every and self.step % every == 0) or self.step == last or self.out_of_time()):
                 self.save_checkpoint()
         bar.close()
         if self.best is None:
@@ -216,6 +274,19 @@ def trainer_identity(trainer: SQLTrainer) -> dict:
     task_lm = getattr(trainer, "task_lm", None)
     return {"method": "rlprompt", "policy_model": trainer.policy.lm.spec, "task_model": getattr(task_lm, "spec", None),
             "prompt_length": trainer.config.prompt_length, "mlp_shapes": parameter_shapes(trainer.policy.mlp)}
+
+
+def _step_means(info: dict) -> dict:
+    """The reward's logs in a vector environment's last-step info, as means over the sub-environments."""
+    means = {}
+    for key, value in info.items():
+        if key.startswith("_") or key == "text":
+            continue
+        try:
+            means[key] = float(np.mean(value))
+        except (TypeError, ValueError):
+            continue
+    return means
 
 
 def _brief(result: dict) -> str:

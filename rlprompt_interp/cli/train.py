@@ -63,6 +63,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         at_least("prompt_length", 1, "a prompt needs at least one token")
     at_least("eval_every", 1, "the best prompt is chosen on dev every K steps")
     at_least("lr", 0, "a learning rate is a step size, e.g. 1e-3", strictly=True)
+    at_least("max_minutes", 0, "the training time budget", strictly=True)
     if args.agent != "rlprompt":
         return
     at_least("prompts_per_step", 1, "each step samples this many prompts")
@@ -92,6 +93,7 @@ def register(commands) -> None:
     common.add_argument("--model", default="auto", help="task LM (hub id, folder or embedded name)")
     common.add_argument("--prompt-length", type=int, default=5)
     common.add_argument("--steps", type=int, default=1000)
+    common.add_argument("--max-minutes", type=float, help="stop training after this many minutes (over resumes)")
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--lr", type=float, default=None, help="learning rate (default: the agent's own)")
     common.add_argument("--scorer", default="auto", help="perplexity scorer LM (gpt2-xl online, smollm2-135m offline)")

@@ -1,9 +1,34 @@
-"""RLPrompt's policy: a frozen causal LM whose last hidden state goes through a small trainable MLP
-and then through the LM's own frozen head.
+"""RLPrompt's policy: a frozen causal LM whose last hidden state goes through a small trainable
+MLP and then through the LM's own frozen head, optionally on top of the LM's own distribution.
 
-Because the LM is frozen, the hidden state at each step of a sampled prompt does not depend on the
-MLP; a rollout keeps those states ``[N, L, d]`` so the policy's and the target network's logits
-(Q-values) for the loss are two cheap MLP + head passes, with no second LM forward.
+Q-values (= logits) of an action ``a`` (a token) in state ``s`` (the text so far)::
+
+    Q(s, a) = head(MLP(h_s))[a] + b[a]  +  beta * log pi_LM(a | s)
+
+``h_s`` is the frozen LM's last hidden state, ``b`` a fixed bias (-inf outside the action space)
+and ``pi_LM`` the frozen LM's own next-token distribution over the actions allowed in ``s``.
+With ``beta = 0`` (RLPrompt) the tiny MLP init makes the policy start near uniform over the
+vocabulary; with ``beta = 1`` it starts as the LM itself (the MLP's correction starts near zero).
+
+Why the prior is a KL penalty (the LM-prior derivation). Soft Q-learning with temperature 1
+fits the policy ``pi(a|s) = exp(Q(s,a) - V(s))``, ``V = logsumexp_a Q``, to the soft Bellman
+equation ``Q(s_t, a_t) = r_t + V(s_{t+1})``; its fixed point maximises
+``E[sum_t r_t] + H(pi)``, the entropy bonus being a pull towards the uniform policy. Give every
+token a dense reward ``r_t = beta * log pi_LM(a_t | s_t)`` and the objective becomes
+``E[R] - sum_t E[KL(pi(.|s_t) || pi_LM^beta(.|s_t))]`` up to the normaliser of ``pi_LM^beta``:
+the penalty now pulls towards the LM instead of uniform, token by token, a dense cousin of the
+sparse ``alpha * perplexity`` reward (``sum_t log pi_LM`` is minus L times the prompt's
+log-perplexity under the policy LM). With ``beta = 1`` and no terminal reward the LM itself is the
+fixed point (every state's soft value ``logsumexp_a log pi_LM(a|s)`` is 0), and that is what
+``Q = log pi_LM + correction`` equals at initialisation: learning starts at the KL-regularised
+optimum of the reward-free problem and the MLP only learns the reward's correction (for other
+betas the start is ``pi_LM^beta``, near that optimum). ``prior_rewards`` gives the trainer those
+per-token rewards for ``algorithms.sql``.
+
+Because the LM is frozen, the hidden state at each step of a sampled prompt does not depend on
+the MLP; a rollout keeps those states ``[N, L, d]`` (and the LM's log-probabilities when a prior
+or the fluency constraint needs them) so the policy's and the target network's Q-values for the
+loss are two cheap MLP + head passes, with no second LM forward.
 
 Shapes: N prompts, L prompt tokens, d hidden size, V head rows (the action space).
 """
@@ -19,16 +44,20 @@ from torch import nn
 from transformers import DynamicCache
 
 from ..models import LoadedModel, load_lm
+from .action_space import vocabulary_mask
 
 
 @dataclass
 class Rollout:
-    """Sampled prompts: ``token_ids [N, L]``, the frozen LM's hidden states before each token
-    ``hidden [N, L, d]`` and the allowed actions ``allowed [N, L, V]`` (None: every token)."""
+    """Written prompts: ``token_ids [N, L]``, the frozen LM's hidden states before each token
+    ``hidden [N, L, d]``, the actions allowed in each state ``allowed [N, L, V]`` (None: the
+    static action space only) and ``prior [N, L, V]``, ``log pi_LM`` over the allowed actions
+    (None when the policy has no LM prior)."""
 
     token_ids: torch.Tensor
     hidden: torch.Tensor
     allowed: torch.Tensor | None = None
+    prior: torch.Tensor | None = None
 
 
 def adaptor_mlp(hidden_size: int, width: int = 2048, init_std: float = 1e-4) -> nn.Sequential:
@@ -41,7 +70,7 @@ def adaptor_mlp(hidden_size: int, width: int = 2048, init_std: float = 1e-4) -> 
 @torch.no_grad()
 def init_adaptor(mlp: nn.Module, init_std: float = 1e-4, generator: torch.Generator | None = None) -> None:
     """Weights N(0, init_std), biases -init_std (RLPrompt's init): the head sees a near-zero state,
-    so the policy starts near uniform."""
+    so the MLP's contribution to the logits starts near zero."""
     for layer in mlp.modules():
         if isinstance(layer, nn.Linear):
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * init_std)
@@ -62,18 +91,29 @@ def filter_top_k_top_p(logits: torch.Tensor, top_k: int | None = None, top_p: fl
     return logits
 
 
+def ban_tokens(allowed: torch.Tensor, banned: torch.Tensor) -> torch.Tensor:
+    """``allowed [..., V]`` with the ids in ``banned [..., k]`` switched off (``-1`` entries ban nothing)."""
+    padded = torch.cat([allowed, allowed.new_ones(allowed.shape[:-1] + (1,))], dim=-1)
+    padded = padded.scatter(-1, banned.masked_fill(banned < 0, allowed.shape[-1]), False)
+    return padded[..., :-1]
+
+
 class LMAdaptorPolicy(nn.Module):
     """Frozen causal LM + trainable MLP before its head; only ``self.mlp`` has parameters to train.
 
-    ``condition``: the text the prompt is generated after (default: the tokenizer's BOS token, or
-    EOS when there is none). ``logit_bias``: ``{token_id: bias}`` or a ``[V]`` tensor added to every
-    step's logits. ``fluent_top_k``: only tokens within the top-k of the frozen LM's own next-token
-    distribution are allowed. Special tokens are never allowed (``allow_special=True`` to permit).
-    ``top_k``/``top_p`` shape sampling only; the allowed set (bias, fluency) is part of the action
-    space and so also of the Q-values the loss sees.
+    ``condition``: the text the prompt is written after (default: the tokenizer's BOS token, or
+    EOS when there is none). ``prior_weight``: beta of the LM prior (module docstring; 0 =
+    RLPrompt). ``action_space``: ``all``, ``words`` (whole English words only) or
+    ``words+punctuation`` (see ``action_space``). ``no_repeat``: a token may not repeat any of
+    the previous ``no_repeat`` tokens (1: no immediate repetition). ``logit_bias``: ``{token_id:
+    bias}`` or a ``[V]`` tensor added to every step's logits. ``fluent_top_k``: only tokens within
+    the top-k of the frozen LM's own next-token distribution. Special tokens are never allowed
+    (``allow_special=True`` to permit). ``top_k``/``top_p`` shape sampling only; everything else
+    defines the action space and so also the Q-values the loss sees.
     """
 
     def __init__(self, lm: LoadedModel | str = "auto", *, mlp_width: int = 2048, condition: str | None = None,
+                 prior_weight: float = 0.0, action_space: str = "all", no_repeat: int = 0,
                  logit_bias: Mapping[int, float] | torch.Tensor | None = None, fluent_top_k: int | None = None,
                  top_k: int | None = None, top_p: float | None = None, allow_special: bool = False,
                  init_std: float = 1e-4):
@@ -81,6 +121,10 @@ class LMAdaptorPolicy(nn.Module):
         self.lm = lm if isinstance(lm, LoadedModel) else load_lm(lm, role="policy")
         if self.lm.is_encoder_decoder:
             raise ValueError(f"the policy needs a causal LM; {self.lm.spec!r} is an encoder-decoder")
+        if prior_weight < 0:
+            raise ValueError(f"the LM prior's weight must be >= 0, got {prior_weight}")
+        if no_repeat < 0:
+            raise ValueError(f"no_repeat counts previous tokens and must be >= 0, got {no_repeat}")
         config = self.lm.model.config.get_text_config(decoder=True)
         self.hidden_size = config.hidden_size
         self.head = self.lm.model.get_output_embeddings()
@@ -88,9 +132,12 @@ class LMAdaptorPolicy(nn.Module):
         self.init_std = init_std
         self.mlp = adaptor_mlp(self.hidden_size, mlp_width, init_std).to(self.lm.device, torch.float32)
         self.top_k, self.top_p, self.fluent_top_k = top_k, top_p, fluent_top_k
+        self.prior_weight, self.action_space, self.no_repeat = float(prior_weight), action_space, int(no_repeat)
         self.condition = condition
         self.condition_ids = self._condition_ids(condition)
-        self.register_buffer("bias", self._bias(logit_bias, allow_special), persistent=False)
+        space = self._space(action_space, allow_special)
+        self.register_buffer("space", space, persistent=False)  # bool [V]: the static action space
+        self.register_buffer("bias", self._bias(logit_bias, space), persistent=False)
 
     # ------------------------------------------------------------------ setup
 
@@ -106,7 +153,16 @@ class LMAdaptorPolicy(nn.Module):
             raise ValueError(f"{self.lm.spec!r} has no BOS or EOS token; give the policy a conditioning text")
         return [start]
 
-    def _bias(self, logit_bias, allow_special: bool) -> torch.Tensor:
+    def _space(self, action_space: str, allow_special: bool) -> torch.Tensor:
+        space = vocabulary_mask(self.lm.tokenizer, action_space, self.vocab_size)
+        if not allow_special:
+            space[list(self.lm.tokenizer.all_special_ids)] = False
+        space[len(self.lm.tokenizer):] = False  # head rows the tokenizer cannot decode
+        if not space.any():
+            raise ValueError(f"the action space {action_space!r} leaves no token the policy may choose")
+        return space.to(self.lm.device)
+
+    def _bias(self, logit_bias, space: torch.Tensor) -> torch.Tensor:
         bias = torch.zeros(self.vocab_size)
         if isinstance(logit_bias, torch.Tensor):
             if logit_bias.shape != (self.vocab_size,):
@@ -117,12 +173,10 @@ class LMAdaptorPolicy(nn.Module):
                 if not 0 <= int(token) < self.vocab_size:
                     raise ValueError(f"logit_bias names token {token}, outside the vocabulary [0, {self.vocab_size})")
                 bias[int(token)] += float(value)
-        if not allow_special:
-            bias[list(self.lm.tokenizer.all_special_ids)] = float("-inf")
-        bias[len(self.lm.tokenizer):] = float("-inf")  # head rows the tokenizer cannot decode
+        bias = bias.to(space.device).masked_fill(~space, float("-inf"))
         if torch.isinf(bias).all():
             raise ValueError("the logit bias leaves no token the policy may choose")
-        return bias.to(self.lm.device)
+        return bias
 
     def reset_mlp(self, seed: int = 0) -> None:
         """Re-initialise the MLP from ``seed`` (so a run's start depends on its seed alone)."""
@@ -134,23 +188,62 @@ class LMAdaptorPolicy(nn.Module):
 
     # ------------------------------------------------------------------ Q-values
 
-    def q_values(self, hidden: torch.Tensor, allowed: torch.Tensor | None = None,
-                 mlp: nn.Module | None = None) -> torch.Tensor:
-        """Logits (= Q-values) ``[..., V]`` from LM hidden states ``[..., d]`` through ``mlp`` (default: ours)."""
+    @property
+    def needs_lm_logits(self) -> bool:
+        return bool(self.fluent_top_k) or self.prior_weight > 0
+
+    def q_values(self, hidden: torch.Tensor, allowed: torch.Tensor | None = None, mlp: nn.Module | None = None,
+                 prior: torch.Tensor | None = None) -> torch.Tensor:
+        """Q-values ``[..., V]`` from LM hidden states ``[..., d]`` through ``mlp`` (default: ours),
+        plus ``prior_weight * prior`` (``log pi_LM``) when given."""
         mlp = self.mlp if mlp is None else mlp
         state = mlp(hidden.float()).to(self.head.weight.dtype)
         logits = self.head(state).float() + self.bias
+        if prior is not None and self.prior_weight > 0:
+            logits = logits + self.prior_weight * prior
         if allowed is not None:
             logits = logits.masked_fill(~allowed, float("-inf"))
         return logits
 
-    def _allowed(self, hidden: torch.Tensor) -> torch.Tensor | None:
-        """The fluency constraint ``[N, V]``: tokens in the top-k of the frozen LM's own distribution."""
-        if not self.fluent_top_k:
+    def rollout_q_values(self, rollout: Rollout, mlp: nn.Module | None = None) -> torch.Tensor:
+        """``q_values`` at every state of a rollout ``[N, L, V]``."""
+        return self.q_values(rollout.hidden, rollout.allowed, mlp=mlp, prior=rollout.prior)
+
+    def prior_rewards(self, rollout: Rollout) -> torch.Tensor | None:
+        """The dense per-token rewards ``beta * log pi_LM(a_t | s_t)`` ``[N, L]`` (None without a prior)."""
+        if rollout.prior is None or self.prior_weight == 0:
             return None
-        lm_logits = self.head(hidden).float() + self.bias
-        top = lm_logits.topk(min(self.fluent_top_k, self.vocab_size), dim=-1).indices
-        return torch.zeros_like(lm_logits, dtype=torch.bool).scatter_(-1, top, True)
+        return self.prior_weight * rollout.prior.gather(-1, rollout.token_ids.unsqueeze(-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def constraints(self, hidden: torch.Tensor, banned: torch.Tensor | None = None):
+        """``(allowed [..., V] or None, prior [..., V] or None)`` of states ``hidden [..., d]``.
+
+        ``allowed``: the fluency constraint and the ban of ``banned [..., k]`` (recent tokens;
+        ``-1`` = none); ``prior``: the frozen LM's log-probabilities over the allowed actions.
+        """
+        allowed = None
+        lm_logits = self.head(hidden).float() if self.needs_lm_logits else None
+        if self.fluent_top_k:
+            own = lm_logits + self.bias
+            top = own.topk(min(self.fluent_top_k, self.vocab_size), dim=-1).indices
+            allowed = torch.zeros_like(own, dtype=torch.bool).scatter_(-1, top, True)
+        if banned is not None:  # even with nothing to ban yet, so every state of a rollout has a mask
+            base = allowed if allowed is not None else self.space.expand(hidden.shape[:-1] + (self.vocab_size,))
+            allowed = ban_tokens(base, banned)
+        prior = None
+        if self.prior_weight > 0:
+            usable = self.space if allowed is None else allowed & self.space
+            prior = lm_logits.masked_fill(~usable, float("-inf")).log_softmax(-1)
+        return allowed, prior
+
+    def recent_tokens(self, token_ids: torch.Tensor) -> torch.Tensor | None:
+        """For each position t of ``token_ids [N, L]``, the ``no_repeat`` tokens before it ``[N, L, k]`` (-1 pads)."""
+        if not self.no_repeat:
+            return None
+        n, length = token_ids.shape
+        padded = torch.cat([token_ids.new_full((n, self.no_repeat), -1), token_ids], dim=1)
+        return torch.stack([padded[:, t:t + self.no_repeat] for t in range(length)], dim=1)
 
     # ------------------------------------------------------------------ the frozen LM
 
@@ -168,7 +261,7 @@ class LMAdaptorPolicy(nn.Module):
 
     @torch.no_grad()
     def teacher_forcing(self, token_ids: torch.Tensor) -> Rollout:
-        """The LM's hidden states before each of the given prompt tokens ``[N, L]`` (one cached forward)."""
+        """The rollout that writes the given prompt tokens ``[N, L]`` (one cached forward)."""
         token_ids = torch.as_tensor(token_ids, device=self.lm.device).long()
         first, cache = self._condition_cache(token_ids.shape[0])
         states = [first[:, None]]
@@ -176,34 +269,98 @@ class LMAdaptorPolicy(nn.Module):
             out = self.lm.model.base_model(input_ids=token_ids[:, :-1], past_key_values=cache, use_cache=True)
             states.append(out.last_hidden_state)
         hidden = torch.cat(states, dim=1)  # [N, L, d]
-        allowed = self._allowed(hidden) if self.fluent_top_k else None
-        return Rollout(token_ids, hidden, allowed)
+        allowed, prior = self.constraints(hidden, self.recent_tokens(token_ids))
+        return Rollout(token_ids, hidden, allowed, prior)
 
-    @torch.no_grad()
+    def writer(self, num_prompts: int, *, generator: torch.Generator | None = None,
+               greedy: bool = False) -> "PromptWriter":
+        """Write ``num_prompts`` prompts one token at a time (what an environment loop needs)."""
+        return PromptWriter(self, num_prompts, generator=generator, greedy=greedy)
+
     def sample(self, num_prompts: int, length: int, *, generator: torch.Generator | None = None,
                greedy: bool = False) -> Rollout:
-        """Sample ``num_prompts`` prompts of ``length`` tokens (greedy: argmax), feeding ids through a KV cache."""
-        hidden_t, cache = self._condition_cache(num_prompts)
-        tokens, hiddens, alloweds = [], [], []
+        """Sample ``num_prompts`` prompts of ``length`` tokens (greedy: argmax), with no environment."""
+        writer = self.writer(num_prompts, generator=generator, greedy=greedy)
         for step in range(length):
-            allowed = self._allowed(hidden_t)
-            logits = self.q_values(hidden_t, allowed)  # [N, V]
-            if greedy:
-                action = logits.argmax(-1)
-            else:
-                probs = filter_top_k_top_p(logits, self.top_k, self.top_p).softmax(-1)
-                action = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(self.lm.device)
-            tokens.append(action)
-            hiddens.append(hidden_t)
-            alloweds.append(allowed)
+            actions = writer.choose()
             if step + 1 < length:
-                out = self.lm.model.base_model(input_ids=action[:, None], past_key_values=cache, use_cache=True)
-                cache, hidden_t = out.past_key_values, out.last_hidden_state[:, -1]
-        allowed = torch.stack(alloweds, 1) if self.fluent_top_k else None
-        return Rollout(torch.stack(tokens, 1), torch.stack(hiddens, 1), allowed)
+                writer.feed(actions)
+        return writer.rollout()
 
     def greedy(self, length: int) -> Rollout:
         return self.sample(1, length, greedy=True)
 
     def decode(self, token_ids: torch.Tensor | Sequence[Sequence[int]]) -> list[str]:
         return [self.lm.tokenizer.decode(list(map(int, row))) for row in token_ids]
+
+    # ------------------------------------------------------------------ warm start
+
+    def warm_start(self, token_ids: Sequence[int], *, min_prob: float = 0.5, lr: float = 1e-3,
+                   max_steps: int = 1000) -> int:
+        """Fit the MLP so the greedy prompt starts with ``token_ids``: teacher-forced cross-entropy
+        until each of them has probability >= ``min_prob`` (so it is the argmax, while sampling still
+        explores around it). Returns the number of optimiser steps taken."""
+        ids = torch.tensor([list(token_ids)], device=self.lm.device)
+        rollout = self.teacher_forcing(ids)
+        with torch.no_grad():
+            blocked = ~torch.isfinite(self.rollout_q_values(rollout)).gather(-1, ids.unsqueeze(-1)).squeeze(-1)[0]
+        if blocked.any():
+            bad = [self.lm.tokenizer.decode([int(ids[0, i])]) for i in blocked.nonzero().flatten().tolist()]
+            raise ValueError(f"the warm-start prompt's tokens {bad} are outside the policy's action space "
+                             f"({self.action_space!r}, no_repeat={self.no_repeat}, fluent_top_k={self.fluent_top_k})")
+        optimizer = torch.optim.Adam(self.mlp.parameters(), lr=lr)
+        for step in range(max_steps + 1):
+            logp = self.rollout_q_values(rollout).log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+            if logp.exp().min() >= min_prob:
+                return step
+            if step == max_steps:
+                break
+            optimizer.zero_grad(set_to_none=True)
+            (-logp.mean()).backward()
+            optimizer.step()
+        raise RuntimeError(f"the warm start did not reach probability {min_prob} for every token of "
+                           f"{self.lm.tokenizer.decode(list(token_ids))!r} in {max_steps} steps; raise lr or max_steps")
+
+
+class PromptWriter:
+    """N prompts being written by the policy, one token per ``choose``; ``feed`` tells the frozen LM
+    which tokens were written (from an environment's observation, or the choice itself)."""
+
+    def __init__(self, policy: LMAdaptorPolicy, num_prompts: int, *, generator: torch.Generator | None = None,
+                 greedy: bool = False):
+        self.policy, self.generator, self.greedy = policy, generator, greedy
+        self.hidden, self.cache = policy._condition_cache(num_prompts)
+        self.tokens: list[torch.Tensor] = []
+        self.states: list[tuple] = []  # (hidden, allowed, prior) before each token
+
+    @torch.no_grad()
+    def choose(self) -> torch.Tensor:
+        """The next token of every prompt ``[N]`` (sampled, or the argmax when greedy)."""
+        policy = self.policy
+        banned = None
+        if policy.no_repeat:
+            recent = self.tokens[-policy.no_repeat:]
+            banned = torch.stack(recent, 1) if recent else self.hidden.new_full((self.hidden.shape[0], 0), -1).long()
+        allowed, prior = policy.constraints(self.hidden, banned)
+        logits = policy.q_values(self.hidden, allowed, prior=prior)  # [N, V]
+        if self.greedy:
+            action = logits.argmax(-1)
+        else:
+            probs = filter_top_k_top_p(logits, policy.top_k, policy.top_p).softmax(-1)
+            action = torch.multinomial(probs.cpu(), 1, generator=self.generator).squeeze(-1).to(logits.device)
+        self.states.append((self.hidden, allowed, prior))
+        self.tokens.append(action)
+        return action
+
+    @torch.no_grad()
+    def feed(self, tokens: torch.Tensor) -> None:
+        """Advance the frozen LM by one written token per prompt ``[N]``."""
+        tokens = torch.as_tensor(tokens, device=self.policy.lm.device).long().view(-1, 1)
+        out = self.policy.lm.model.base_model(input_ids=tokens, past_key_values=self.cache, use_cache=True)
+        self.cache, self.hidden = out.past_key_values, out.last_hidden_state[:, -1]
+
+    def rollout(self) -> Rollout:
+        hidden = torch.stack([h for h, _, _ in self.states], 1)
+        stack = lambda items: torch.stack(items, 1) if items[0] is not None else None  # noqa: E731
+        return Rollout(torch.stack(self.tokens, 1), hidden, stack([a for _, a, _ in self.states]),
+                       stack([p for _, _, p in self.states]))

@@ -4,7 +4,8 @@ from .base import FunctionReward, PromptBatch, Reward, RewardError, RewardOutput
 from .classification import ClassificationReward, TaskAccuracy, gap_reward
 from .perplexity import Perplexity
 from .shaping import linear_map, zscore_by_key
+from .trl import TRLReward
 
 __all__ = ["FunctionReward", "PromptBatch", "Reward", "RewardError", "RewardOutput", "WeightedSum", "as_reward",
            "load_function", "ClassificationReward", "TaskAccuracy", "gap_reward", "Perplexity", "linear_map",
-           "zscore_by_key"]
+           "zscore_by_key", "TRLReward"]

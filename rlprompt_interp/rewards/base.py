@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -56,6 +57,14 @@ class Reward(ABC):
     def __call__(self, prompts: PromptBatch, batch: dict) -> RewardOutput:
         ...
 
+    def state_dict(self) -> dict:
+        """What a checkpoint must keep for a resumed run to score exactly as an uninterrupted one
+        (e.g. a memo of scored prompts); plain lists, numbers, strings and tensors only."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
     def __add__(self, other) -> "WeightedSum":
         return WeightedSum.of(self) + WeightedSum.of(as_reward(other))
 
@@ -68,7 +77,8 @@ class Reward(ABC):
 
 
 class WeightedSum(Reward):
-    """``sum_k weight_k * reward_k``; logs each term under its name, and its raw mean score."""
+    """``sum_k weight_k * reward_k``; logs each term under its name, its raw mean score and its
+    seconds (``time/<name>``: what a step's reward time is spent on)."""
 
     name = "weighted_sum"
 
@@ -96,13 +106,22 @@ class WeightedSum(Reward):
         for weight, reward in self.terms:
             if weight == 0.0:
                 continue  # a zero coefficient costs nothing, e.g. "accuracy=0,perplexity=1"
+            started = time.perf_counter()
             out = reward(prompts, batch)
             total = weight * out.scores if total is None else total + weight * out.scores
             logs.update(out.logs)
             logs[f"{reward.name}/score"] = float(out.scores.float().mean())
+            logs[f"time/{reward.name}"] = time.perf_counter() - started
         if total is None:
             raise ValueError("every weight of the reward is zero")
         return RewardOutput(total, logs)
+
+    def state_dict(self) -> dict:
+        return {"terms": [reward.state_dict() for _, reward in self.terms]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for (_, reward), term_state in zip(self.terms, state["terms"]):
+            reward.load_state_dict(term_state)
 
     def __repr__(self) -> str:
         return " + ".join(f"{w:g} * {r!r}" for w, r in self.terms)

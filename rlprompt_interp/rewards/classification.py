@@ -9,11 +9,15 @@ the accuracy (fraction of positive gaps).
 Speed: see ``prefix_cache``. Example-first templates cache each example's tokens for the whole
 run; prompt-first templates cache each prompt's tokens for one call; templates with example text
 on both sides of the prompt fall back to one full forward per pair (``scoring.next_token_logits``).
+A memo keeps the logits of every (prompt, example) pair scored (up to ``memo_size``, least
+recently used dropped first), so no pair reaches the LM twice; ``state_dict`` carries it into
+checkpoints, which keeps resumed runs bit-identical.
 """
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from typing import Sequence
 
 import torch
@@ -64,6 +68,7 @@ class ClassificationReward(Reward):
 
     def __init__(self, task: ClassificationTask, lm: LoadedModel | str = "auto", *, correct_coef: float = 200.0,
                  incorrect_coef: float = 180.0, batch_size: int = 128, use_cache: bool = True,
+                 memo_size: int = 200_000, example_cache: PrefixKVCache | None = None,
                  example_cache_bytes: int | None = DEFAULT_EXAMPLE_CACHE_BYTES):
         self.task = task
         self.lm = load_lm(lm, role="task") if not isinstance(lm, LoadedModel) else lm
@@ -78,13 +83,20 @@ class ClassificationReward(Reward):
                        else "mixed")
         if self.lm.is_encoder_decoder or not use_cache:
             self.layout = "full"
-        # example-first: kept for the whole run; one example per forward, so its cached states never depend on
-        # which examples happened to share its batch (a resumed run reproduces the same floats)
-        self._examples = BoundedPrefixKVCache(self.lm, max_bytes=example_cache_bytes, encode_batch_size=1)
+        # example-first: kept for the whole run within example_cache_bytes. One example per forward, so its cached
+        # states never depend on which examples happened to share its batch (a resumed run reproduces the same
+        # floats); evaluation, which needs no bit-exact replay, passes a shared cache that encodes in batches
+        self._examples = example_cache if example_cache is not None else BoundedPrefixKVCache(
+            self.lm, max_bytes=example_cache_bytes, encode_batch_size=1)
         self._prompts = PrefixKVCache(self.lm, max_entries=4096)  # prompt-first: refilled every call
+        # (prompt ids, example split) -> verbalizer logits: a policy that has settled writes the same prompts
+        # again and again, and every dev evaluation re-scores the greedy prompt; each pair reaches the LM once
+        self._memo: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self.memo_size, self.last_new_pairs = memo_size, 0
 
     def clear_cache(self) -> None:
         self._examples.clear()
+        self._memo.clear()
 
     def __repr__(self) -> str:
         return f"ClassificationReward({self.task.name}, {self.lm.spec})"
@@ -105,58 +117,64 @@ class ClassificationReward(Reward):
     # ------------------------------------------------------------------ scoring
 
     def verbalizer_logits(self, prompt_ids: Sequence[Sequence[int]], examples: Sequence[dict]) -> torch.Tensor:
-        """Logits ``[N, M, C]`` of the verbalizers for every (prompt, example) pair."""
-        n, m = len(prompt_ids), len(examples)
+        """Logits ``[N, M, C]`` of the verbalizers for every (prompt, example) pair (no memo)."""
         splits = [self.task.template.split(example) for example in examples]
-        if self.layout == "example_first":
-            logits = self._example_first(prompt_ids, splits)
-        elif self.layout == "prompt_first":
-            logits = self._prompt_first(prompt_ids, splits)
-        else:
-            sequences = []
-            for ids in prompt_ids:
-                for before, after in splits:
-                    b, a = segment_example(self.lm, before, after, ids)
-                    sequences.append(b + list(ids) + a)
-            logits = batched_next_token_logits(self.lm, sequences, self.verbalizer_ids, self.batch_size)
-        return logits.view(n, m, -1)
+        pairs = [(tuple(ids), split) for ids in prompt_ids for split in splits]
+        return self.pair_logits(pairs).view(len(prompt_ids), len(examples), -1)
 
-    def _example_first(self, prompt_ids, splits) -> torch.Tensor:
+    def pair_logits(self, pairs: Sequence[tuple[tuple[int, ...], tuple[str, str]]]) -> torch.Tensor:
+        """Logits ``[B, C]`` of ``(prompt ids, (text before, text after the slot))`` pairs."""
+        if self.layout == "example_first":
+            return self._example_first(pairs)
+        if self.layout == "prompt_first":
+            return self._prompt_first(pairs)
+        sequences = []
+        for ids, (before, after) in pairs:
+            b, a = segment_example(self.lm, before, after, ids)
+            sequences.append(b + list(ids) + a)
+        return batched_next_token_logits(self.lm, sequences, self.verbalizer_ids, self.batch_size)
+
+    def _example_first(self, pairs) -> torch.Tensor:
         # Per example: its ids with the template's space before the slot kept or dropped (segment_example
         # drops it before a prompt that starts with a space); the common part is cached once.
         variants = {}
-        for before, after in splits:
-            key = (before, after)
-            if key not in variants:
+        for _, split in pairs:
+            if split not in variants:
+                before, after = split
                 keep = segment_example(self.lm, before, after)
                 drop = segment_example(self.lm, before, after, [self._space_token()]) if before.endswith(" ") else keep
                 common = _common_prefix_length(keep[0], drop[0])
                 if common == 0:
                     raise RewardError(f"cannot cache an example with no text before the prompt: {before!r}")
-                variants[key] = (tuple(keep[0][:common]), keep[0][common:], drop[0][common:], keep[1])
-        self._examples.add({v[0]: list(v[0]) for v in variants.values()})
+                variants[split] = (tuple(keep[0][:common]), keep[0][common:], drop[0][common:], keep[1])
         keys, suffixes = [], []
-        for ids in prompt_ids:
-            space = self._space_first(ids)
-            for before, after in splits:
-                prefix, tail_keep, tail_drop, after_ids = variants[(before, after)]
-                keys.append(prefix)
-                suffixes.append((tail_drop if space else tail_keep) + list(ids) + after_ids)
+        for ids, split in pairs:
+            prefix, tail_keep, tail_drop, after_ids = variants[split]
+            suffix = (tail_drop if self._space_first(ids) else tail_keep) + list(ids) + after_ids
+            if not suffix:  # an empty prompt at the very end: read the logits after the prefix's last token
+                if len(prefix) < 2:
+                    raise RewardError(f"cannot score an empty prompt after a one-token example: {split[0]!r}")
+                prefix, suffix = prefix[:-1], [prefix[-1]]
+            keys.append(prefix)
+            suffixes.append(suffix)
+        self._examples.add({key: list(key) for key in dict.fromkeys(keys)})
         return cached_next_token_logits(self._examples, keys, suffixes, self.verbalizer_ids, self.batch_size)
 
-    def _prompt_first(self, prompt_ids, splits) -> torch.Tensor:
+    def _prompt_first(self, pairs) -> torch.Tensor:
         # The text before the slot is the same for every example; each prompt (with it) is cached per call.
-        prefixes = [tuple(segment_example(self.lm, splits[0][0], "", ids)[0] + list(ids)) for ids in prompt_ids]
+        prefixes = {}
+        for ids, (before, _) in pairs:
+            if ids not in prefixes:
+                prefixes[ids] = tuple(segment_example(self.lm, before, "", ids)[0] + list(ids))
         self._prompts.clear()
-        self._prompts.add({prefix: list(prefix) for prefix in prefixes})
+        self._prompts.add({prefix: list(prefix) for prefix in prefixes.values()})
         keys, suffixes = [], []
-        for ids, prefix in zip(prompt_ids, prefixes):
-            for before, after in splits:
-                _, a = segment_example(self.lm, before, after, ids)
-                if not a:
-                    raise RewardError("a prompt-first template needs text after the prompt")
-                keys.append(prefix)
-                suffixes.append(a)
+        for ids, (before, after) in pairs:
+            _, a = segment_example(self.lm, before, after, ids)
+            if not a:
+                raise RewardError("a prompt-first template needs text after the prompt")
+            keys.append(prefixes[ids])
+            suffixes.append(a)
         return cached_next_token_logits(self._prompts, keys, suffixes, self.verbalizer_ids, self.batch_size)
 
     def _space_token(self) -> int:
@@ -167,18 +185,46 @@ class ClassificationReward(Reward):
                 self._space_id = self.lm.tokenizer.encode(" ", add_special_tokens=False)[0]
         return self._space_id
 
+    def memoised_logits(self, prompt_rows: Sequence[tuple[int, ...]], examples: Sequence[dict]) -> torch.Tensor:
+        """``verbalizer_logits`` through the memo: only pairs never scored before reach the LM."""
+        splits = [self.task.template.split(example) for example in examples]
+        pairs = [(ids, split) for ids in prompt_rows for split in splits]
+        missing = [pair for pair in dict.fromkeys(pairs) if pair not in self._memo]
+        self.last_new_pairs = len(missing)
+        if missing:
+            for pair, row in zip(missing, self.pair_logits(missing)):
+                self._memo[pair] = row
+            while len(self._memo) > self.memo_size:
+                self._memo.popitem(last=False)
+        rows = []
+        for pair in pairs:
+            self._memo.move_to_end(pair)
+            rows.append(self._memo[pair])
+        return torch.stack(rows).view(len(prompt_rows), len(examples), -1)
+
     def __call__(self, prompts: PromptBatch, batch: dict) -> RewardOutput:
         examples, labels = batch_examples(batch, self.fields)
         if not examples:
             raise RewardError("the classification reward got a batch with no examples")
-        # a policy that has settled samples the same prompt many times: score each distinct one once
         rows = [tuple(ids) for ids in self.prompt_ids(prompts)]
-        distinct = list(dict.fromkeys(rows))
-        position = {ids: i for i, ids in enumerate(distinct)}
-        logits = self.verbalizer_logits(distinct, examples)[[position[ids] for ids in rows]]  # [N, M, C]
+        logits = self.memoised_logits(rows, examples)  # [N, M, C]
         rewards, correct = gap_reward(logits, labels, self.correct_coef, self.incorrect_coef)  # [N, M]
         accuracy = correct.float().mean(-1)  # [N]
-        return RewardOutput(rewards.mean(-1), {"accuracy": float(accuracy.mean()), "accuracy/per_prompt": accuracy})
+        return RewardOutput(rewards.mean(-1), {"accuracy": float(accuracy.mean()), "accuracy/per_prompt": accuracy,
+                                               "accuracy/new_pairs": self.last_new_pairs})
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict:
+        """The memo, so a resumed run scores the same pairs from memory as an uninterrupted one."""
+        pairs = list(self._memo)
+        return {"memo_prompts": [list(ids) for ids, _ in pairs], "memo_splits": [list(split) for _, split in pairs],
+                "memo_logits": torch.stack(list(self._memo.values())) if pairs else torch.zeros(0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._memo.clear()
+        for ids, split, row in zip(state["memo_prompts"], state["memo_splits"], state["memo_logits"]):
+            self._memo[(tuple(ids), tuple(split))] = row
 
 
 TaskAccuracy = ClassificationReward

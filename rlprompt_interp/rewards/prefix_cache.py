@@ -52,7 +52,10 @@ class PrefixKVCache:
         """Encode the prefixes not cached yet; each entry keeps ``[heads, t_i, head_dim]`` per layer."""
         missing = [(key, list(ids)) for key, ids in items.items() if key not in self._entries]
         if self.max_entries is not None and len(self._entries) + len(missing) > self.max_entries:
-            self._entries.clear()  # a per-step cache (prompt-first templates): start over
+            self._entries.clear()  # a per-step cache (prompt-first templates), or a bounded one: start over
+            missing = [(key, list(ids)) for key, ids in items.items()]
+        if self.encode_batch_size > 1:
+            missing.sort(key=lambda item: len(item[1]))  # batches of similar length: little padding
         for start in range(0, len(missing), self.encode_batch_size):
             chunk = missing[start:start + self.encode_batch_size]
             input_ids, mask, positions = left_pad([ids for _, ids in chunk], self.lm.tokenizer.pad_token_id,

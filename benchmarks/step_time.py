@@ -1,0 +1,248 @@
+"""Seconds per RLPrompt training step, by phase, against the bare task-LM forward it cannot avoid.
+
+A step (``SQLTrainer.train_step``) is: the policy writes N prompts of L tokens through the
+environment (``sample``), the environment's reward scores N x M (prompt, example) pairs with the
+task LM (``reward: task LM``) and the prompts' perplexity with the scorer (``reward: scorer``), and
+soft Q-learning updates the MLP (``update``: loss + backward + Adam). Each is the median over
+``--steps`` steps after ``--warmup`` steps.
+
+In the same process the script times the **bare task-LM forward over exactly one step's prompt
+tokens**: the same N x M pairs (example tokens, then the prompt and what follows it), the
+examples' key/value states prepared beforehand, nothing but ``model.base_model(...)`` timed. The
+classification reward on the same pairs (its memo emptied) divided by that is the reward's
+overhead. It also times the same step without the environment (policy.sample + one reward call)
+to show what driving ``PromptVectorEnv`` costs, and, where bf16 is fast on the device (a GPU, a
+CPU with AMX / AVX512-BF16), the fp32/bf16 ratio of a whole step. The last line is machine
+readable::
+
+    step_time_s=<float> reward_s=<float> bare_forward_s=<float> reward_overhead=<float> bf16_speedup=<float or na>
+
+    python benchmarks/step_time.py                                      # embedded SmolLM2, 16 x 32 x 5
+    python benchmarks/step_time.py --shape distilgpt2 --prompts 16 --examples 32
+    python benchmarks/step_time.py --device cuda --shape distilgpt2 --scorer-shape gpt2-xl --dtype bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rlprompt_interp.models import bf16_available, load_lm, resolve_dtype  # noqa: E402
+
+PAPER_STEPS = 12_000  # RLPrompt's few-shot classification budget
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m", help="policy and task LM (ignored with --shape)")
+    parser.add_argument("--shape", help="a random model of this shape as policy and task LM (e.g. distilgpt2)")
+    parser.add_argument("--scorer", help="perplexity scorer LM (default: the task LM)")
+    parser.add_argument("--scorer-shape", help="a random scorer of this shape (e.g. gpt2-xl)")
+    parser.add_argument("--reward", default="accuracy=1,perplexity=0.01")
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--examples", type=int, default=32)
+    parser.add_argument("--prompt-length", type=int, default=5)
+    parser.add_argument("--dtype", default="auto", help="auto (bf16 where fast, else fp32), fp32 or bf16")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: what accelerate picks)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--no-compare-dtypes", dest="compare_dtypes", action="store_false",
+                        help="skip the fp32 run that bf16_speedup needs (e.g. when measuring peak memory)")
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "few-shot"))
+    return parser.parse_args(argv)
+
+
+def spec(args, shape_flag: str, model_flag: str) -> str:
+    shape, model = getattr(args, shape_flag), getattr(args, model_flag)
+    return f"random:{shape}" if shape else model
+
+
+def training_data(args, task) -> dict:
+    """``--examples`` training rows (SST-2's 32 few-shot ones, repeated if more are asked for)."""
+    data = task.load_split("train")
+    rows = [i % len(data) for i in range(args.examples)]
+    return {"sentence": [data[i]["sentence"] for i in rows], "label": [data[i]["label"] for i in rows]}
+
+
+def build_trainer(args, task, dtype):
+    from rlprompt_interp.agents.rlprompt import RLPromptAgent
+
+    model = spec(args, "shape", "model")
+    scorer = spec(args, "scorer_shape", "scorer") if (args.scorer or args.scorer_shape) else model
+    agent = RLPromptAgent(model=model, scorer=scorer, reward=args.reward, prompts_per_step=args.prompts,
+                          examples_per_step=args.examples, lr=1e-3, eval_every=0, dtype=dtype, quiet=True)
+    for role, name in (("task", model), ("scorer", scorer)):
+        load_lm(name, role=role, device=args.device, dtype=dtype)  # on the requested device, shared by the agent
+    trainer = agent.build(task, prompt_length=args.prompt_length, steps=10**9, seed=0)
+    trainer.env.task.data = trainer.train_data = training_data(args, task)
+    return trainer
+
+
+def classification_term(trainer):
+    from rlprompt_interp.rewards import ClassificationReward
+
+    return next(r for _, r in trainer.reward.terms if isinstance(r, ClassificationReward))
+
+
+def time_steps(args, trainer) -> dict:
+    """Median seconds of the whole step and of each phase, environment path and direct path interleaved."""
+    from rlprompt_interp.rewards import PromptBatch
+
+    def direct_step():
+        rollout = trainer.policy.sample(args.prompts, args.prompt_length, generator=trainer.generator)
+        texts = trainer.policy.decode(rollout.token_ids)
+        out = trainer.reward(PromptBatch(texts, rollout.token_ids.tolist()), trainer.env.task.batch(trainer.env.np_random))
+        trainer.update(rollout, out.scores)
+
+    rows, direct = [], []
+    for step in range(args.warmup + args.steps):
+        sync(args)
+        started = time.perf_counter()
+        logs = trainer.train_step().logs
+        sync(args)
+        logs["time/step"] = time.perf_counter() - started
+        started = time.perf_counter()
+        direct_step()
+        sync(args)
+        if step >= args.warmup:
+            rows.append(logs)
+            direct.append(time.perf_counter() - started)
+    keys = ("time/step", "time/sample", "time/reward", "time/accuracy", "time/perplexity", "time/log-perplexity",
+            "time/update")
+    medians = {key: statistics.median(r[key] for r in rows) for key in keys if key in rows[0]}
+    medians["time/direct_step"] = statistics.median(direct)
+    return medians
+
+
+def sync(args) -> None:
+    if torch.cuda.is_available() and (args.device or "").startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+@torch.inference_mode()
+def bare_forward_vs_reward(args, trainer, task) -> tuple[float, float]:
+    """(seconds of the bare task-LM forward over one step's pairs, seconds of the reward on them)."""
+    from rlprompt_interp.rewards import PromptBatch
+    from rlprompt_interp.scoring import left_pad, segment_example
+    from transformers import DynamicCache
+
+    reward = classification_term(trainer)
+    lm = reward.lm
+    rollout = trainer.policy.sample(args.prompts, args.prompt_length, generator=torch.Generator().manual_seed(1))
+    prompt_ids = rollout.token_ids.tolist()
+    batch = training_data(args, task)
+    pairs = []  # (example prefix ids, suffix ids): exactly the token sequences the reward scores
+    for ids in prompt_ids:
+        for sentence in batch["sentence"]:
+            before, after = task.template.split({"sentence": sentence})
+            b, a = segment_example(lm, before, after, ids)
+            pairs.append((tuple(b), list(ids) + a))
+    prefixes = {}
+    for prefix, _ in pairs:  # each example encoded once, outside the timing (the reward caches them too)
+        if prefix not in prefixes:
+            ids, mask, positions = left_pad([list(prefix)], lm.tokenizer.pad_token_id, lm.device)
+            out = lm.model.base_model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+            prefixes[prefix] = [(k, v) for k, v, *_ in out.past_key_values]
+    seconds = 0.0
+    for start in range(0, len(pairs), reward.batch_size):
+        chunk = pairs[start:start + reward.batch_size]
+        width = max(len(p) for p, _ in chunk)
+        layers = []
+        for layer in range(len(prefixes[chunk[0][0]])):
+            keys = torch.cat([torch.nn.functional.pad(prefixes[p][layer][0], (0, 0, width - len(p), 0)) for p, _ in chunk])
+            values = torch.cat([torch.nn.functional.pad(prefixes[p][layer][1], (0, 0, width - len(p), 0)) for p, _ in chunk])
+            layers.append((keys, values))
+        suffix_width = max(len(s) for _, s in chunk)
+        input_ids = torch.full((len(chunk), suffix_width), lm.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width + suffix_width), dtype=torch.long)
+        positions = torch.zeros((len(chunk), suffix_width), dtype=torch.long)
+        for row, (prefix, suffix) in enumerate(chunk):
+            input_ids[row, :len(suffix)] = torch.tensor(suffix)
+            mask[row, width - len(prefix):width + len(suffix)] = 1
+            positions[row] = len(prefix) + torch.arange(suffix_width)
+        cache = DynamicCache(ddp_cache_data=layers, config=lm.model.config)
+        input_ids, mask, positions = input_ids.to(lm.device), mask.to(lm.device), positions.to(lm.device)
+        sync(args)
+        started = time.perf_counter()
+        lm.model.base_model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                            use_cache=True)
+        sync(args)
+        seconds += time.perf_counter() - started
+    texts = trainer.policy.decode(prompt_ids)
+    reward(PromptBatch(texts, prompt_ids), batch)  # encodes any example not cached yet
+    reward._memo.clear()
+    sync(args)
+    started = time.perf_counter()
+    reward(PromptBatch(texts, prompt_ids), batch)
+    sync(args)
+    return seconds, time.perf_counter() - started
+
+
+def measure(args, task, dtype) -> dict:
+    trainer = build_trainer(args, task, dtype)
+    result = time_steps(args, trainer)
+    result["bare_forward"], result["reward_pairs"] = bare_forward_vs_reward(args, trainer, task)
+    result["dtype"] = str(trainer.policy.lm.dtype).replace("torch.", "")
+    return result
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from rlprompt_interp.cli.common import quiet_libraries
+    from rlprompt_interp.models import default_device
+    from rlprompt_interp.tasks import get_task
+
+    quiet_libraries()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device) if args.device else default_device()
+    args.device = str(device)
+    task = get_task("sst-2", data_dir=args.data_dir)
+    dtype = resolve_dtype(args.dtype, device)
+    print(f"device={device} dtype={str(dtype).replace('torch.', '')} threads={torch.get_num_threads()} "
+          f"policy/task LM={spec(args, 'shape', 'model')} scorer={spec(args, 'scorer_shape', 'scorer') or 'task LM'} "
+          f"reward={args.reward} prompts={args.prompts} examples={args.examples} prompt_length={args.prompt_length}",
+          flush=True)
+    main_run = measure(args, task, dtype)
+    speedup = "na"
+    if args.compare_dtypes and bf16_available(device):
+        other = measure(args, task, torch.float32 if dtype == torch.bfloat16 else torch.bfloat16)
+        fp32, bf16 = (main_run, other) if dtype == torch.float32 else (other, main_run)
+        speedup = f"{fp32['time/step'] / bf16['time/step']:.3f}"
+        print(f"fp32 step {fp32['time/step']:.3f} s, bf16 step {bf16['time/step']:.3f} s")
+    r = main_run
+    print(f"\nmedian of {args.steps} steps after {args.warmup} warm-up ({r['dtype']}):")
+    for key, label in (("time/step", "whole step"), ("time/sample", "  policy sampling"),
+                       ("time/reward", "  reward (environment call)"), ("time/accuracy", "    task LM"),
+                       ("time/perplexity", "    scorer"), ("time/log-perplexity", "    scorer"),
+                       ("time/update", "  loss + backward + optimiser")):
+        if key in r:
+            print(f"  {label:<32} {r[key]:8.3f} s")
+    print(f"  {'same step without the env':<32} {r['time/direct_step']:8.3f} s "
+          f"(env path / direct path {r['time/step'] / r['time/direct_step']:.3f})")
+    overhead = r["reward_pairs"] / r["bare_forward"]
+    pairs = args.prompts * args.examples
+    print(f"task-LM reward on {pairs} pairs: {r['reward_pairs']:.3f} s; bare forward over their prompt tokens "
+          f"{r['bare_forward']:.3f} s; overhead {overhead:.2f}x")
+    print(f"projected {PAPER_STEPS:,} steps (RLPrompt's SST-2 budget): {r['time/step'] * PAPER_STEPS / 3600:.1f} h")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    print(f"peak resident memory: {peak:.2f} GiB")
+    if device.type == "cuda":
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
+    print(f"step_time_s={r['time/step']:.4f} reward_s={r['reward_pairs']:.4f} bare_forward_s={r['bare_forward']:.4f} "
+          f"reward_overhead={overhead:.3f} bf16_speedup={speedup}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
