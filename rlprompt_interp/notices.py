@@ -22,6 +22,8 @@ def warn(message: str) -> None:
 def print_as_one_line() -> None:
     """Show :class:`RLPromptWarning` as ``rlprompt-interp: warning: ...`` lines (other warnings as before)."""
     original = warnings.showwarning
+    if getattr(original, "one_line", False):
+        return
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, RLPromptWarning):
@@ -29,4 +31,5 @@ def print_as_one_line() -> None:
         else:
             original(message, category, filename, lineno, file, line)
 
+    show.one_line = True
     warnings.showwarning = show
