@@ -29,7 +29,9 @@ def test_example_cache_is_bounded_and_scores_do_not_change():
     budget = 5 * largest
     bounded = ClassificationReward(task, lm, example_cache_bytes=budget)
     for rows in ([0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 1], [2, 3, 4, 5], [10, 11, 0, 1]):
-        assert torch.equal(bounded(prompts, batch(rows)).scores, unbounded(prompts, batch(rows)).scores)
+        # the same up to float rounding: the two caches put different examples in one forward
+        assert torch.allclose(bounded(prompts, batch(rows)).scores, unbounded(prompts, batch(rows)).scores,
+                              rtol=0, atol=1e-5)
         assert bounded._examples.bytes <= budget
     assert len(unbounded._examples) == 12  # the unbounded cache kept every example it saw
     kept = list(bounded._examples._entries)
