@@ -5,9 +5,14 @@ VENV ?= .venv
 PYTHON ?= python3
 # CPU build here; a GPU user sets e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.13.0
-DATA_DIR ?= ../shared/data/few-shot
+# RLPrompt's 16-shot files when the development checkout's shared data is there; elsewhere the scripts draw
+# the same 16-shot split from the hub (16 training and 16 dev examples per class, seed 42), so the hub stays on
+FEW_SHOT := ../shared/data/few-shot
+DATA_DIR ?= $(if $(wildcard $(FEW_SHOT)),$(FEW_SHOT),hub)
 BIN := $(VENV)/bin
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+# the models are embedded either way; only the hub's data needs the network
+RUN_ENV := $(if $(filter hub,$(DATA_DIR)),,$(OFFLINE))
 
 .PHONY: install demo sweep test test-fast clean
 
@@ -22,10 +27,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 demo: install
-	$(OFFLINE) $(BIN)/python experiments/demo.py --data-dir $(DATA_DIR)
+	$(RUN_ENV) $(BIN)/python experiments/demo.py --data-dir $(DATA_DIR)
 
 sweep: install
-	$(OFFLINE) $(BIN)/python experiments/sst2_ppl_sweep.py --quick --data-dir $(DATA_DIR)
+	$(RUN_ENV) $(BIN)/python experiments/sst2_ppl_sweep.py --quick --data-dir $(DATA_DIR)
 
 test: install
 	$(OFFLINE) $(BIN)/python -m pytest

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
 
-    from rlprompt_interp.cli import quiet_libraries
+    from rlprompt_interp.cli.common import quiet_libraries
     from rlprompt_interp.evaluation import evaluate_prompt
     from rlprompt_interp.models import load_lm
     from rlprompt_interp.policies import LMAdaptorPolicy

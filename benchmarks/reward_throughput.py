@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from rlprompt_interp.cli import quiet_libraries
+from rlprompt_interp.cli.common import quiet_libraries
 from rlprompt_interp.models import load_lm
 from rlprompt_interp.rewards import ClassificationReward
 from rlprompt_interp.scoring import next_token_logits, segment_example

@@ -202,7 +202,7 @@ def measure(args, task, dtype) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from rlprompt_interp.cli import quiet_libraries
+    from rlprompt_interp.cli.common import quiet_libraries
     from rlprompt_interp.models import default_device
     from rlprompt_interp.tasks import get_task
 

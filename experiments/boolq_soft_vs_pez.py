@@ -61,8 +61,8 @@ MODE_HELP = {
     "steps": "training steps per prompt", "batch_size": "training examples per step",
     "eval_every": "steps between dev evaluations (the best dev prompt is kept)",
     "eval_batch_size": "examples per forward pass when scoring",
-    "eval_limit": "score only the first N test examples (default: all)",
-    "dev_limit": "score only the first N dev examples (default: all)",
+    "eval_limit": "score a random N test examples, stratified by label (default: all)",
+    "dev_limit": "score a random N dev examples, stratified by label (default: all)",
     "soft_lr_scale": "soft prompt learning rate / std of the vocabulary embeddings (default: the agent's, 0.1)",
     "pez_lr_scale": "PEZ learning rate / std of the vocabulary embeddings (default: the agent's, 1.0)",
     "unembed_metric": "distance of the soft prompt's nearest-token readout",
@@ -96,6 +96,7 @@ METRICS = ("test_accuracy", "predicted_yes", "unembedded_test_accuracy", "prompt
 
 def parse_args(argv=None) -> argparse.Namespace:
     from rlprompt_interp.sweeps import add_mode_arguments, apply_mode
+    from rlprompt_interp.tracking import add_report_to_argument
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_mode_arguments(parser, {"quick": "embedded SmolLM2-135M on CPU, FewGLUE data, a few steps (default)",
@@ -118,6 +119,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.add_argument(flag, default=None, help=f"{MODE_HELP[key]} (quick: {quick}, full: {full})", **options)
     parser.add_argument("--output", help=f"output folder (default: <repo>/runs/{SCRIPT}-<mode>)")
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
+    add_report_to_argument(parser)
     parser.add_argument("--progress", action="store_true", help="show the agents' training progress bars")
     args = apply_mode(parser.parse_args(argv), MODES)
     args.output = Path(args.output or ROOT / "runs" / f"{SCRIPT}-{args.mode}")
@@ -199,7 +201,8 @@ def make_run_cell(args: argparse.Namespace, task, lm, scorer):
         record = train_and_evaluate(build_agent(args, method), task, folder, prompt_length=cell["length"],
                                     steps=args.steps, seed=cell["seed"], eval_lm=lm, scorer=None,
                                     eval_split="test", eval_limit=args.eval_limit,
-                                    eval_batch_size=args.eval_batch_size)
+                                    eval_batch_size=args.eval_batch_size, report_to=args.report_to,
+                                    config={**sweep_config(args), **cell})
         learned = LearnedPrompt.load(record["learned_prompt"])
         readout = learned
         if learned.is_soft:  # f_U(P): the nearest vocabulary token at each position, as text

@@ -37,6 +37,7 @@ from rlprompt_interp.sweep_report import (format_mean_std, format_number, markdo
                                           summarize)
 from rlprompt_interp.sweeps import (Sweep, add_mode_arguments, apply_mode, train_and_evaluate,  # noqa: E402
                                     write_json_atomic)
+from rlprompt_interp.tracking import add_report_to_argument  # noqa: E402
 
 ARM_KEYS = ("acc", "ppl", "log_ppl", "prior", "fluent")  # what an arm sets (0 = off)
 TASK_CONDITION = "Classify the sentiment of this movie review as positive or negative."
@@ -112,11 +113,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="tokens the policy may write (quick: words+punctuation, full: all)")
     parser.add_argument("--no-repeat", type=int, help="ban repeating any of the previous K tokens (quick: 4, full: 0)")
     parser.add_argument("--init-prompt", help="warm start every cell from this prompt (default: none)")
-    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "few-shot"),
-                        help="RLPrompt's few-shot folder (omit the folder to read SST-2 from the hub)")
+    parser.add_argument("--data-dir", default="auto",
+                        help="RLPrompt's few-shot folder, or hub (the same K-shot split drawn from the hub's SST-2); "
+                             "auto: ../shared/data/few-shot when it exists, else the hub")
     parser.add_argument("--seed-split", default="16-42", help="which few-shot split")
     parser.add_argument("--output", help="output folder (default: runs/sst2-ppl-sweep-<mode>)")
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
+    add_report_to_argument(parser)
     for key in ("policy_model", "task_model", "scorer", "steps", "prompts_per_step", "examples_per_step", "lr",
                 "eval_every", "eval_limit"):
         quick, full = MODES["quick"][key], MODES["full"][key]
@@ -165,7 +168,8 @@ def make_cell_runner(args, task, models: dict):
                               quiet=True)
         record = train_and_evaluate(agent, task, folder, prompt_length=cell["length"], steps=args.steps,
                                     seed=cell["seed"], eval_lm=models["task"], scorer=models["scorer"],
-                                    eval_limit=args.eval_limit or None)
+                                    eval_limit=args.eval_limit or None, report_to=args.report_to,
+                                    config={**sweep_config(args), **cell})
         print(f"    {record['prompt']!r}: test accuracy {record['test_accuracy']:.4f}, "
               f"perplexity {format_number(record['prompt_perplexity'])}, {record['train_seconds']:.0f} s training",
               flush=True)
@@ -267,11 +271,15 @@ def main(argv=None) -> int:
     import torch
     from rlprompt_interp.models import load_lm, process_state
     from rlprompt_interp.tasks import get_task
+    from rlprompt_interp.tasks.sources import few_shot_source
 
     if args.threads:
         torch.set_num_threads(args.threads)
     output = Path(args.output)
-    builtin = get_task("sst-2", data_dir=args.data_dir, seed=args.seed_split)
+    source, where = few_shot_source(args.data_dir, args.seed_split)
+    args.data_dir = source["data_dir"] or "hub"  # what the sweep's settings record
+    print(f"data: {where}", flush=True)
+    builtin = get_task("sst-2", **source)
     task = builtin.with_options(verbalizers=args.verbalizers) if args.verbalizers else builtin
     models = {"task": load_lm(args.task_model, role="task"), "scorer": load_lm(args.scorer, role="scorer")}
     cells = build_cells(args)
@@ -309,4 +317,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rlprompt_interp.cli import run_reporting_errors
+
+    sys.exit(run_reporting_errors(main))

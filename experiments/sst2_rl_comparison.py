@@ -87,7 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="another RLPromptAgent option, e.g. fluent_top_k=20 (repeatable)")
     parser.add_argument("--trl-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="another GRPOConfig/RLOOConfig field for grpo and rloo, e.g. beta=0.01 (repeatable)")
-    add_data_arguments(parser, ROOT.parent / "shared" / "data" / "few-shot")
+    add_data_arguments(parser)  # auto: ../shared/data/few-shot when it exists, else the 16-shot split from the hub
     parser.add_argument("--output", help="output folder (default: runs/sst2-rl-comparison-<mode>)")
     args = apply_mode(parser.parse_args(argv), MODES)
     if args.output is None:
@@ -234,4 +234,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from rlprompt_interp.cli import run_reporting_errors
+
+    sys.exit(run_reporting_errors(main))

@@ -44,6 +44,7 @@ from rlprompt_interp.agents.soft_prompt import SoftPromptAgent  # noqa: E402
 from rlprompt_interp.sweep_report import format_number, markdown_table  # noqa: E402
 from rlprompt_interp.sweeps import (SWEEP_FILE, Sweep, add_mode_arguments, apply_mode, cell_name, grid,  # noqa: E402
                                      train_and_evaluate, write_json_atomic)
+from rlprompt_interp.tracking import add_report_to_argument  # noqa: E402
 
 FEWGLUE = ROOT.parent / "shared" / "data" / "fewglue"
 MODES = {
@@ -112,6 +113,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="auto", help="task LM dtype (auto, float32, bfloat16, float16)")
     parser.add_argument("--output", help="output folder (default: runs/superglue-prompt-analysis-<mode>)")
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
+    add_report_to_argument(parser)
     parser.add_argument("--analyse-only", action="store_true",
                         help="rebuild results.json/.md and the plots from a finished --output folder, no model")
     args = apply_mode(parser.parse_args(argv), MODES)
@@ -168,7 +170,8 @@ def make_cell_runner(args, tasks: dict, lm, init_ids: dict):
                                 init_text=args.init_texts[name], init_seed=FILL_SEED, quiet=True)
         record = train_and_evaluate(agent, tasks[name], folder, prompt_length=args.prompt_length, steps=args.steps,
                                     seed=cell["seed"], eval_lm=lm, eval_split=args.transfer_split,
-                                    eval_limit=args.eval_limit, eval_batch_size=args.eval_batch_size)
+                                    eval_limit=args.eval_limit, eval_batch_size=args.eval_batch_size,
+                                    report_to=args.report_to, config={**sweep_config(args), **cell})
         learned = LearnedPrompt.load(folder / "train")
         # the init text sits at the end of the prompt; earlier positions started as random common tokens
         offset = args.prompt_length - len(init_ids[name])

@@ -83,6 +83,7 @@ F1_METRICS = [f"f1_{metric}" for metric in PROJECTIONS] + [f"init_f1_{metric}" f
 
 def parse_args(argv=None) -> argparse.Namespace:
     from rlprompt_interp.sweeps import add_mode_arguments, apply_mode
+    from rlprompt_interp.tracking import add_report_to_argument
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_mode_arguments(parser, {"quick": "embedded model, CPU budget", "full": "the paper's models and grid"})
@@ -93,6 +94,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--output", help="default: <repo>/runs/waywardness-<mode>")
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
+    add_report_to_argument(parser)
     for key, value in MODES["quick"].items():  # every setting of a mode can be overridden
         flag = "--" + key.replace("_", "-")
         help_text = f"(quick: {value}, full: {MODES['full'][key]})"
@@ -182,7 +184,8 @@ def run_cell(args: argparse.Namespace, targets: dict[str, str], cell: dict, fold
     lm = load_lm(args.model, role="task", dtype=args.dtype)  # the agent's own (cached) task LM
     record = train_and_evaluate(agent, task, folder, prompt_length=0, steps=args.steps, seed=cell["seed"],
                                 eval_lm=lm, eval_split="test", eval_limit=args.eval_limit,
-                                eval_batch_size=args.eval_batch_size)
+                                eval_batch_size=args.eval_batch_size, report_to=args.report_to,
+                                config={**{key: getattr(args, key) for key in CELL_SETTINGS}, **cell})
     learned = LearnedPrompt.load(record["learned_prompt"])
     target_ids = text_ids(lm, target_text)
     initial = projections(lm, embedding_table(lm)[target_ids], target_text)

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rlprompt_interp.sweeps import add_mode_arguments, apply_mode, write_json_atomic  # noqa: E402
+from rlprompt_interp.tracking import add_report_to_argument, track_run  # noqa: E402
 
 MODES = {
     # A small budget on the embedded model: about half an hour on two CPU cores for the whole sweep.
@@ -62,6 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--output", help="output folder (default: runs/yelp-style-ppl-sweep-<mode>)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
+    add_report_to_argument(parser)
     for key, value in MODES["quick"].items():  # every setting of a mode can be overridden
         parser.add_argument("--" + key.replace("_", "-"), type=type(value), default=None,
                             help=f"(quick: {value}, full: {MODES['full'][key]})")
@@ -80,7 +82,7 @@ def sweep_config(args) -> dict:
 def train_prompt(args, direction: str, alpha: float, models: dict, classifier, task, folder: Path):
     """Train (or resume) one prompt in ``folder``; returns the LearnedPrompt, also saved there."""
     from rlprompt_interp.algorithms import SQLConfig, SQLTrainer
-    from rlprompt_interp.generation import GenerationSettings
+    from rlprompt_interp.style.generation import GenerationSettings
     from rlprompt_interp.policies import LMAdaptorPolicy
     from rlprompt_interp.prompts import LearnedPrompt
     from rlprompt_interp.rewards.perplexity import Perplexity
@@ -103,7 +105,10 @@ def train_prompt(args, direction: str, alpha: float, models: dict, classifier, t
     trainer = SQLTrainer(policy, reward, config, train_data=train, dev_data=dev, output_dir=folder)
     if trainer.resume():
         print(f"  resumed {folder} at step {trainer.step}")
-    best = trainer.train(progress=False)
+    with track_run(args.report_to, folder, config={**sweep_config(args), "direction": direction, "alpha": alpha},
+                   run_name=folder.parent.name) as tracker:
+        trainer.on_log = tracker.log_row
+        best = trainer.train(progress=False)
     learned = LearnedPrompt(text=best["text"], token_ids=best["token_ids"], scores={"dev_reward": best["reward"]},
                             curve=trainer.curve,
                             provenance={"method": "rlprompt", "model": models["policy"].spec,
@@ -137,7 +142,7 @@ def make_cell_runner(args, models: dict, classifier):
 
 def evaluate(args, task, prompt: str, models: dict, classifier, outputs_file: Path) -> dict:
     from rlprompt_interp.perplexity import perplexity
-    from rlprompt_interp.style_eval import evaluate_style_transfer
+    from rlprompt_interp.style.evaluation import evaluate_style_transfer
 
     report = evaluate_style_transfer(task, models["task"], prompt, classifier=classifier, scorer=models["scorer"],
                                      limit=args.eval_limit, length_ratio=args.length_ratio, batch_size=32,
@@ -201,7 +206,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from rlprompt_interp.cli_style import resolve_classifier
+    from rlprompt_interp.style.classifier import resolve_classifier
     from rlprompt_interp.models import load_lm, process_state
     from rlprompt_interp.rewards.style import StyleClassifier
     from rlprompt_interp.sweeps import Sweep

@@ -28,13 +28,15 @@ class ClassificationReport:
     accuracy: float
     per_class_accuracy: dict[str, float]
     predicted_fraction: dict[str, float]
+    subset: str | None = None  # how a --limit subset was drawn; None: the whole split
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def format(self) -> str:
-        lines = [f"task={self.task} split={self.split} n={self.num_examples} prompt={self.prompt!r}",
+        lines = [f"task={self.task} split={self.split} n={self.num_examples} prompt={self.prompt!r}"
+                 + (f"\nexamples: {self.subset}" if self.subset else ""),
                  f"accuracy      {self.accuracy:.4f}"]
         for name, acc in self.per_class_accuracy.items():
             lines.append(f"  {name:<18} accuracy {acc:.4f}   predicted {self.predicted_fraction[name]:.3f}")
@@ -42,7 +44,7 @@ class ClassificationReport:
 
 
 def summarise(task: ClassificationTask, split: str, prompt: str, predictions: Sequence[int],
-              labels: Sequence[int]) -> ClassificationReport:
+              labels: Sequence[int], subset: str | None = None) -> ClassificationReport:
     """Accuracy figures from predicted and true class indices."""
     predictions, labels = torch.as_tensor(list(predictions)), torch.as_tensor(list(labels))
     n = len(labels)
@@ -53,7 +55,7 @@ def summarise(task: ClassificationTask, split: str, prompt: str, predictions: Se
         predicted[name] = float((predictions == index).float().mean())
     return ClassificationReport(task=task.name, split=split, prompt=prompt, num_examples=n,
                                 accuracy=float((predictions == labels).float().mean()),
-                                per_class_accuracy=per_class, predicted_fraction=predicted)
+                                per_class_accuracy=per_class, predicted_fraction=predicted, subset=subset)
 
 
 def evaluate_text_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str, *, split: str = "test",
@@ -64,7 +66,7 @@ def evaluate_text_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str,
     sequences = encode_texts(lm, [task.format(example, prompt) for example in examples])
     with tqdm(total=len(sequences), desc=f"eval {task.name}/{split}", unit="ex", disable=not progress) as bar:
         logits = batched_next_token_logits(lm, sequences, verbalizer_ids, batch_size, progress=bar.update)
-    return summarise(task, split, prompt, logits.argmax(-1).tolist(), examples["label"])
+    return summarise(task, split, prompt, logits.argmax(-1).tolist(), examples["label"], task.subset_note(split, limit))
 
 
 def evaluate_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str | LearnedPrompt, *, split: str = "test",
@@ -78,7 +80,8 @@ def evaluate_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str | Lea
     with tqdm(total=len(examples), desc=f"eval {task.name}/{split}", unit="ex", disable=not progress) as bar:
         logits = prompt_logits(task, lm, prompt, examples, task.verbalizer_ids(lm.tokenizer), batch_size,
                                progress=bar.update)
-    return summarise(task, split, prompt.text, logits.argmax(-1).tolist(), examples["label"])
+    return summarise(task, split, prompt.text, logits.argmax(-1).tolist(), examples["label"],
+                     task.subset_note(split, limit))
 
 
 def prompt_logits(task: ClassificationTask, lm: LoadedModel, prompt: LearnedPrompt, examples, token_ids: Sequence[int],

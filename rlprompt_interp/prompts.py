@@ -9,17 +9,21 @@ plus ``embeddings.safetensors`` when there are embeddings.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .atomic import write_atomic
+from .atomic import write_atomic, write_json_atomic
 
 PROMPT_FILE = "prompt.json"
 EMBEDDINGS_FILE = "embeddings.safetensors"
+
+
+class PromptFileError(ValueError):
+    """A learned-prompt folder whose files cannot be read; the message names the file and the fix."""
 
 
 @dataclass
@@ -61,17 +65,39 @@ class LearnedPrompt:
         if self.embeddings is not None:
             write_atomic(folder / EMBEDDINGS_FILE,
                     lambda path: save_file({"embeddings": self.embeddings.detach().float().cpu().contiguous()}, path))
-        write_atomic(folder / PROMPT_FILE,
-                     lambda path: Path(path).write_text(json.dumps(payload, indent=2, default=float)))
+        write_json_atomic(folder / PROMPT_FILE, payload)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> "LearnedPrompt":
+        """Read a folder written by ``save``; a missing, cut-short or foreign file is a :class:`PromptFileError`."""
         folder = Path(folder)
         path = folder / PROMPT_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{folder} holds no learned prompt ({PROMPT_FILE} is missing)")
-        payload = json.loads(path.read_text())
-        has_embeddings = payload.pop("has_embeddings", False)
-        embeddings = load_file(str(folder / EMBEDDINGS_FILE))["embeddings"] if has_embeddings else None
+        fix = "restore it from a copy, or train the prompt again"
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise PromptFileError(f"{path} is not valid JSON ({error}): the file was cut short or edited; {fix}") from None
+        known = {f.name for f in fields(cls)} - {"embeddings"}
+        if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
+            raise PromptFileError(f"{path} is not a learned prompt (it needs a 'text' string); {fix}")
+        unknown = sorted(set(payload) - known - {"has_embeddings"})
+        if unknown:
+            raise PromptFileError(f"{path} has unknown keys {unknown} (allowed: {sorted(known)}); {fix}")
+        embeddings = None
+        if payload.pop("has_embeddings", False):
+            try:
+                embeddings = load_file(str(folder / EMBEDDINGS_FILE))["embeddings"]
+            except Exception as error:  # safetensors raises several types for a missing or truncated file
+                raise PromptFileError(f"{folder / EMBEDDINGS_FILE} is missing or unreadable ({error}) but {path} "
+                                      f"says the prompt has embeddings; {fix}") from None
         return cls(embeddings=embeddings, **payload)
+
+
+def task_model(prompt: "LearnedPrompt | str | None", model: str | None = "auto") -> str:
+    """The task LM to load: ``model``, or for ``auto`` the one a learned prompt was trained with."""
+    if model not in (None, "auto") or not isinstance(prompt, LearnedPrompt):
+        return model or "auto"
+    return prompt.provenance.get("task_model", prompt.provenance.get("model", "auto"))

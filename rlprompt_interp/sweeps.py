@@ -121,10 +121,11 @@ class Sweep:
         return [self.record(cell) for cell in self.cells]
 
 
-def add_data_arguments(parser, default_data_dir: str | Path) -> None:
+def add_data_arguments(parser, default_data_dir: str | Path = "auto") -> None:
     """``--data-dir``, ``--seed-split`` and ``--threads``: what :func:`task_and_models` reads."""
     parser.add_argument("--data-dir", default=str(default_data_dir),
-                        help="RLPrompt's few-shot folder (omit the folder to read the task from the hub)")
+                        help="RLPrompt's few-shot folder, or hub (the same K-shot split drawn from the hub); auto: "
+                             "../shared/data/few-shot when it exists, else the hub")
     parser.add_argument("--seed-split", default="16-42", help="which few-shot split")
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
 
@@ -137,32 +138,42 @@ def task_and_models(args, task_name: str) -> tuple:
 
     from .models import load_lm
     from .tasks import get_task
+    from .tasks.sources import few_shot_source
 
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    task = get_task(task_name, data_dir=args.data_dir, seed=args.seed_split)
+    source, where = few_shot_source(args.data_dir, args.seed_split)
+    args.data_dir = source["data_dir"] or "hub"  # what the sweep's settings record
+    print(f"data: {where}", flush=True)
+    task = get_task(task_name, **source)
     return task, {"task": load_lm(args.task_model, role="task"), "scorer": load_lm(args.scorer, role="scorer")}
 
 
 def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, steps: int, seed: int, eval_lm,
                        scorer=None, eval_split: str = "test", eval_limit: int | None = None,
-                       eval_batch_size: int = 32) -> dict:
+                       eval_batch_size: int = 32, report_to: str = "none", config: Mapping | None = None) -> dict:
     """Fit ``agent`` into ``folder/train`` (resuming a checkpoint left there), then score the learned
     prompt on ``eval_split`` with ``eval_lm`` and its text's perplexity under ``scorer``.
 
     The record holds the prompt (text and ids), test accuracy, prompt perplexity, the dev scores and
     the dev part of the training curve; the learned prompt (with its full curve) stays in ``folder/train``.
+    ``report_to`` follows the cell's training in a tracker (``tracking``), with ``config`` as its settings.
     """
     from .evaluation import evaluate_prompt
     from .perplexity import perplexity
+    from .tracking import track_run
 
     train_dir = Path(folder) / "train"
     started = time.time()
-    learned = agent.fit(task, prompt_length=prompt_length, steps=steps, seed=seed, output_dir=train_dir,
-                        resume=agent.has_checkpoint(train_dir))
-    train_seconds = time.time() - started
-    report = evaluate_prompt(task, eval_lm, learned, split=eval_split, limit=eval_limit, batch_size=eval_batch_size,
-                             progress=False)
+    with track_run(report_to, train_dir, config={**(config or {}), "prompt_length": prompt_length, "steps": steps,
+                                                  "seed": seed}, run_name=Path(folder).name) as tracker:
+        agent.on_log = tracker.log_row
+        learned = agent.fit(task, prompt_length=prompt_length, steps=steps, seed=seed, output_dir=train_dir,
+                            resume=agent.has_checkpoint(train_dir))
+        train_seconds = time.time() - started
+        report = evaluate_prompt(task, eval_lm, learned, split=eval_split, limit=eval_limit,
+                                 batch_size=eval_batch_size, progress=False)
+        tracker.log({f"{eval_split}/accuracy": report.accuracy}, step=steps)
     prompt_ppl = float(perplexity(scorer, [learned.text])[0]) if scorer is not None and learned.text.strip() else None
     dev_curve = [{k: v for k, v in row.items() if k == "step" or k.startswith("dev")}
                  for row in learned.curve or [] if any(k.startswith("dev") for k in row)]

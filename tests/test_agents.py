@@ -5,6 +5,7 @@ import torch
 
 from rlprompt_interp.agents import get_agent, list_agents
 from rlprompt_interp.agents.continuous import ContinuousPromptError, nearest_tokens
+from rlprompt_interp.checkpoints import CheckpointError
 from rlprompt_interp.evaluation import evaluate_prompt, prompt_logits
 from rlprompt_interp.models import load_lm
 from rlprompt_interp.prompts import LearnedPrompt
@@ -78,7 +79,7 @@ def test_resume_continues_exactly(sst_files, tmp_path):
                                                       resume=True)
     assert torch.equal(resumed.embeddings, straight.embeddings)
     assert resumed.curve == straight.curve and len(resumed.curve) == 7  # steps 0..6
-    with pytest.raises(ContinuousPromptError, match="prompt length 2"):
+    with pytest.raises(CheckpointError, match="prompt_length 2 there, 4 here"):
         get_agent("soft-prompt", **options).fit(task, prompt_length=4, steps=6, output_dir=tmp_path / "b", resume=True)
     with pytest.raises(FileNotFoundError, match="train without --resume"):
         get_agent("soft-prompt", **options).fit(task, prompt_length=2, steps=6, output_dir=tmp_path / "c", resume=True)

@@ -9,7 +9,7 @@ from conftest import FEW_SHOT, needs_shared_data
 from rlprompt_interp.cli import main
 from rlprompt_interp.evaluation import evaluate_text_prompt, summarise
 from rlprompt_interp.models import load_lm
-from rlprompt_interp.tasks import get_task
+from rlprompt_interp.tasks import get_task, task_from_files
 
 
 def test_summarise_by_hand():
@@ -97,15 +97,19 @@ def test_cli_errors_are_clear(sst_files, capsys, argv, message):
 
 @pytest.mark.slow
 @needs_shared_data()
-def test_embedded_model_matches_reference_eval():
-    """The project's evaluation against the independent plain-transformers script in ../shared/tools."""
+def test_embedded_model_matches_reference_eval(tmp_path):
+    """The project's evaluation against the independent plain-transformers script in ../shared/tools,
+    on the same 96 sentences (the script's --limit takes the first rows, ours a stratified draw)."""
     reference = FEW_SHOT.parent.parent / "tools" / "reference_eval.py"
+    sample = tmp_path / "test.tsv"
+    sample.write_text("".join((FEW_SHOT / "sst-2" / "test.tsv").read_text().splitlines(keepends=True)[:97]))
     template = "Review: {sentence}\nSentiment:{prompt}"
-    out = subprocess.run([sys.executable, str(reference), str(FEW_SHOT / "sst-2" / "test.tsv"), "--limit", "96",
-                          "--template", template, "--verbalizers", " negative", " positive"],
+    out = subprocess.run([sys.executable, str(reference), str(sample), "--template", template,
+                          "--verbalizers", " negative", " positive"],
                          capture_output=True, text=True, check=True).stdout
     expected = float(out.split("accuracy=")[1].split()[0])
-    task = get_task("sst-2", data_dir=str(FEW_SHOT), template=template, verbalizers=[" negative", " positive"])
-    report = evaluate_text_prompt(task, load_lm("smollm2-135m", device="cpu"), "", limit=96, progress=False)
+    task = task_from_files("sst-2", {"test": sample}, template=template, verbalizers=[" negative", " positive"])
+    report = evaluate_text_prompt(task, load_lm("smollm2-135m", device="cpu"), "", progress=False)
+    assert report.num_examples == 96
     assert report.accuracy == pytest.approx(expected, abs=5e-5)  # the script prints 4 decimals
     assert report.accuracy > 0.65  # the hand-written template works on this model

@@ -91,3 +91,30 @@ def test_bad_actions_are_refused(tokenizer):
     env.reset(seed=0)
     with pytest.raises(ValueError, match="token id"):
         env.step(len(tokenizer) + 5)
+
+
+def test_import_rlprompt_interp_registers_the_ids_without_torch():
+    """As gymnasium packages do: the id exists after ``import rlprompt_interp`` alone, whose import stays
+    light (lazy entry-point strings: neither torch nor the environments module is imported)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, gymnasium as gym, rlprompt_interp\n"
+            "spec = gym.spec('rlprompt_interp/Prompt-v0')\n"
+            "assert spec.entry_point == 'rlprompt_interp.envs.prompt_env:PromptEnv', spec.entry_point\n"
+            "assert spec.vector_entry_point == 'rlprompt_interp.envs.prompt_env:PromptVectorEnv'\n"
+            "heavy = [m for m in ('torch', 'transformers', 'rlprompt_interp.envs') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_make_and_make_vec_build_the_registered_envs(tokenizer):
+    env = gymnasium.make(ENV_ID, reward=lambda prompts, **batch: [0.0] * len(prompts), tokenizer=tokenizer,
+                         prompt_length=2)
+    env.reset(seed=0)
+    assert env.step(5)[2] is False and env.step(7)[2] is True
+    vec = gymnasium.make_vec(ENV_ID, num_envs=3, vectorization_mode="vector_entry_point", tokenizer=tokenizer,
+                             reward=lambda prompts, **batch: [1.0] * len(prompts), prompt_length=1)
+    assert isinstance(vec.unwrapped, PromptVectorEnv)
+    vec.reset(seed=0)
+    assert vec.step([1, 2, 3])[1].tolist() == [1.0, 1.0, 1.0]

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import empty_folder, load_experiment, result_times, run_until_killed
 from rlprompt_interp.prompts import LearnedPrompt
-from rlprompt_interp.style_classifier import train_style_classifier
+from rlprompt_interp.style.classifier import train_style_classifier
 from test_style_task import NEGATIVE, POSITIVE
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from rlprompt_interp.generation import GenerationSettings, cut_output, generate_rewrites, length_caps
+from rlprompt_interp.style.generation import GenerationSettings, cut_output, generate_rewrites, length_caps
 
 
 class ForceTokens(LogitsProcessor):

@@ -3,7 +3,7 @@
 import torch
 
 from rlprompt_interp.models import load_lm
-from rlprompt_interp.sentence_embeddings import _encode, embed_sentences
+from rlprompt_interp.style.sentence_embeddings import _encode, embed_sentences
 
 
 def test_repeated_sentences_are_embedded_once_with_the_same_vectors():

@@ -5,7 +5,7 @@ import torch
 
 from rlprompt_interp.rewards.base import PromptBatch
 from rlprompt_interp.rewards.style import StyleClassifier
-from rlprompt_interp.style_classifier import (EmbeddingStyleClassifier, HubStyleClassifier, StyleClassifierError,
+from rlprompt_interp.style.classifier import (EmbeddingStyleClassifier, HubStyleClassifier, StyleClassifierError,
                                               fit_head, load_style_classifier, train_style_classifier)
 
 NEGATIVE = ["the food was cold and bland", "awful service, never again", "rude staff and dirty tables",

@@ -9,8 +9,8 @@ import torch
 
 from rlprompt_interp.cli import main
 from rlprompt_interp.rewards.style import StyleClassifier
-from rlprompt_interp.style_classifier import train_style_classifier
-from rlprompt_interp.style_eval import evaluate_style_transfer
+from rlprompt_interp.style.classifier import train_style_classifier
+from rlprompt_interp.style.evaluation import evaluate_style_transfer
 from rlprompt_interp.tasks.style_transfer import style_task_from_folder
 
 from test_style_task import NEGATIVE, POSITIVE, write_corpus

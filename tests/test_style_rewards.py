@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rlprompt_interp.generation import GenerationSettings
+from rlprompt_interp.style.generation import GenerationSettings
 from rlprompt_interp.rewards.base import PromptBatch, RewardError
 from rlprompt_interp.rewards.content import ContentPreservation, sentence_bleu_scores
 from rlprompt_interp.rewards.style import StyleClassifier

@@ -37,7 +37,11 @@ def test_user_corpus_splits_and_references(corpus):
     assert train["input"] == NEGATIVE[:4] and dev["input"] == NEGATIVE[4:]  # blank line dropped, last 2 held out
     assert test["input"] == NEGATIVE[:3] and test["references"] == [[p] for p in POSITIVE[:3]]
     assert set(test["target_style"]) == {1} and set(test["source_style"]) == {0}
-    assert task.load_split("test", limit=2)["input"] == NEGATIVE[:2]
+    limited = task.load_split("test", limit=2)  # a seeded random 2 of the 3, references kept with their inputs
+    rows = [NEGATIVE.index(text) for text in limited["input"]]
+    assert len(rows) == 2 and rows == sorted(rows) and limited["references"] == [[POSITIVE[i]] for i in rows]
+    assert limited["input"] == task.load_split("test", limit=2)["input"]
+    assert task.subset_note("test", 2) == "a random 2 of the 3 test examples (seed 0)"
     assert task.lowercase
     assert task.format("the food was cold", "Make it nice") == 'Make it nice "the food was cold" "'
     back = task.with_direction("1_to_0")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Callable
 
+from ..checkpoints import has_checkpoint
 from ..prompts import LearnedPrompt
 from ..tasks import ClassificationTask
 
@@ -17,6 +19,8 @@ class Agent(ABC):
     """
 
     name: str = "agent"
+    # called with each row of the training curve as it is written (``tracking.RunTracker.log_row`` for --report-to)
+    on_log: Callable[[dict], None] | None = None
 
     @abstractmethod
     def fit(self, task: ClassificationTask, *, prompt_length: int, steps: int, seed: int = 0, **kwargs) -> LearnedPrompt:
@@ -24,4 +28,4 @@ class Agent(ABC):
 
     def has_checkpoint(self, output_dir: str | Path) -> bool:
         """Whether ``output_dir`` holds a training checkpoint that ``fit(..., resume=True)`` continues."""
-        return (Path(output_dir) / "checkpoint.pt").is_file()
+        return has_checkpoint(Path(output_dir) / "checkpoint.pt")  # or the checkpoint.prev.pt kept beside it

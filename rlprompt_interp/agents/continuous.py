@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..atomic import write_atomic
+from .. import checkpoints
 from ..evaluation import evaluate_prompt
 from ..metrics.unembed import unembed, vocabulary_matrix
 from ..models import LoadedModel, load_lm
@@ -213,7 +213,8 @@ class ContinuousPromptAgent(Agent):
         if resume:
             if checkpoint is None:
                 raise ContinuousPromptError("resume=True needs the output_dir that holds the checkpoint")
-            state = load_checkpoint(checkpoint, prompt, optimizer, generator, self.method_name(), prompt_length)
+            state = load_checkpoint(checkpoint, prompt, optimizer, generator, self.method_name(), prompt_length,
+                                    lm.spec)
 
         def evaluate(step: int) -> None:
             candidate = self.candidate(lm, prompt)
@@ -235,8 +236,11 @@ class ContinuousPromptAgent(Agent):
                 state.curve[-1].update(record)
             else:
                 state.curve.append(record)
+            if self.on_log is not None:
+                self.on_log(record)
             if checkpoint is not None:
-                save_checkpoint(checkpoint, prompt, optimizer, generator, state, self.method_name(), prompt_length)
+                save_checkpoint(checkpoint, prompt, optimizer, generator, state, self.method_name(), prompt_length,
+                                lm.spec)
 
         if state.step == 0 and state.initial_accuracy is None:
             evaluate(0)
@@ -259,6 +263,8 @@ class ContinuousPromptAgent(Agent):
             if ids is not None:
                 record["prompt_ids"] = list(ids)
             state.curve.append(record)
+            if self.on_log is not None:
+                self.on_log(record)
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.3f}", best_dev=f"{state.best_accuracy:.3f}")
             if state.step % config.eval_every == 0 or state.step == steps:
@@ -267,7 +273,7 @@ class ContinuousPromptAgent(Agent):
                     state.stopped_early = True
                     if checkpoint is not None:
                         save_checkpoint(checkpoint, prompt, optimizer, generator, state, self.method_name(),
-                                        prompt_length)
+                                        prompt_length, lm.spec)
         bar.close()
 
         best = state.best
@@ -306,29 +312,29 @@ def build_optimizer(config: ContinuousConfig, params: list, lr: float) -> torch.
 
 
 def save_checkpoint(path: Path, prompt: torch.Tensor, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                    state: TrainState, method: str, prompt_length: int) -> None:
-    """Prompt, optimizer, sampler state and progress in one file, replaced atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"method": method, "prompt_length": prompt_length, "prompt": prompt.detach().cpu(),
-               "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "state": asdict(state)}
-    write_atomic(path, lambda tmp: torch.save(payload, tmp))
+                    state: TrainState, method: str, prompt_length: int, model: str | None = None) -> None:
+    """Prompt, optimizer, sampler state and progress in one file, replaced atomically (the previous one kept)."""
+    payload = {"prompt": prompt.detach().cpu(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+               "state": asdict(state)}
+    checkpoints.save_checkpoint(path, payload, checkpoint_identity(method, prompt_length, model))
 
 
 def load_checkpoint(path: Path, prompt: torch.Tensor, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                    method: str, prompt_length: int) -> TrainState:
-    if not path.is_file():
+                    method: str, prompt_length: int, model: str | None = None) -> TrainState:
+    payload = checkpoints.load_checkpoint(path, checkpoint_identity(method, prompt_length, model),
+                                          map_location="cpu")
+    if payload is None:
         raise FileNotFoundError(f"cannot resume: {path} does not exist (train without --resume first)")
-    payload = torch.load(path, weights_only=True, map_location="cpu")
-    if payload["method"] != method or payload["prompt_length"] != prompt_length:
-        raise ContinuousPromptError(
-            f"cannot resume: {path} was written by {payload['method']} with prompt length {payload['prompt_length']}, "
-            f"this run is {method} with prompt length {prompt_length}; use another output folder"
-        )
     with torch.no_grad():
         prompt.copy_(payload["prompt"].to(prompt))
     optimizer.load_state_dict(payload["optimizer"])
     generator.set_state(payload["generator"])
     return TrainState(**payload["state"])
+
+
+def checkpoint_identity(method: str, prompt_length: int, model: str | None) -> dict:
+    """What a checkpoint must match to be resumed (see ``checkpoints``): method, model and prompt length."""
+    return {"method": method, "model": model, "prompt_length": prompt_length}
 
 
 # --------------------------------------------------------------------------- command line

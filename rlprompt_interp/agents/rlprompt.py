@@ -144,6 +144,7 @@ class RLPromptAgent(Agent):
         if kwargs:
             raise TypeError(f"RLPromptAgent.fit got unknown arguments {sorted(kwargs)}")
         trainer = self.build(task, prompt_length=prompt_length, steps=steps, seed=seed, output_dir=output_dir)
+        trainer.on_log = self.on_log
         checkpoint = Path(output_dir) / CHECKPOINT_FILE if output_dir is not None else None
         if resume:
             if checkpoint is None:

@@ -438,8 +438,7 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="(grpo, rloo) KL coefficient towards the initial policy; unset: TRL's default, GRPO 0, "
                             "RLOO 0.05")
     group.add_argument("--temperature", type=float, default=1.0, help="(grpo, rloo) sampling temperature")
-    group.add_argument("--report-to", default="none",
-                       help="(grpo, rloo) TRL logging integrations: none, tensorboard, wandb, trackio, ...")
+    # --report-to is train's own flag (tracking.add_report_to_argument); TRL gets it as its report_to
     group.add_argument("--trl-option", action="append", default=[], type=trl_option, metavar="KEY=VALUE",
                        help="(grpo, rloo) any other GRPOConfig/RLOOConfig field, value as JSON "
                             "(e.g. loss_type=\"grpo\", top_k=256); repeatable")

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic import write_atomic
+from ..checkpoints import load_checkpoint, parameter_shapes, save_checkpoint
 from ..envs.prompt_env import PromptVectorEnv
 from ..policies import LMAdaptorPolicy, Rollout
 from ..rewards import Reward, as_reward, linear_map, zscore_by_key
@@ -100,6 +100,7 @@ class SQLTrainer:
         self.best: dict | None = None
         self.curve: list[dict] = []
         self.on_best: Callable[[dict], None] | None = None  # called with each new best dev result
+        self.on_log: Callable[[dict], None] | None = None  # called with each curve row (e.g. a tracker's log_row)
 
     def _warm_start(self, text: str | None) -> int:
         if not text:
@@ -215,16 +216,16 @@ class SQLTrainer:
         self.best, self.curve = state["best"], state["curve"]
 
     def save_checkpoint(self) -> Path:
-        """Write ``checkpoint.pt`` through a temporary file and a rename, so a kill leaves the old one intact."""
-        return write_atomic(self.output_dir / CHECKPOINT_FILE, lambda tmp: torch.save(self.state_dict(), tmp))
+        """Write ``checkpoint.pt`` atomically, keeping the one it replaces as ``checkpoint.prev.pt``."""
+        return save_checkpoint(self.output_dir / CHECKPOINT_FILE, self.state_dict(), trainer_identity(self))
 
     def resume(self) -> bool:
-        """Load the checkpoint in ``output_dir``; False when there is none (a fresh start)."""
-        path = self.output_dir / CHECKPOINT_FILE if self.output_dir is not None else None
-        if path is None or not path.is_file():
-            return False
-        self.load_state_dict(torch.load(path, map_location=self.policy.lm.device, weights_only=True))
-        return True
+        """Load the checkpoint in ``output_dir`` (the previous one if it is broken); False when there is none."""
+        state = None if self.output_dir is None else load_checkpoint(
+            self.output_dir / CHECKPOINT_FILE, trainer_identity(self), map_location=self.policy.lm.device)
+        if state is not None:
+            self.load_state_dict(state)
+        return state is not None
 
     # ------------------------------------------------------------------ the loop
 
@@ -255,6 +256,8 @@ class SQLTrainer:
                 self.elapsed = offset + time.time() - started
             row["time"] = self.elapsed
             self.curve.append(row)
+            if self.on_log is not None:
+                self.on_log(row)
             bar.set_postfix({k: f"{v:.3g}" for k, v in result.logs.items()
                              if k in ("reward", "accuracy", "perplexity", "loss")})
             bar.update(1)
@@ -264,6 +267,13 @@ class SQLTrainer:
         if self.best is None:
             self.best = self.evaluate()
         return self.best
+
+
+def trainer_identity(trainer: SQLTrainer) -> dict:
+    """What a checkpoint must match to be resumed by ``trainer`` (see ``checkpoints``)."""
+    task_lm = getattr(trainer, "task_lm", None)
+    return {"method": "rlprompt", "policy_model": trainer.policy.lm.spec, "task_model": getattr(task_lm, "spec", None),
+            "prompt_length": trainer.config.prompt_length, "mlp_shapes": parameter_shapes(trainer.policy.mlp)}
 
 
 def _step_means(info: dict) -> dict:

@@ -1,4 +1,4 @@
-"""Gymnasium environments for prompt writing; importing this module registers ``rlprompt_interp/Prompt-v0``."""
+"""Gymnasium environments for prompt writing; ``import rlprompt_interp`` registers ``rlprompt_interp/Prompt-v0``."""
 
 from .prompt_env import ENV_ID, PromptEnv, PromptVectorEnv, register
 

@@ -25,9 +25,8 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from ..registration import ENV_ID, register  # noqa: F401  (registered on `import rlprompt_interp`)
 from ..rewards import PromptBatch, Reward, as_reward
-
-ENV_ID = "rlprompt_interp/Prompt-v0"
 
 
 def _observation_space(vocab_size: int, prompt_length: int) -> spaces.Dict:
@@ -179,10 +178,3 @@ class PromptVectorEnv(VectorEnv):
             infos["_" + key] = ~zeros
         self._needs_reset = True
         return self._obs(), scores, ~zeros, zeros.copy(), infos
-
-
-def register() -> None:
-    """Register ``rlprompt_interp/Prompt-v0`` (single and vector entry points) with gymnasium."""
-    if ENV_ID not in gymnasium.registry:
-        gymnasium.register(id=ENV_ID, entry_point="rlprompt_interp.envs.prompt_env:PromptEnv",
-                           vector_entry_point="rlprompt_interp.envs.prompt_env:PromptVectorEnv")

@@ -128,8 +128,9 @@ def faithfulness(task: ClassificationTask, lm: LoadedModel, prompt: LearnedPromp
         predictions["text"] += text[:, verbalizers].argmax(-1).tolist()
     bar.close()
     n = len(examples)
-    soft_report = summarise(task, split, prompt.text, predictions["soft"], examples["label"])
-    text_report = summarise(task, split, text_prompt.text, predictions["text"], examples["label"])
+    subset = task.subset_note(split, limit)
+    soft_report = summarise(task, split, prompt.text, predictions["soft"], examples["label"], subset)
+    text_report = summarise(task, split, text_prompt.text, predictions["text"], examples["label"], subset)
     matrix = vocabulary_matrix(lm.model, lm.tokenizer)
     return FaithfulnessReport(
         unembed_metric=metric, unembedded_text=text_prompt.text, unembedded_token_ids=text_prompt.token_ids,

@@ -99,7 +99,7 @@ class EvalReport:
                      ("predicted-class agreement", f"{f.class_agreement:.4f}"),
                      ("accuracy soft / unembedded (same slot)", f"{f.soft.accuracy:.4f} / {f.unembedded.accuracy:.4f}"),
                      ("Δ_L |acc soft - acc unembedded|", f"{f.performance_differential:.4f}")]
-        width = max(len(name) for name, _ in rows) + 2
+        width = max(len(name) for name in ("interpretability", *(name for name, _ in rows))) + 2
         lines = [self.classification.format(), "", f"{'interpretability':<{width}}value"]
         lines += [f"{name:<{width}}{value}" for name, value in rows]
         if self.nearest_tokens:

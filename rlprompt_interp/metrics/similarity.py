@@ -19,6 +19,16 @@ import torch
 from .errors import MetricInputError
 
 
+def prompt_matrix(prompt, lm) -> torch.Tensor:
+    """``[L, d]``: a soft prompt's embeddings, or the task LM's embeddings of a discrete prompt's tokens
+    (what the similarity and the nearest-token readout compare)."""
+    if prompt.is_soft:
+        return prompt.embeddings.float()
+    if not prompt.token_ids:
+        raise MetricInputError(f"prompt {prompt.text!r} has neither embeddings nor token ids to read")
+    return lm.model.get_input_embeddings().weight.detach()[list(prompt.token_ids)].float().cpu()
+
+
 def frobenius_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """``‖A − B‖_F``; both prompts must have the same shape ``[L, d]``."""
     if a.shape != b.shape:

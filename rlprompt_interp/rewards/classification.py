@@ -26,6 +26,7 @@ from ..models import LoadedModel, load_lm
 from ..scoring import batched_next_token_logits, segment_example
 from ..tasks import ClassificationTask
 from .base import PromptBatch, Reward, RewardError, RewardOutput
+from .bounded_cache import DEFAULT_EXAMPLE_CACHE_BYTES, BoundedPrefixKVCache
 from .prefix_cache import PrefixKVCache, cached_next_token_logits
 
 
@@ -58,16 +59,17 @@ class ClassificationReward(Reward):
     ``batch`` holds the examples column-wise: the template's text fields and ``label``.
     Prompts' token ids (``PromptBatch.token_ids``) are used as they are when they decode to the
     prompt text under the task LM's tokenizer (policy and task LM share a tokenizer); otherwise
-    the text is tokenised by the task LM. The example cache holds every training example seen
-    (about 1 MB per 25-token example with SmolLM2-135M in fp32): right for few-shot data; for
-    thousands of examples pass ``use_cache=False`` or ``clear_cache()`` now and then.
+    the text is tokenised by the task LM. The example cache keeps the training examples seen
+    (about 1 MB per 25-token example with SmolLM2-135M in fp32) within ``example_cache_bytes``
+    (default 2 GiB; ``None``: unbounded), dropping the least recently used (``bounded_cache``).
     """
 
     name = "accuracy"
 
     def __init__(self, task: ClassificationTask, lm: LoadedModel | str = "auto", *, correct_coef: float = 200.0,
                  incorrect_coef: float = 180.0, batch_size: int = 128, use_cache: bool = True,
-                 memo_size: int = 200_000, example_cache: PrefixKVCache | None = None):
+                 memo_size: int = 200_000, example_cache: PrefixKVCache | None = None,
+                 example_cache_bytes: int | None = DEFAULT_EXAMPLE_CACHE_BYTES):
         self.task = task
         self.lm = load_lm(lm, role="task") if not isinstance(lm, LoadedModel) else lm
         self.correct_coef, self.incorrect_coef = correct_coef, incorrect_coef
@@ -81,10 +83,11 @@ class ClassificationReward(Reward):
                        else "mixed")
         if self.lm.is_encoder_decoder or not use_cache:
             self.layout = "full"
-        # example-first: kept for the whole run. One example per forward, so its cached states never depend on
-        # which examples happened to share its batch (a resumed run reproduces the same floats); evaluation,
-        # which needs no bit-exact replay, passes a shared cache that encodes in batches
-        self._examples = example_cache if example_cache is not None else PrefixKVCache(self.lm, encode_batch_size=1)
+        # example-first: kept for the whole run within example_cache_bytes. One example per forward, so its cached
+        # states never depend on which examples happened to share its batch (a resumed run reproduces the same
+        # floats); evaluation, which needs no bit-exact replay, passes a shared cache that encodes in batches
+        self._examples = example_cache if example_cache is not None else BoundedPrefixKVCache(
+            self.lm, max_bytes=example_cache_bytes, encode_batch_size=1)
         self._prompts = PrefixKVCache(self.lm, max_entries=4096)  # prompt-first: refilled every call
         # (prompt ids, example split) -> verbalizer logits: a policy that has settled writes the same prompts
         # again and again, and every dev evaluation re-scores the greedy prompt; each pair reaches the LM once

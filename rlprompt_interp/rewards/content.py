@@ -14,7 +14,7 @@ import sacrebleu
 import torch
 
 from ..models import LoadedModel, load_lm
-from ..sentence_embeddings import DEFAULT_ENCODER, embed_sentences
+from ..style.sentence_embeddings import DEFAULT_ENCODER, embed_sentences
 from .base import PromptBatch, Reward, RewardError, RewardOutput
 
 METRICS = ("cosine", "bleu")

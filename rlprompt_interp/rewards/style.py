@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from ..style_classifier import load_style_classifier
+from ..style.classifier import load_style_classifier
 from .base import PromptBatch, Reward, RewardError, RewardOutput
 
 

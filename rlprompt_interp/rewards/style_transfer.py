@@ -1,6 +1,6 @@
 """RLPrompt's text-style-transfer reward: rewrite each input with the prompt, score the rewrites.
 
-For a prompt p and an input x, the task LM samples S rewrites (``generation.py``). Each sample
+For a prompt p and an input x, the task LM samples S rewrites (``style/generation.py``). Each sample
 scores ``100 * (w_c * content + w_s * p(target style)) / (w_c + w_s)`` (an empty rewrite scores 0).
 The S samples are split into G bootstrap groups; the pair's reward is the mean over groups of the
 best sample in each group (RLPrompt's "max over bootstrap groups": it rewards what the prompt
@@ -20,7 +20,7 @@ from typing import Sequence
 
 import torch
 
-from ..generation import RLPROMPT_TEMPLATE, GenerationSettings, generate_rewrites
+from ..style.generation import RLPROMPT_TEMPLATE, GenerationSettings, generate_rewrites
 from ..models import LoadedModel, load_lm
 from .base import PromptBatch, Reward, RewardError, RewardOutput
 from .content import ContentPreservation

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import datasets
 
+from ..notices import warn
+
 SPLITS = ("train", "dev", "test")
 TEXT_ALIASES = {"sentence": "text"}
 
@@ -114,7 +116,27 @@ def normalise(data: datasets.Dataset, *, where: str, fields: tuple[str, ...], la
         )
     for name in fields:
         data = data.map(lambda row: {name: "" if row[name] is None else str(row[name])})
-    return data
+    return drop_blank_examples(data, where=where, fields=fields)
+
+
+def drop_blank_examples(data: datasets.Dataset, *, where: str, fields: tuple[str, ...]) -> datasets.Dataset:
+    """Leave out examples with an empty or white-space-only text field, with a warning naming them.
+
+    Done here, at load time, so every path sees the same examples: the training reward (whose
+    example cache needs text before the prompt), evaluation and the continuous agents.
+    """
+    blank = [row for row, example in enumerate(data.select_columns(list(fields)))
+             if any(not example[name].strip() for name in fields)]
+    if not blank:
+        return data
+    shown = ", ".join(str(row + 1) for row in blank[:10]) + (f" and {len(blank) - 10} more" if len(blank) > 10 else "")
+    field_names = " or ".join(repr(name) for name in fields)
+    if len(blank) == len(data):
+        raise TaskDataError(f"{where}: every example has an empty {field_names} text; is the text column right?")
+    warn(f"{where}: left out {len(blank)} example(s) whose {field_names} text is empty or white space only "
+         f"(example {shown}, counting from 1 after any header)")
+    keep = sorted(set(range(len(data))) - set(blank))
+    return data.select(keep)
 
 
 def few_shot_files(data_dir: str | Path, task: str, seed: str) -> dict[str, Path]:
@@ -124,7 +146,9 @@ def few_shot_files(data_dir: str | Path, task: str, seed: str) -> dict[str, Path
     """
     root = Path(data_dir).expanduser()
     if not root.is_dir():
-        raise TaskDataError(f"data folder {root} does not exist")
+        raise TaskDataError(f"data folder {root} does not exist; pass --data-dir with RLPrompt's few-shot folders "
+                            "(<task>/<shots>-<seed>/{train,dev}.tsv, <task>/test.tsv), or leave it out to read the task "
+                            "from the hub (--shots 16 draws RLPrompt's 16-shot split there)")
     task_dir = root / task if (root / task).is_dir() else root
     files = {"train": task_dir / seed / "train.tsv", "dev": task_dir / seed / "dev.tsv", "test": task_dir / "test.tsv"}
     return files

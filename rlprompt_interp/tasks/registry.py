@@ -45,19 +45,28 @@ def list_tasks() -> list[str]:
 
 
 def get_task(name: str, *, data_dir: str | None = None, seed: str = "16-42", template: str | None = None,
-             verbalizers: list[str] | None = None) -> ClassificationTask:
+             verbalizers: list[str] | None = None, shots: int | None = None,
+             split_seed: int | None = None) -> ClassificationTask:
     """A built-in task by name, or a user task from a JSON file (see ``task_from_json``).
 
-    With ``data_dir`` the examples come from local files in RLPrompt's few-shot layout;
-    without it, from the Hugging Face hub.
+    With ``data_dir`` the examples come from local files in RLPrompt's few-shot layout (``shots``
+    and ``split_seed``, when given, pick the folder ``<K>-<seed>``); without it, from the Hugging
+    Face hub, where ``shots`` = K draws K training and K dev examples per class from the hub's
+    train split with ``split_seed`` (default 42), RLPrompt's protocol, and keeps the test split whole.
     """
     if Path(name).suffix == ".json":
+        if shots is not None:
+            raise TaskDataError(f"--shots draws examples from the hub; the task file {name} names its own files")
         task = task_from_json(name)
         return task.with_options(template=template, verbalizers=verbalizers)
+    if shots is not None and data_dir is not None:
+        seed = f"{shots}-{42 if split_seed is None else split_seed}"
+    hub_shots = dict(shots=shots, split_seed=split_seed) if data_dir is None else {}
     from .superglue import SUPERGLUE_SPECS, superglue_task  # FewGLUE's own layout offline
 
     if name in SUPERGLUE_SPECS:
-        return superglue_task(name, data_dir=data_dir, template=template, verbalizers=verbalizers)
+        task = superglue_task(name, data_dir=data_dir, template=template, verbalizers=verbalizers)
+        return task.with_options(**hub_shots)
     if name not in _BUILTIN:
         raise UnknownTaskError(
             f"unknown task {name!r}; built-in tasks: {', '.join(list_tasks())}, or pass a task file "
@@ -66,7 +75,7 @@ def get_task(name: str, *, data_dir: str | None = None, seed: str = "16-42", tem
     spec = _BUILTIN[name]
     task = ClassificationTask(name=name, template=Template(template or CAUSAL_TEMPLATE), data_dir=data_dir,
                               seed=seed, **spec)
-    return task.with_options(verbalizers=verbalizers) if verbalizers else task
+    return task.with_options(verbalizers=verbalizers, **hub_shots)
 
 
 def task_from_json(path: str | Path) -> ClassificationTask:
@@ -85,9 +94,13 @@ def task_from_json(path: str | Path) -> ClassificationTask:
     if not path.is_file():
         raise UnknownTaskError(f"task file {path} does not exist")
     try:
-        spec = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise TaskDataError(f"task file {path} is not valid JSON: {error}") from error
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise TaskDataError(f"task file {path} is not valid JSON: {error}") from None
+    if not isinstance(spec, dict):
+        raise TaskDataError(f"task file {path} must hold a JSON object ({{\"files\": ..., \"verbalizers\": ...}}), "
+                            f"not a {type(spec).__name__}; see `rlprompt-interp eval --help` for the format")
+    check_task_spec(path, spec)
     required = ["files", "verbalizers"]
     missing = [k for k in required if k not in spec]
     if missing:
@@ -101,3 +114,19 @@ def task_from_json(path: str | Path) -> ClassificationTask:
                            verbalizers=spec["verbalizers"], label_names=spec.get("label_names"),
                            text_column=spec.get("text_column", "sentence"),
                            label_column=spec.get("label_column", "label"))
+
+
+def check_task_spec(path: Path, spec: dict) -> None:
+    """The types of a task file's values, so a wrong one is named rather than failing later."""
+    def bad(key: str, expected: str):
+        raise TaskDataError(f"task file {path}: {key!r} must be {expected}, got {spec[key]!r:.80}")
+
+    if "files" in spec and not (isinstance(spec["files"], dict) and spec["files"]
+                                and all(isinstance(f, str) for f in spec["files"].values())):
+        bad("files", 'an object of split -> file name, e.g. {"train": "train.tsv", "test": "test.tsv"}')
+    for key in ("verbalizers", "label_names"):
+        if key in spec and not (isinstance(spec[key], list) and all(isinstance(v, str) for v in spec[key])):
+            bad(key, 'a list of strings, e.g. [" bad", " good"]')
+    for key in ("name", "template", "text_column", "label_column"):
+        if key in spec and not isinstance(spec[key], str):
+            bad(key, "a string")

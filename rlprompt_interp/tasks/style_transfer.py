@@ -21,6 +21,7 @@ from pathlib import Path
 import datasets
 
 from .data import TaskDataError
+from .sampling import LIMIT_SEED, check_limit, random_indices, subset_note
 from .templates import Template
 
 DIRECTIONS = ("0_to_1", "1_to_0")
@@ -119,7 +120,9 @@ class StyleTransferTask:
         sample = self.lines("train", self.source_style)[:2000]
         return all(line == line.lower() for line in sample)
 
-    def load_split(self, split: str, limit: int | None = None) -> datasets.Dataset:
+    def load_split(self, split: str, limit: int | None = None, seed: int = LIMIT_SEED) -> datasets.Dataset:
+        """The inputs of ``split`` (with their references); ``limit``: a random subset drawn with ``seed``."""
+        check_limit(limit)
         if split not in SPLITS:
             raise TaskDataError(f"unknown split {split!r} for task {self.full_name}; use one of {list(SPLITS)}")
         source, target = self.source_style, self.target_style
@@ -142,11 +145,17 @@ class StyleTransferTask:
             else:
                 references = [[] for _ in inputs]
         if limit is not None:
-            inputs, references = inputs[:limit], references[:limit]
+            rows = random_indices(len(inputs), limit, seed)
+            inputs, references = [inputs[i] for i in rows], [references[i] for i in rows]
         if not inputs:
             raise TaskDataError(f"the {split} split of task {self.full_name} is empty")
         return datasets.Dataset.from_dict({"input": inputs, "source_style": [source] * len(inputs),
                                            "target_style": [target] * len(inputs), "references": references})
+
+    def subset_note(self, split: str, limit: int | None, seed: int = LIMIT_SEED) -> str | None:
+        """What ``load_split(split, limit)`` holds, for reports (None: the whole split)."""
+        total = len(self.load_split(split))
+        return None if limit is None else subset_note(min(limit, total), total, split, stratified=False, seed=seed)
 
     def format(self, example: dict | str, prompt: str) -> str:
         """The task LM's input for one example (or one input sentence) and prompt."""

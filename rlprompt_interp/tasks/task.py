@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import datasets
 
 from .data import SPLITS, HubSource, TaskDataError, available_seeds, few_shot_files, load_hub_split, load_local_file, normalise
+from ..notices import warn
+from .sampling import LIMIT_SEED, check_limit, per_class_indices, stratified_indices, subset_note
 from .templates import Template
 
 
@@ -20,7 +23,9 @@ class ClassificationTask:
     """Examples + template + verbalizers; the class is the verbalizer with the highest next-token logit.
 
     Data comes from exactly one source: ``files`` (split -> local file), a few-shot folder
-    (``data_dir`` + ``seed``, RLPrompt's layout) or ``hub``.
+    (``data_dir`` + ``seed``, RLPrompt's layout) or ``hub``. From the hub, ``shots`` = K draws
+    RLPrompt's few-shot protocol: K training and K dev examples per class from the hub's train
+    split with ``split_seed``, and the test split whole (``few_shot_from_hub``).
     """
 
     name: str
@@ -32,6 +37,8 @@ class ClassificationTask:
     seed: str = "16-42"
     files: dict = field(default_factory=dict)
     columns: dict = field(default_factory=dict)  # our column -> the local files' column
+    shots: int | None = None  # from the hub: K training and K dev examples per class (None: the hub's splits)
+    split_seed: int = 42  # which K-shot draw
     _loaded: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -51,9 +58,12 @@ class ClassificationTask:
         return len(self.verbalizers)
 
     def with_options(self, *, template: str | None = None, verbalizers: list[str] | None = None,
-                     data_dir: str | None = None, seed: str | None = None) -> "ClassificationTask":
+                     data_dir: str | None = None, seed: str | None = None, shots: int | None = None,
+                     split_seed: int | None = None) -> "ClassificationTask":
         """A copy with a different template, verbalizers or data source (``None`` keeps the current one)."""
-        changes = {}
+        changes = {key: value for key, value in (("shots", shots), ("split_seed", split_seed)) if value is not None}
+        if shots is not None and shots < 1:
+            raise TaskDataError(f"--shots must be at least 1 (examples per class), got {shots}")
         if template is not None:
             changes["template"] = Template(template, self.template.fields)
         if verbalizers is not None:
@@ -90,16 +100,30 @@ class ClassificationTask:
             raise VerbalizerError(f"verbalizers {list(self.verbalizers)} map to repeated token ids {ids}")
         return ids
 
-    def load_split(self, split: str, limit: int | None = None) -> datasets.Dataset:
-        """The examples of ``split`` (train, dev or test) with the text fields and an integer label."""
+    def load_split(self, split: str, limit: int | None = None, seed: int = LIMIT_SEED) -> datasets.Dataset:
+        """The examples of ``split`` (train, dev or test) with the text fields and an integer label.
+
+        ``limit``: a random subset of that many examples, stratified by label and drawn with ``seed``
+        (``sampling.stratified_indices``), never the first rows; a warning when it holds one class.
+        """
         if split not in SPLITS:
             raise TaskDataError(f"unknown split {split!r}; choose one of {list(SPLITS)}")
+        check_limit(limit)
         if split not in self._loaded:
             self._loaded[split] = self._load(split)
         data = self._loaded[split]
-        if limit is not None:
-            data = data.select(range(min(limit, len(data))))
+        if limit is not None and limit < len(data):
+            data = data.select(stratified_indices(data["label"], limit, seed))
+            classes = sorted(set(data["label"]))
+            if len(classes) < 2:
+                warn(f"{self.subset_note(split, limit, seed)} of task {self.name!r} hold a single class "
+                     f"({self.label_names[classes[0]]}): their accuracy says little about a prompt; raise --limit")
         return data
+
+    def subset_note(self, split: str, limit: int | None, seed: int = LIMIT_SEED) -> str | None:
+        """What ``load_split(split, limit)`` holds, for reports (None: the whole split)."""
+        total = len(self.load_split(split))
+        return None if limit is None else subset_note(min(limit, total), total, split, stratified=True, seed=seed)
 
     def _load(self, split: str) -> datasets.Dataset:
         fields = self.template.fields
@@ -121,11 +145,48 @@ class ClassificationTask:
                     + (f"; seeds found in {task_dir}: {seeds}" if seeds else f"; is --data-dir right? ({self.data_dir})")
                 )
             where, raw = str(path), load_local_file(path)
+        elif self.hub is not None and self.shots is not None:
+            return self.few_shot_from_hub(split)
         elif self.hub is not None:
             where, raw = f"{self.hub.path} ({split})", load_hub_split(self.hub, split)
         else:
             raise TaskDataError(f"task {self.name!r} has no data source: pass --data-dir or data files")
         return normalise(raw, where=where, fields=fields, label_names=list(self.label_names))
+
+    def few_shot_from_hub(self, split: str) -> datasets.Dataset:
+        """RLPrompt's K-shot protocol on the hub's data: K training and K other dev examples per class,
+        drawn with ``split_seed`` from the hub's train split; the hub's test split whole."""
+        if split == "test":
+            return normalise(load_hub_split(self.hub, "test"), where=f"{self.hub.path} (test)",
+                             fields=self.template.fields, label_names=list(self.label_names))
+        if "hub_train" not in self._loaded:
+            self._loaded["hub_train"] = normalise(load_hub_split(self.hub, "train"), where=f"{self.hub.path} (train)",
+                                                  fields=self.template.fields, label_names=list(self.label_names))
+        full = self._loaded["hub_train"]
+        labels = full["label"]
+        train = per_class_indices(labels, self.shots, seed=self.split_seed)
+        rows = train if split == "train" else per_class_indices(labels, self.shots, seed=f"{self.split_seed}-dev",
+                                                                exclude=train)
+        counts = Counter(labels[i] for i in rows)
+        short = {name: counts[label] for label, name in enumerate(self.label_names) if counts[label] < self.shots}
+        if not rows:
+            raise TaskDataError(f"{self.hub.path} (train) has no examples left for a {self.shots}-shot {split} split; "
+                                "use fewer --shots")
+        if short:
+            warn(f"{self.hub.path} (train) has fewer than {self.shots} examples left for the {split} split of classes "
+                 f"{short}; the {split} split holds what there is")
+        return full.select(rows)
+
+    def describe_source(self) -> str:
+        """Where the examples come from, in a line (for scripts that say which data they use)."""
+        if self.files:
+            return f"files {', '.join(f'{split}={path}' for split, path in self.files.items())}"
+        if self.data_dir is not None:
+            return f"local few-shot files in {self.data_dir} (split {self.seed}, test.tsv whole)"
+        if self.hub is not None and self.shots is not None:
+            return (f"the hub's {self.hub.path}: {self.shots} training and {self.shots} dev examples per class drawn "
+                    f"from its train split (seed {self.split_seed}), its test split whole")
+        return f"the hub's {self.hub.path} splits" if self.hub is not None else "no data source"
 
     def format(self, example: dict, prompt: str) -> str:
         return self.template.format(example, prompt)

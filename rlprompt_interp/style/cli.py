@@ -1,7 +1,8 @@
 """Style-transfer commands: ``rlprompt-interp train-style-classifier`` and ``rlprompt-interp style-eval``.
 
-``rlprompt-interp eval --task yelp-style`` is routed to ``style-eval`` by ``cli.cmd_eval`` (see
-``eval_from_generic_args``), so the generic command works on this task too.
+Both are thin shells over ``style.classifier.train_style_classifier`` and
+``style.evaluation.evaluate_style_prompt``; ``rlprompt-interp eval --task yelp-style`` calls the
+latter too (``cli/eval.py``), so the generic command works on this task.
 """
 
 from __future__ import annotations
@@ -9,31 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .models import cache_dir
-
-DEFAULT_CLASSIFIER_ENV = "RLPROMPT_INTERP_STYLE_CLASSIFIER"
-
-
-def default_classifier_path() -> Path:
-    """Where ``train-style-classifier`` writes by default and ``style-eval`` looks by default."""
-    import os
-
-    return Path(os.environ.get(DEFAULT_CLASSIFIER_ENV) or cache_dir() / "style-classifier-yelp")
-
-
-def resolve_classifier(spec: str | None) -> str:
-    from .style_classifier import StyleClassifierError
-
-    if spec:
-        return spec
-    path = default_classifier_path()
-    if not path.is_dir():
-        raise StyleClassifierError(
-            f"no style classifier given and none at the default {path}; train one with "
-            "`rlprompt-interp train-style-classifier --data-dir ../shared/data/yelp-style` (10 to 20 minutes on one CPU "
-            "core), or pass --style-classifier with a folder or a Hugging Face classifier"
-        )
-    return str(path)
+from ..cli.common import add_eval_input_arguments
+from .classifier import DEFAULT_CLASSIFIER_ENV, default_classifier_path
 
 
 def add_style_task_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,23 +22,18 @@ def add_style_task_arguments(parser: argparse.ArgumentParser) -> None:
                                           "of a development checkout")
 
 
-def build_style_task(args: argparse.Namespace, direction: str | None = None):
-    from .tasks.style_transfer import get_style_task
-
-    return get_style_task(args.task, data_dir=getattr(args, "data_dir", None), direction=direction)
-
-
 # --------------------------------------------------------------------------- train-style-classifier
 
 
 def cmd_train_style_classifier(args: argparse.Namespace) -> int:
     import torch
 
-    from .style_classifier import train_style_classifier
+    from ..tasks.style_transfer import get_style_task
+    from .classifier import train_style_classifier
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    task = build_style_task(args)
+    task = get_style_task(args.task, data_dir=args.data_dir)
     train = task.style_texts("train")
     test = None if args.no_test else task.style_texts("test")
     classifier = train_style_classifier(train, test_texts=test, styles=task.style_names, encoder=args.encoder,
@@ -95,70 +68,17 @@ def add_style_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_style_eval(args: argparse.Namespace) -> int:
-    from .cli import write_json
-    from .models import load_lm
-    from .prompts import LearnedPrompt
-    from .style_eval import evaluate_style_transfer
+    from ..prompts import LearnedPrompt
+    from .evaluation import evaluate_style_prompt
 
-    learned = LearnedPrompt.load(args.learned) if getattr(args, "learned", None) else None
-    prompt = learned.text if learned is not None else (getattr(args, "prompt", "") or "")
-    provenance = learned.provenance if learned is not None else {}
-    direction = getattr(args, "direction", None)
-    task_name = args.task
-    if ":" in task_name:
-        task_name, _, named = task_name.partition(":")
-        direction = direction or named
-    if not direction:
-        direction = provenance.get("direction") or (provenance.get("config") or {}).get("direction") or "both"
-    directions = ["0_to_1", "1_to_0"] if direction == "both" else [direction]
-    model = args.model
-    if model in (None, "auto") and learned is not None:
-        model = provenance.get("task_model", provenance.get("model", "auto"))
-    lm = load_lm(model, role="task", dtype=getattr(args, "dtype", "auto"))
-    scorer = load_lm(getattr(args, "scorer", "auto"), role="scorer", dtype=getattr(args, "dtype", "auto"))
-    classifier = resolve_classifier(getattr(args, "style_classifier", None))
-    output = Path(args.output) if getattr(args, "output", None) else None
-    reports = {}
-    for direction in directions:
-        task = build_style_task(argparse.Namespace(task=task_name, data_dir=getattr(args, "data_dir", None)),
-                                direction)
-        outputs_file = None
-        if output is not None:
-            outputs_file = output.with_name(f"{output.stem}.{direction}.outputs.tsv")
-        report = evaluate_style_transfer(
-            task, lm, prompt, classifier=classifier, scorer=scorer, split=getattr(args, "split", "test"),
-            limit=getattr(args, "limit", None), num_samples=getattr(args, "num_samples", 1),
-            top_k=getattr(args, "top_k", 10), length_ratio=getattr(args, "length_ratio", 1.5),
-            batch_size=getattr(args, "batch_size", 32), seed=getattr(args, "generation_seed", 0),
-            fluency_threshold=getattr(args, "fluency_threshold", None), outputs_file=outputs_file,
-            progress=not getattr(args, "quiet", False))
-        print(report.format())
-        reports[direction] = report.to_dict()
-    if output is not None:
-        write_json(output, {"prompt": prompt, "task_model": lm.spec, "scorer": scorer.spec,
-                            "style_classifier": classifier, "directions": reports})
-        print(f"report written to {output} (outputs beside it)")
+    evaluate_style_prompt(args.task, LearnedPrompt.load(args.learned) if args.learned else args.prompt,
+                          data_dir=args.data_dir, direction=args.direction, model=args.model, scorer=args.scorer,
+                          classifier=args.style_classifier, split=args.split, limit=args.limit,
+                          num_samples=args.num_samples, top_k=args.top_k, length_ratio=args.length_ratio,
+                          batch_size=args.batch_size, seed=args.generation_seed,
+                          fluency_threshold=args.fluency_threshold, dtype=args.dtype, output=args.output,
+                          progress=not args.quiet)
     return 0
-
-
-GENERIC_EVAL_FLAGS = ("task", "data_dir", "model", "prompt", "learned", "split", "limit", "batch_size", "dtype",
-                      "output", "quiet", "scorer")
-
-
-def eval_from_generic_args(args: argparse.Namespace) -> int:
-    """``rlprompt-interp eval --task yelp-style ...``: the generic eval flags, style-eval defaults for the rest
-    (flags of other eval reports that share a name, such as ``--top-k``, mean something else there)."""
-    defaults = build_style_eval_parser().parse_args([])
-    for name in GENERIC_EVAL_FLAGS:
-        if getattr(args, name, None) is not None:
-            setattr(defaults, name, getattr(args, name))
-    return defaults.run(defaults)
-
-
-def build_style_eval_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlprompt-interp style-eval", add_help=False)
-    add_style_eval_command_arguments(parser)
-    return parser
 
 
 def register(commands) -> None:
@@ -182,14 +102,8 @@ def register(commands) -> None:
 
     evaluate = commands.add_parser("style-eval", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                    help="content, style, fluency and BLEU of a prompt on a style-transfer task")
-    add_style_eval_command_arguments(evaluate)
-
-
-def add_style_eval_command_arguments(evaluate: argparse.ArgumentParser) -> None:
     add_style_task_arguments(evaluate)
     evaluate.add_argument("--model", default="auto", help="task LM that rewrites the inputs")
-    from .cli import add_eval_input_arguments
-
     add_eval_input_arguments(evaluate)
     evaluate.add_argument("--output", help="write the report as JSON here; the outputs go beside it as TSV")
     evaluate.add_argument("--quiet", action="store_true")

@@ -28,13 +28,16 @@ import sacrebleu
 import torch
 from tqdm.auto import tqdm
 
+from ..atomic import write_atomic, write_json_atomic
+from ..models import LoadedModel, load_lm
+from ..perplexity import log_perplexity
+from ..prompts import LearnedPrompt, task_model
+from ..rewards.content import ContentPreservation
+from ..rewards.style import StyleClassifier
+from ..rewards.style_transfer import combine_samples
+from ..tasks.style_transfer import DIRECTIONS, StyleTransferTask, get_style_task
+from .classifier import resolve_classifier
 from .generation import GenerationSettings, generate_rewrites
-from .models import LoadedModel
-from .perplexity import log_perplexity
-from .rewards.content import ContentPreservation
-from .rewards.style import StyleClassifier
-from .rewards.style_transfer import combine_samples
-from .tasks.style_transfer import StyleTransferTask
 
 
 @dataclass
@@ -58,6 +61,7 @@ class StyleTransferReport:
     bleu_inputs: float
     empty_outputs: int
     samples_per_input: int
+    subset: str | None = None  # how a --limit subset was drawn; None: the whole split
     outputs_file: str | None = None
     examples_shown: list = field(default_factory=list)
 
@@ -68,7 +72,7 @@ class StyleTransferReport:
         ref = "n/a" if self.bleu_references is None else f"{self.bleu_references:.2f}"
         lines = [
             f"{self.task} ({self.split}, {self.examples} inputs, {self.samples_per_input} sample(s) each) "
-            f"prompt {self.prompt!r} on {self.model}",
+            f"prompt {self.prompt!r} on {self.model}" + (f"\n  inputs: {self.subset}" if self.subset else ""),
             f"  content {self.content:.4f}  style accuracy {self.style_accuracy:.4f} "
             f"(mean p {self.style_probability:.4f})  fluency {self.fluency:.4f} "
             f"(ppl <= {self.fluency_threshold:.1f} under {self.scorer}; median ppl {self.perplexity_median:.1f})",
@@ -133,6 +137,7 @@ def evaluate_style_transfer(task: StyleTransferTask, lm: LoadedModel, prompt: st
         bleu_references=sacrebleu.corpus_bleu(outputs, [[r[0] for r in references]]).score if has_refs else None,
         bleu_inputs=sacrebleu.corpus_bleu(outputs, [inputs]).score,
         empty_outputs=sum(not o.strip() for o in outputs), samples_per_input=num_samples,
+        subset=task.subset_note(split, limit),
         examples_shown=list(zip(inputs[:show], outputs[:show])))
     if outputs_file is not None:
         report.outputs_file = str(write_outputs(outputs_file, inputs, outputs, references, content_scores, style_probs,
@@ -140,16 +145,55 @@ def evaluate_style_transfer(task: StyleTransferTask, lm: LoadedModel, prompt: st
     return report
 
 
+def evaluate_style_prompt(task: str, prompt: str | LearnedPrompt = "", *, data_dir: str | Path | None = None,
+                          direction: str | None = None, model: str = "auto", scorer: str = "auto",
+                          classifier: str | None = None, split: str = "test", limit: int | None = None,
+                          num_samples: int = 1, top_k: int = 10, length_ratio: float = 1.5, batch_size: int = 32,
+                          seed: int = 0, fluency_threshold: float | None = None, dtype: str = "auto",
+                          output: str | Path | None = None, progress: bool = True, log=print) -> dict:
+    """``style-eval`` and ``eval --task yelp-style``: a prompt on one or both directions of a style task.
+
+    The direction is ``direction``, the one ``task`` names (``yelp-style:1_to_0``), a learned prompt's
+    own, or else both; the task LM is ``model`` or the one the prompt was learned with. With ``output``
+    the reports go there as JSON and each direction's outputs beside it as TSV. Returns the reports.
+    """
+    learned = prompt if isinstance(prompt, LearnedPrompt) else None
+    text = learned.text if learned is not None else (prompt or "")
+    provenance = learned.provenance if learned is not None else {}
+    task_name, _, named = task.partition(":")
+    direction = direction or named or provenance.get("direction") or (provenance.get("config") or {}).get(
+        "direction") or "both"
+    directions = list(DIRECTIONS) if direction == "both" else [direction]
+    lm = load_lm(task_model(learned, model), role="task", dtype=dtype)
+    scorer_lm = load_lm(scorer, role="scorer", dtype=dtype)
+    classifier = resolve_classifier(classifier)
+    output = Path(output) if output else None
+    reports = {}
+    for name in directions:
+        outputs_file = output.with_name(f"{output.stem}.{name}.outputs.tsv") if output is not None else None
+        report = evaluate_style_transfer(
+            get_style_task(task_name, data_dir=data_dir, direction=name), lm, text, classifier=classifier,
+            scorer=scorer_lm, split=split, limit=limit, num_samples=num_samples, top_k=top_k,
+            length_ratio=length_ratio, batch_size=batch_size, seed=seed, fluency_threshold=fluency_threshold,
+            outputs_file=outputs_file, progress=progress)
+        log(report.format())
+        reports[name] = report.to_dict()
+    payload = {"prompt": text, "task_model": lm.spec, "scorer": scorer_lm.spec, "style_classifier": classifier,
+               "directions": reports}
+    if output is not None:
+        write_json_atomic(output, payload)
+        log(f"report written to {output} (outputs beside it)")
+    return payload
+
+
 def write_outputs(path: str | Path, inputs, outputs, references, content, style, perplexity) -> Path:
     """One TSV row per input: input, output, reference, content, target-style probability, perplexity."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, delimiter="\t", quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(["input", "output", "reference", "content", "target_style_probability", "perplexity"])
-        for i, (src, out) in enumerate(zip(inputs, outputs)):
-            writer.writerow([src, out, references[i][0] if references[i] else "", f"{float(content[i]):.4f}",
-                             f"{float(style[i]):.4f}", f"{float(perplexity[i]):.2f}"])
-    tmp.replace(path)
-    return path
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, delimiter="\t", quoting=csv.QUOTE_MINIMAL)
+            writer.writerow(["input", "output", "reference", "content", "target_style_probability", "perplexity"])
+            for i, (src, out) in enumerate(zip(inputs, outputs)):
+                writer.writerow([src, out, references[i][0] if references[i] else "", f"{float(content[i]):.4f}",
+                                 f"{float(style[i]):.4f}", f"{float(perplexity[i]):.2f}"])
+
+    return write_atomic(path, write)

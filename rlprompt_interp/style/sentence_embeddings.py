@@ -12,7 +12,7 @@ from typing import Sequence
 
 import torch
 
-from .models import LoadedModel
+from ..models import LoadedModel
 
 DEFAULT_ENCODER = "minilm-l6"
 

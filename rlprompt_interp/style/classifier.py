@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -22,8 +21,8 @@ from typing import Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
-from .atomic import write_atomic
-from .models import LoadedModel, ModelLoadError, cache_dir, default_device, load_lm
+from ..atomic import write_atomic, write_folder_atomic
+from ..models import LoadedModel, ModelLoadError, cache_dir, default_device, load_lm
 from .sentence_embeddings import DEFAULT_ENCODER, embed_sentences
 
 CONFIG_NAME = "style_classifier.json"
@@ -33,6 +32,28 @@ HEADS = ("logreg", "mlp")
 
 class StyleClassifierError(ValueError):
     """A style classifier folder that cannot be read, or training data that cannot be used."""
+
+
+DEFAULT_CLASSIFIER_ENV = "RLPROMPT_INTERP_STYLE_CLASSIFIER"
+
+
+def default_classifier_path() -> Path:
+    """Where ``train-style-classifier`` writes by default and ``style-eval`` looks by default."""
+    return Path(os.environ.get(DEFAULT_CLASSIFIER_ENV) or cache_dir() / "style-classifier-yelp")
+
+
+def resolve_classifier(spec: str | None) -> str:
+    """``spec`` itself, or the default classifier folder when it exists (else an error naming the fix)."""
+    if spec:
+        return spec
+    path = default_classifier_path()
+    if not path.is_dir():
+        raise StyleClassifierError(
+            f"no style classifier given and none at the default {path}; train one with "
+            "`rlprompt-interp train-style-classifier --data-dir ../shared/data/yelp-style` (10 to 20 minutes on one CPU "
+            "core), or pass --style-classifier with a folder or a Hugging Face classifier"
+        )
+    return str(path)
 
 
 def build_head(kind: str, dim: int, num_classes: int, hidden: int = 256, dropout: float = 0.1) -> torch.nn.Module:
@@ -77,20 +98,13 @@ class EmbeddingStyleClassifier:
 
     def save(self, folder: str | Path) -> Path:
         """Write the folder atomically (a temporary sibling renamed into place)."""
-        folder = Path(folder).expanduser()
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
         state = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_NAME))
-        (tmp / CONFIG_NAME).write_text(json.dumps(self.config, indent=2, default=float))
-        if folder.exists():
-            old = folder.with_name(folder.name + ".old")
-            os.replace(folder, old)
-            import shutil
 
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, folder)
-        return folder
+        def write(tmp: Path) -> None:
+            save_file(state, str(tmp / WEIGHTS_NAME))
+            (tmp / CONFIG_NAME).write_text(json.dumps(self.config, indent=2, default=float))
+
+        return write_folder_atomic(folder, write)
 
     @classmethod
     def load(cls, folder: str | Path) -> "EmbeddingStyleClassifier":

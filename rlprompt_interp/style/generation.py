@@ -17,8 +17,8 @@ from typing import Sequence
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from .models import LoadedModel
-from .tasks.templates import Template
+from ..models import LoadedModel
+from ..tasks.templates import Template
 
 RLPROMPT_TEMPLATE = '{prompt} "{input}" "'
 END_TEXT = '"'

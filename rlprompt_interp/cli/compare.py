@@ -1,9 +1,8 @@
-"""``rlprompt-interp unembed`` and ``rlprompt-interp compare``: read learned prompts and compare them.
+"""``rlprompt-interp compare``: how similar learned prompts are, and how they transfer across tasks.
 
-``unembed`` prints each prompt position's nearest vocabulary tokens (the readout of Figures 2-5
-of "Interpreting Prompt-Tuning Across SuperGLUE Tasks"); ``compare`` prints the Frobenius
-similarity matrix of several prompts and the norm statistics per task (stochasticity across
-seeds), writes the plots, and with ``--transfer`` the zero-shot cross-task transfer matrix.
+Prints the Frobenius similarity matrix of several prompts and the norm statistics per task
+(stochasticity across seeds), writes the plots, and with ``--transfer`` the zero-shot cross-task
+transfer matrix (Dayton et al., "Interpreting Prompt-Tuning Across SuperGLUE Tasks").
 """
 
 from __future__ import annotations
@@ -13,42 +12,11 @@ from pathlib import Path
 
 import torch
 
-from .metrics.errors import MetricInputError
-
-
-def prompt_matrix(prompt, lm) -> torch.Tensor:
-    """``[L, d]``: a soft prompt's embeddings, or the task LM's embeddings of a discrete prompt's tokens."""
-    if prompt.is_soft:
-        return prompt.embeddings.float()
-    if not prompt.token_ids:
-        raise MetricInputError(f"prompt {prompt.text!r} has neither embeddings nor token ids to read")
-    return lm.model.get_input_embeddings().weight.detach()[list(prompt.token_ids)].float().cpu()
-
-
-def task_model_of(prompt, model: str) -> str:
-    if model != "auto":
-        return model
-    return prompt.provenance.get("task_model", prompt.provenance.get("model", "auto"))
-
-
-def cmd_unembed(args: argparse.Namespace) -> int:
-    from .cli import write_json
-    from .metrics.report import format_readout_row, nearest_tokens
-    from .models import load_lm
-    from .prompts import LearnedPrompt
-
-    prompt = LearnedPrompt.load(args.learned)
-    lm = load_lm(task_model_of(prompt, args.model), role="task", dtype=args.dtype)
-    rows = nearest_tokens(prompt_matrix(prompt, lm), lm, args.metric, args.top_k)
-    kind = "soft prompt" if prompt.is_soft else "discrete prompt (its tokens' embeddings)"
-    print(f"{args.learned}: {kind}, {len(rows)} positions, model {lm.spec}; nearest tokens by {args.metric}, "
-          f"top {args.top_k} (best first)")
-    for row in rows:
-        print(format_readout_row(row))
-    print("top-1 text: " + repr(lm.tokenizer.decode([row["token_ids"][0] for row in rows])))
-    if args.output:
-        write_json(args.output, {"learned": str(args.learned), "model": lm.spec, "metric": args.metric, "rows": rows})
-    return 0
+from ..atomic import write_json_atomic
+from ..metrics.errors import MetricInputError
+from ..metrics.similarity import prompt_matrix
+from ..prompts import task_model
+from .common import positive_int
 
 
 def describe(prompt, folder: str) -> tuple[str, str]:
@@ -69,17 +37,16 @@ def format_matrix(matrix: torch.Tensor, rows: list[str], columns: list[str], fmt
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .cli import write_json
-    from .metrics.similarity import pca_2d, plot_matrix, plot_prompt_map, similarity_matrix, stochasticity
-    from .metrics.transfer import labels_for
-    from .models import load_lm
-    from .prompts import LearnedPrompt
+    from ..metrics.similarity import pca_2d, plot_matrix, plot_prompt_map, similarity_matrix, stochasticity
+    from ..metrics.transfer import labels_for
+    from ..models import load_lm
+    from ..prompts import LearnedPrompt
 
     prompts = [LearnedPrompt.load(folder) for folder in args.folders]
     lms = {}
     matrices = []
     for prompt in prompts:
-        spec = task_model_of(prompt, args.model)
+        spec = task_model(prompt, args.model)
         if not prompt.is_soft and spec not in lms:
             lms[spec] = load_lm(spec, role="task", dtype=args.dtype)
         matrices.append(prompt_matrix(prompt, lms.get(spec)))
@@ -113,7 +80,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             t = payload["transfer"]
             plot_matrix(torch.tensor(t["transfer"]), labels, out / "transfer.png",
                         f"accuracy change vs no prompt ({t['split']})", fmt="{:+.2f}")
-        write_json(out / "compare.json", payload)
+        write_json_atomic(out / "compare.json", payload)
         print(f"\nplots and compare.json written to {out}")
     return 0
 
@@ -125,11 +92,13 @@ def run_transfer(args, prompts, matrices, labels, lms) -> dict:
     first prompt learned on it). The similarity of prompt i to task j is its mean distance to the
     prompts learned on j; the correlation leaves out each prompt's own task.
     """
-    from .metrics.transfer import evaluate_transfer, matrix_correlation
-    from .models import load_lm
-    from .tasks import get_task
+    from ..metrics.transfer import evaluate_transfer, matrix_correlation
+    from ..models import load_lm
+    from ..notices import warn
+    from ..tasks import get_task
+    from ..tasks.recorded import describe_definition, use_recorded_definition
 
-    specs = {task_model_of(p, args.model) for p in prompts}
+    specs = {task_model(p, args.model) for p in prompts}
     if len(specs) != 1:
         raise MetricInputError(f"transfer needs prompts learned on one task LM; these name {sorted(specs)}")
     spec = specs.pop()
@@ -137,17 +106,24 @@ def run_transfer(args, prompts, matrices, labels, lms) -> dict:
     names = [p.provenance.get("task") for p in prompts]
     if None in names:
         raise MetricInputError("transfer needs the task of every prompt in its provenance ('task')")
-    tasks = {}
-    for prompt, name in zip(prompts, names):
-        if name not in tasks:
-            tasks[name] = get_task(name, data_dir=args.data_dir, seed=args.seed_split,
-                                   template=prompt.provenance.get("template"),
-                                   verbalizers=prompt.provenance.get("verbalizers"))
+    tasks, definitions = {}, {}
+    for prompt, name, label in zip(prompts, names, labels):
+        if name not in tasks:  # each task column with the definition its first prompt was trained with
+            tasks[name], definitions[name] = use_recorded_definition(
+                get_task(name, data_dir=args.data_dir, seed=args.seed_split), prompt.provenance)
+            print(f"task {name}: {describe_definition(definitions[name])} (from {label})")
+        else:
+            differs = {key for key in ("template", "verbalizers")
+                       if prompt.provenance.get(key) not in (None, definitions[name][key])}
+            if differs:
+                warn(f"{label} was trained on {name} with another {' and '.join(sorted(differs))} than the task "
+                     f"column uses ({describe_definition(definitions[name])}); its accuracy there is not its own")
     result = evaluate_transfer(dict(zip(labels, prompts)), tasks, lm, split=args.split, limit=args.limit,
                                batch_size=args.batch_size)
     similarity = similarity_matrix_to_tasks(matrices, names, list(tasks))
     transfer = torch.tensor(result["transfer"], dtype=torch.float64)
     own_task = torch.tensor([[name == column for column in tasks] for name in names])
+    result["task_definitions"] = definitions
     result["similarity_to_task"] = similarity.tolist()
     result["correlation"] = matrix_correlation(similarity, transfer, mask=~own_task)
     print(f"\naccuracy change vs no prompt on {args.split} (rows: prompts, columns: tasks)")
@@ -161,7 +137,7 @@ def run_transfer(args, prompts, matrices, labels, lms) -> dict:
 
 def similarity_matrix_to_tasks(matrices, names, tasks) -> torch.Tensor:
     """``[prompts, tasks]``: mean ‖P_i − P_k‖_F over the other prompts k learned on each task."""
-    from .metrics.similarity import frobenius_distance
+    from ..metrics.similarity import frobenius_distance
 
     result = torch.full((len(matrices), len(tasks)), float("nan"), dtype=torch.float64)
     for i, a in enumerate(matrices):
@@ -173,17 +149,6 @@ def similarity_matrix_to_tasks(matrices, names, tasks) -> torch.Tensor:
 
 
 def register(commands) -> None:
-    from .metrics.unembed import METRICS
-
-    unembed = commands.add_parser("unembed", help="nearest vocabulary tokens of each position of a learned prompt")
-    unembed.add_argument("--learned", required=True, metavar="DIR", help="a learned prompt folder")
-    unembed.add_argument("--model", default="auto", help="task LM whose vocabulary is searched (auto: the prompt's)")
-    unembed.add_argument("--metric", default="cosine", choices=METRICS)
-    unembed.add_argument("--top-k", type=int, default=3)
-    unembed.add_argument("--dtype", default="auto")
-    unembed.add_argument("--output", help="write the readout as JSON here")
-    unembed.set_defaults(run=cmd_unembed)
-
     compare = commands.add_parser("compare", help="similarity, stochasticity and transfer of learned prompts")
     compare.add_argument("folders", nargs="+", metavar="DIR", help="learned prompt folders (same length and model)")
     compare.add_argument("--labels", nargs="+", help="one label per folder (default: task/method/seed)")
@@ -197,6 +162,6 @@ def register(commands) -> None:
     transfer.add_argument("--data-dir", help="local few-shot data (RLPrompt layout)")
     transfer.add_argument("--seed-split", default="16-42")
     transfer.add_argument("--split", default="dev", choices=["train", "dev", "test"])
-    transfer.add_argument("--limit", type=int)
-    transfer.add_argument("--batch-size", type=int, default=32)
+    transfer.add_argument("--limit", type=positive_int, help="score a random N examples of each task (stratified by label)")
+    transfer.add_argument("--batch-size", type=positive_int, default=32)
     compare.set_defaults(run=cmd_compare)

@@ -1,0 +1,96 @@
+"""What the sub-commands share: the task flags, the prompt/example flags of evaluations, and output helpers."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..tasks import TaskDataError, VerbalizerError
+
+
+class UsageError(ValueError):
+    """A command-line value that cannot work; the message names the flag and the fix."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors read like every other user error: one ``rlprompt-interp: error:`` line, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"rlprompt-interp: error: {message} (see `{self.prog} --help`)\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts that must be at least 1 (a bad one is a one-line usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("task")
+    group.add_argument("--task", required=True,
+                       help="a built-in task (sst-2, sst-5, agnews, subj, trec, boolq, cb, rte, copa, wsc), a "
+                            "task.json file, or the name of a new task given with --data-files")
+    group.add_argument("--data-dir", help="local data in RLPrompt's few-shot layout (<task>/<seed>/{train,dev}.tsv, "
+                                          "<task>/test.tsv); without it the task is read from the hub")
+    group.add_argument("--seed-split", default="16-42", help="which few-shot split of --data-dir (default 16-42)")
+    group.add_argument("--shots", type=positive_int,
+                       help="RLPrompt's K-shot protocol from the hub: K training and K dev examples per class drawn from "
+                            "the hub's train split (the test split whole); with --data-dir, the folder <K>-<seed>")
+    group.add_argument("--split-seed", type=int, help="which K-shot draw (default 42)")
+    group.add_argument("--data-files", nargs="+", metavar="SPLIT=PATH",
+                       help="your own data: e.g. train=train.tsv test=test.jsonl (TSV, CSV or JSONL)")
+    group.add_argument("--text-column", default="sentence", help="text column of --data-files")
+    group.add_argument("--label-column", default="label", help="label column of --data-files")
+    group.add_argument("--template", help="where prompt and example go, e.g. 'Review: {sentence}\\nSentiment:{prompt}'")
+    group.add_argument("--verbalizers", nargs="+", help="one single-token word per class, in label order")
+
+
+def build_task(args: argparse.Namespace):
+    from ..tasks import get_task, task_from_files
+    from ..tasks.registry import CAUSAL_TEMPLATE
+
+    template = args.template.replace("\\n", "\n") if args.template else None
+    if getattr(args, "split_seed", None) is not None and not getattr(args, "shots", None):
+        raise TaskDataError("--split-seed picks one K-shot draw: give --shots K too (e.g. --shots 16 --split-seed 13)")
+    if args.data_files:
+        files = {}
+        for item in args.data_files:
+            split, sep, path = item.partition("=")
+            if not sep:
+                raise TaskDataError(f"--data-files takes SPLIT=PATH items, got {item!r}")
+            files[split] = path
+        if not args.verbalizers:
+            raise VerbalizerError("a task from --data-files needs --verbalizers, one per class in label order")
+        if getattr(args, "shots", None):
+            raise TaskDataError("--shots draws examples from the hub; --data-files gives the splits themselves")
+        return task_from_files(args.task, files, template=template or CAUSAL_TEMPLATE, verbalizers=args.verbalizers,
+                               text_column=args.text_column, label_column=args.label_column)
+    return get_task(args.task, data_dir=args.data_dir, seed=args.seed_split, template=template,
+                    verbalizers=args.verbalizers, shots=getattr(args, "shots", None),
+                    split_seed=getattr(args, "split_seed", None))
+
+
+def add_eval_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """The prompt to evaluate and which examples: shared by `eval` and `style-eval`."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--prompt", default="", help="the prompt text (default: no prompt)")
+    source.add_argument("--learned", metavar="DIR", help="a learned prompt folder (discrete or soft)")
+    parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    parser.add_argument("--limit", type=positive_int, help="score a random N examples (stratified by label, the same N every "
+                                                  "time) instead of the whole split")
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal for our own progress bars: no per-file bars from datasets or transformers."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()

@@ -1,0 +1,54 @@
+"""The classification reward's example cache, bounded in bytes so a long run's memory stays flat.
+
+Example-first templates keep each training example's key/value states for the whole run (encoded
+once, reused by every prompt of every step). On RLPrompt's few-shot data that is a few dozen
+entries; on a large training set it would grow with every new example drawn. This cache keeps
+the most recently used entries within ``max_bytes`` and drops the least recently used ones, never
+one the current call needs; a dropped example is simply encoded again when it is drawn again
+(one example per forward, so its states are the same floats as before).
+"""
+
+from __future__ import annotations
+
+from typing import Hashable, Sequence
+
+from ..models import LoadedModel
+from .prefix_cache import PrefixKVCache
+
+DEFAULT_EXAMPLE_CACHE_BYTES = 2 * 1024 ** 3  # ~1800 SmolLM2-135M examples of 25 tokens in fp32, ~130 for gpt2-xl
+
+
+class BoundedPrefixKVCache(PrefixKVCache):
+    """A :class:`PrefixKVCache` holding at most ``max_bytes`` of states, least recently used dropped first."""
+
+    def __init__(self, lm: LoadedModel, max_bytes: int | None = DEFAULT_EXAMPLE_CACHE_BYTES, encode_batch_size: int = 1):
+        super().__init__(lm, max_entries=None, encode_batch_size=encode_batch_size)
+        self.max_bytes = max_bytes
+        self._sizes: dict[Hashable, int] = {}
+
+    @property
+    def bytes(self) -> int:
+        return sum(self._sizes.values())
+
+    def clear(self) -> None:
+        super().clear()
+        self._sizes.clear()
+
+    def add(self, items: dict[Hashable, Sequence[int]]) -> None:
+        for key in items:  # mark as recently used: move to the end of the (insertion-ordered) entries
+            if key in self._entries:
+                self._entries[key] = self._entries.pop(key)
+        super().add(items)
+        for key in items:
+            if key not in self._sizes:
+                self._sizes[key] = sum(k.numel() * k.element_size() + v.numel() * v.element_size()
+                                       for k, v in self._entries[key][1])
+        if self.max_bytes is None:
+            return
+        total = self.bytes
+        for key in list(self._entries):  # oldest first
+            if total <= self.max_bytes:
+                break
+            if key not in items:
+                del self._entries[key]
+                total -= self._sizes.pop(key)

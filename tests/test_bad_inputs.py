@@ -1,0 +1,160 @@
+"""Every bad input ends in one ``rlprompt-interp: error:`` line that names the problem and the fix, exit status 2,
+no traceback; a broken latest checkpoint falls back to the one before it."""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rlprompt_interp.checkpoints import previous_path
+from rlprompt_interp.cli import main
+from rlprompt_interp.prompts import LearnedPrompt
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if not line.startswith("rlprompt-interp: warning:")]
+    assert len(errors) == 1 and errors[0].startswith("rlprompt-interp: error: "), err
+    return errors[0]
+
+
+@pytest.fixture
+def train_args(sst_files, tmp_path):
+    return ["train", "--task", "sst-2", "--data-dir", str(sst_files), "--model", "tiny-gpt2", "--prompt-length", "2",
+            "--prompts-per-step", "2", "--examples-per-step", "2", "--eval-every", "1", "--mlp-width", "16",
+            "--quiet", "--no-test-eval", "--output", str(tmp_path / "run")]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--prompt-length", "0"], "--prompt-length must be at least 1, got 0"),
+    (["--steps", "0"], "--steps must be at least 1, got 0: a run of no steps learns nothing"),
+    (["--prompts-per-step", "1"], "--prompts-per-step 1 with z-scores gives every prompt the shaped reward 0"),
+    (["--examples-per-step", "0"], "--examples-per-step must be at least 1"),
+    (["--eval-every", "0"], "--eval-every must be at least 1"),
+    (["--lr", "-1"], "--lr must be above 0, got -1"),
+    (["--top-p", "1.5"], "--top-p must be above 0 and at most 1"),
+    (["--agent", "soft-prompt", "--steps", "0"], "--steps must be at least 1"),
+    (["--agent", "nope"], "argument --agent: invalid choice: 'nope'"),
+    (["--steps", "ten"], "argument --steps: invalid int value: 'ten' (see `rlprompt-interp train --help`)"),
+])
+def test_bad_training_flags_are_one_clear_line(train_args, capsys, flags, message):
+    assert exit_status(train_args + flags) == 2
+    assert message in one_error_line(capsys)
+
+
+def exit_status(argv) -> int:
+    """``main``'s status, also for argparse's usage errors (which exit through SystemExit)."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["eval"], "the following arguments are required: --task"),
+    (["eval", "--task", "sst-2", "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+    (["train", "--task", "sst-2", "--output", "x", "--eval-batch-size", "-2"], "argument --eval-batch-size: must be"),
+])
+def test_usage_errors_exit_2_with_one_line(capsys, argv, message):
+    assert exit_status(argv) == 2
+    assert message in one_error_line(capsys)
+
+
+def test_checkpoints_keep_the_previous_one_and_fall_back_to_it(train_args, tmp_path, capsys):
+    run = tmp_path / "run"
+    old = os.umask(0o022)
+    try:
+        assert main(train_args + ["--steps", "2"]) == 0
+    finally:
+        os.umask(old)
+    for name in ("prompt.json", "scores.json", "checkpoint.pt", "checkpoint.prev.pt", "best/prompt.json"):
+        assert stat.S_IMODE(os.stat(run / name).st_mode) == 0o644, name
+    latest = run / "checkpoint.pt"
+    assert torch.load(previous_path(latest), weights_only=True)["step"] == 1
+    assert torch.load(latest, weights_only=True)["step"] == 2
+    capsys.readouterr()
+
+    os.truncate(latest, 1000)  # a copy cut short
+    assert main(train_args + ["--steps", "3", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "rlprompt-interp: warning: checkpoint.pt is unreadable (PytorchStreamReader failed" in err
+    assert "resuming from the checkpoint before it" in err and "(step 1)" in err
+    assert torch.load(latest, weights_only=True)["step"] == 3
+
+    os.truncate(latest, 1000)
+    os.truncate(previous_path(latest), 1000)
+    assert main(train_args + ["--steps", "4", "--resume"]) == 2
+    line = one_error_line(capsys)
+    assert "checkpoint.pt is unreadable" in line and "checkpoint.prev.pt is unreadable" in line
+    assert "new --output" in line
+
+
+def test_a_checkpoint_of_another_run_is_refused(train_args, capsys):
+    assert main(train_args + ["--steps", "1"]) == 0
+    capsys.readouterr()
+    other_model = [("tiny-llama" if a == "tiny-gpt2" else a) for a in train_args]
+    assert main(other_model + ["--steps", "2", "--resume"]) == 2
+    assert "written by another run (policy_model 'tiny-gpt2' there, 'tiny-llama' here" in one_error_line(capsys)
+    longer = train_args[:train_args.index("--prompt-length") + 1] + ["3"] + train_args[train_args.index("--prompt-length") + 2:]
+    assert main(longer + ["--steps", "2", "--resume"]) == 2
+    assert "prompt_length 2 there, 3 here" in one_error_line(capsys)
+
+
+def test_the_continuous_agents_fall_back_too(sst_files, tmp_path):
+    from rlprompt_interp.agents import get_agent
+    from rlprompt_interp.notices import RLPromptWarning
+    from rlprompt_interp.tasks import get_task
+
+    task = get_task("sst-2", data_dir=str(sst_files))
+    agent = lambda: get_agent("soft-prompt", model="tiny-gpt2", eval_every=1, quiet=True)  # noqa: E731
+    agent().fit(task, prompt_length=2, steps=2, output_dir=tmp_path)
+    os.truncate(tmp_path / "checkpoint.pt", 10)
+    with pytest.warns(RLPromptWarning, match="resuming from the checkpoint before it"):
+        learned = agent().fit(task, prompt_length=2, steps=3, output_dir=tmp_path, resume=True)
+    assert learned.scores["steps_run"] == 3
+
+
+def test_resume_on_a_truncated_checkpoint_from_the_shell(train_args, tmp_path):
+    """The acceptance check as a user runs it: exit status 2, one line, no traceback."""
+    assert main(train_args + ["--steps", "1"]) == 0
+    previous_path(tmp_path / "run" / "checkpoint.pt").unlink(missing_ok=True)
+    os.truncate(tmp_path / "run" / "checkpoint.pt", 1000)
+    done = subprocess.run([sys.executable, "-m", "rlprompt_interp", *train_args, "--steps", "2", "--resume"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("rlprompt-interp: error:")]
+    assert len(errors) == 1 and "checkpoint.pt is unreadable" in errors[0], done.stderr
+
+
+def test_broken_learned_prompt_files(tmp_path, capsys):
+    folder = tmp_path / "p"
+    LearnedPrompt(text="x", token_ids=[1], embeddings=torch.zeros(1, 4)).save(folder)
+    good = (folder / "prompt.json").read_text()
+    for content, message in [(good[:40], "is not valid JSON"), ("[1, 2]", "is not a learned prompt"),
+                             (json.dumps({"text": "x", "colour": 1}), "unknown keys ['colour']")]:
+        (folder / "prompt.json").write_text(content)
+        assert main(["eval", "--task", "sst-2", "--learned", str(folder), "--quiet"]) == 2
+        line = one_error_line(capsys)
+        assert message in line and "train the prompt again" in line
+    (folder / "prompt.json").write_text(good)
+    os.truncate(folder / "embeddings.safetensors", 5)
+    assert main(["eval", "--task", "sst-2", "--learned", str(folder), "--quiet"]) == 2
+    assert "embeddings.safetensors is missing or unreadable" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"files": {"test": "t.tsv"}, "verbalizers": [" a", " b"', "is not valid JSON"),
+    ('["files"]', "must hold a JSON object"),
+    ('{"files": {"test": "t.tsv"}, "verbalizers": " a b"}', "'verbalizers' must be a list of strings"),
+    ('{"files": "t.tsv", "verbalizers": [" a", " b"]}', "'files' must be an object of split -> file name"),
+])
+def test_broken_task_files(tmp_path, capsys, content, message):
+    (tmp_path / "task.json").write_text(content)
+    assert main(["eval", "--task", str(tmp_path / "task.json"), "--model", "tiny-gpt2", "--quiet"]) == 2
+    assert message in one_error_line(capsys)
