@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from .models import LoadedModel
 from .prompts import LearnedPrompt
 from .rewards.classification import ClassificationReward
-from .rewards.prefix_cache import PrefixKVCache
+from .rewards.bounded_cache import BoundedPrefixKVCache
 from .scoring import batched_by_length, batched_next_token_logits, encode_texts, segment_example, soft_prompt_logits
 from .tasks import ClassificationTask
 
@@ -109,9 +109,9 @@ def prompt_logits(task: ClassificationTask, lm: LoadedModel, prompt: LearnedProm
 # Kept between calls: evaluating many prompts on one split (a sweep, a transfer matrix, several
 # verbalizer sets) encodes each example once per model instead of once per prompt. The examples'
 # states are keyed by their token ids, so every template and verbalizer set shares one cache.
-_EXAMPLE_CACHES: "OrderedDict[tuple, PrefixKVCache]" = OrderedDict()
+_EXAMPLE_CACHES: "OrderedDict[tuple, BoundedPrefixKVCache]" = OrderedDict()
 _SCORERS: "OrderedDict[tuple, ClassificationReward]" = OrderedDict()
-CACHED_EXAMPLES = 2048  # examples' key/value states kept per model (about 1 MB each for SmolLM2 in fp32)
+EVAL_CACHE_BYTES = 3 * 1024 ** 3  # the examples' key/value states kept for one model: all of SST-2's test set
 
 
 def clear_caches() -> None:
@@ -129,7 +129,7 @@ def example_cache_scorer(task: ClassificationTask, lm: LoadedModel) -> Classific
     key = (*model_key, task.template.text, tuple(task.verbalizers))
     if key not in _SCORERS:
         if model_key not in _EXAMPLE_CACHES:
-            _EXAMPLE_CACHES[model_key] = PrefixKVCache(lm, max_entries=CACHED_EXAMPLES, encode_batch_size=32)
+            _EXAMPLE_CACHES[model_key] = BoundedPrefixKVCache(lm, max_bytes=EVAL_CACHE_BYTES, encode_batch_size=32)
             while len(_EXAMPLE_CACHES) > 1:
                 _EXAMPLE_CACHES.popitem(last=False)
         scorer = ClassificationReward(task, lm, example_cache=_EXAMPLE_CACHES[model_key])
@@ -142,12 +142,22 @@ def example_cache_scorer(task: ClassificationTask, lm: LoadedModel) -> Classific
     return _SCORERS[key]
 
 
+def examples_per_chunk(lm: LoadedModel, tokens_per_example: int = 48) -> int:
+    """How many examples' key/value states fit ``EVAL_CACHE_BYTES`` (SmolLM2: about 1,500; gpt2-xl: about 100)."""
+    config = lm.model.config.get_text_config(decoder=True)
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    per_token = config.num_hidden_layers * 2 * heads * head_dim * torch.finfo(lm.dtype).bits // 8
+    return max(1, EVAL_CACHE_BYTES // (per_token * tokens_per_example))
+
+
 def cached_split_logits(scorer, prompt_ids: Sequence[int], examples, progress=None) -> torch.Tensor:
     """Verbalizer logits ``[N, C]`` of one discrete prompt after each example, in chunks that fit the cache."""
     fields = scorer.fields
     rows = []
-    for start in range(0, len(examples), CACHED_EXAMPLES):
-        chunk = examples.select(range(start, min(start + CACHED_EXAMPLES, len(examples))))
+    size = examples_per_chunk(scorer.lm)
+    for start in range(0, len(examples), size):
+        chunk = examples.select(range(start, min(start + size, len(examples))))
         rows.append(scorer.memoised_logits([tuple(prompt_ids)], [{f: row[f] for f in fields} for row in chunk])[0])
         if progress is not None:
             progress(len(chunk))

@@ -108,7 +108,8 @@ class DevEvaluation(TrainerCallback):
         text, ids = self.greedy_prompt()
         out = self.reward(PromptBatch([text], [ids]), self.data)
         result = {"step": step, "text": text, "token_ids": ids, "reward": float(out.scores[0])}
-        result.update({k: float(v) for k, v in out.logs.items() if isinstance(v, (int, float))})
+        result.update({k: float(v) for k, v in out.logs.items()
+                       if isinstance(v, (int, float)) and not k.startswith("time/")})  # timings differ run to run
         self.evaluated_step = step
         main = self.trainer.accelerator.is_main_process  # every process evaluates (they agree); one writes
         if self._better(result):
