@@ -39,7 +39,7 @@ from rlprompt_interp.sweeps import (Sweep, add_mode_arguments, apply_mode, train
                                     write_json_atomic)
 from rlprompt_interp.tracking import add_report_to_argument  # noqa: E402
 
-ARM_KEYS = ("acc", "ppl", "log_ppl", "prior", "fluent")  # what an arm sets (0 = off)
+ARM_KEYS = ("acc", "ppl", "log_ppl", "prior", "fluent", "scale")  # what an arm sets (0 = off / the mode's default)
 TASK_CONDITION = "Classify the sentiment of this movie review as positive or negative."
 
 MODES = {
@@ -49,13 +49,14 @@ MODES = {
     "quick": dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", steps=100,
                   seeds=[0, 1, 2], lengths=[5], prompts_per_step=8, examples_per_step=16, lr=1e-3, eval_every=10,
                   eval_limit=0, verbalizers=[" negative", " positive"], condition=TASK_CONDITION,
-                  action_space="words+punctuation", no_repeat=4,
+                  action_space="words+punctuation", no_repeat=4, reward_scale=5.0,
                   arms=["acc=1", "acc=1,ppl=0.01", "acc=1,log-ppl=2", "acc=1,prior=1", "acc=1,fluent=20"]),
     # The paper's models, grid and RLPrompt's few-shot classification budget (a GPU is advised), plus the
     # fluent and LM-prior arms.
     "full": dict(policy_model="distilgpt2", task_model="distilgpt2", scorer="gpt2-xl", steps=12000,
                  seeds=[0, 1, 2], lengths=[5, 15], prompts_per_step=16, examples_per_step=16, lr=5e-5,
                  eval_every=50, eval_limit=0, verbalizers=None, condition=None, action_space="all", no_repeat=0,
+                 reward_scale=5.0,
                  arms=["acc=1", "acc=1,ppl=0.01", "ppl=1", "acc=1,fluent=20", "acc=1,prior=1"]),
 }
 PAPER = {  # (length, ppl, acc) -> (accuracy, sample prompt); distilgpt2 task LM, GPT2-XL scorer
@@ -94,7 +95,8 @@ def arm_label(arm: dict) -> str:
     """A short human label: ``acc + 0.01 ppl``, ``acc, LM prior 1``, ``acc, fluent top-20``."""
     reward = " + ".join(f"{'' if v == 1 else f'{v:g} '}{name}" for name, v in
                         (("acc", arm["acc"]), ("ppl", arm["ppl"]), ("log-ppl", arm["log_ppl"])) if v)
-    policy = [f"LM prior {arm['prior']:g}" if arm["prior"] else "", f"fluent top-{arm['fluent']}" if arm["fluent"] else ""]
+    policy = [f"LM prior {arm['prior']:g}" if arm["prior"] else "", f"fluent top-{arm['fluent']}" if arm["fluent"] else "",
+              f"reward scale {arm['scale']:g}" if arm.get("scale") else ""]
     return ", ".join([reward] + [p for p in policy if p])
 
 
@@ -113,6 +115,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="tokens the policy may write (quick: words+punctuation, full: all)")
     parser.add_argument("--no-repeat", type=int, help="ban repeating any of the previous K tokens (quick: 4, full: 0)")
     parser.add_argument("--init-prompt", help="warm start every cell from this prompt (default: none)")
+    parser.add_argument("--reward-scale", type=float, help="z-scored rewards times this (RLPrompt: 5; an arm's scale= "
+                                                            "overrides it)")
     parser.add_argument("--data-dir", default="auto",
                         help="RLPrompt's few-shot folder, or hub (the same K-shot split drawn from the hub's SST-2); "
                              "auto: ../shared/data/few-shot when it exists, else the hub")
@@ -152,6 +156,7 @@ def sweep_config(args) -> dict:
     """Everything the cells share; resuming with other values is refused."""
     keys = ("mode", "policy_model", "task_model", "scorer", "steps", "prompts_per_step", "examples_per_step", "lr",
             "eval_every", "eval_limit", "verbalizers", "condition", "action_space", "no_repeat", "init_prompt",
+            "reward_scale",
             "data_dir", "seed_split")
     return {key: getattr(args, key) for key in keys}
 
@@ -165,7 +170,7 @@ def make_cell_runner(args, task, models: dict):
                               examples_per_step=args.examples_per_step, lr=args.lr, fluent_top_k=cell["fluent"] or None,
                               prior_weight=cell["prior"], condition=args.condition, action_space=args.action_space,
                               no_repeat=args.no_repeat, init_prompt=args.init_prompt, eval_every=args.eval_every,
-                              quiet=True)
+                              shaped_range=(0.0, cell.get("scale") or args.reward_scale), quiet=True)
         record = train_and_evaluate(agent, task, folder, prompt_length=cell["length"], steps=args.steps,
                                     seed=cell["seed"], eval_lm=models["task"], scorer=models["scorer"],
                                     eval_limit=args.eval_limit or None, report_to=args.report_to,

@@ -41,7 +41,7 @@ def test_sweep_writes_table_json_plot_and_resumes_a_killed_cell(sst_files, tmp_p
     assert (output / "sst2_ppl_sweep.png").stat().st_size > 1000
 
     # Kill the (1, 0) cell after one of its two steps: its folder keeps a step-1 checkpoint, no result.
-    killed = output / "cells" / "length=2,acc=0,ppl=1,log_ppl=0,prior=0,fluent=0,seed=0"
+    killed = output / "cells" / "length=2,acc=0,ppl=1,log_ppl=0,prior=0,fluent=0,scale=0,seed=0"
     finished = result_times(output, skip=killed)
     empty_folder(killed)
     train = SQLTrainer.train
