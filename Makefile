@@ -10,6 +10,8 @@ TORCH_SPEC ?= torch==2.13.0
 FEW_SHOT := ../shared/data/few-shot
 DATA_DIR ?= $(if $(wildcard $(FEW_SHOT)),$(FEW_SHOT),hub)
 BIN := $(VENV)/bin
+# the sweep's cells are spread over this many one-thread processes (torchrun), one per core here
+SWEEP_PROCESSES ?= 2
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 # the models are embedded either way; only the hub's data needs the network
 RUN_ENV := $(if $(filter hub,$(DATA_DIR)),,$(OFFLINE))
@@ -30,7 +32,8 @@ demo: install
 	$(RUN_ENV) $(BIN)/python experiments/demo.py --data-dir $(DATA_DIR)
 
 sweep: install
-	$(RUN_ENV) $(BIN)/python experiments/sst2_ppl_sweep.py --quick --data-dir $(DATA_DIR)
+	$(RUN_ENV) $(BIN)/torchrun --standalone --nproc_per_node $(SWEEP_PROCESSES) experiments/sst2_ppl_sweep.py --quick \
+		--threads 1 --data-dir $(DATA_DIR)
 
 test: install
 	$(OFFLINE) $(BIN)/python -m pytest

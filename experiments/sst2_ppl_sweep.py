@@ -43,21 +43,22 @@ ARM_KEYS = ("acc", "ppl", "log_ppl", "prior", "fluent", "scale")  # what an arm 
 TASK_CONDITION = "Classify the sentiment of this movie review as positive or negative."
 
 MODES = {
-    # The embedded model in every role, on a CPU. Verbalizers " negative"/" positive" suit SmolLM2
-    # (no prompt 0.605 on the whole test set against 0.500 with " terrible"/" great"); the policy writes
-    # whole words and punctuation, never repeats a token, and writes after a task description.
+    # The embedded model in every role, on a CPU. Verbalizers " negative"/" positive" suit SmolLM2 (no prompt
+    # 0.605 on the whole test set against 0.500 with " terrible"/" great"); the policy writes after a task
+    # description, whole words and punctuation only, never repeating a token. The LM prior needs its rewards
+    # scaled up (z-score x 20 instead of RLPrompt's x 5) to move away from the LM within 100 steps; the fluent
+    # arm keeps x 5 (x 20 freezes it on its first good prompt).
     "quick": dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", steps=100,
                   seeds=[0, 1, 2], lengths=[5], prompts_per_step=8, examples_per_step=16, lr=1e-3, eval_every=10,
                   eval_limit=0, verbalizers=[" negative", " positive"], condition=TASK_CONDITION,
-                  action_space="words+punctuation", no_repeat=4, reward_scale=5.0,
-                  arms=["acc=1", "acc=1,ppl=0.01", "acc=1,log-ppl=2", "acc=1,prior=1", "acc=1,fluent=20"]),
+                  action_space="words+punctuation", no_repeat=4, reward_scale=20.0,
+                  arms=["acc=1,prior=1", "acc=1,prior=1,log-ppl=5", "acc=1,prior=1,ppl=0.01", "acc=1,fluent=20,scale=5"]),
     # The paper's models, grid and RLPrompt's few-shot classification budget (a GPU is advised), plus the
     # fluent and LM-prior arms.
     "full": dict(policy_model="distilgpt2", task_model="distilgpt2", scorer="gpt2-xl", steps=12000,
                  seeds=[0, 1, 2], lengths=[5, 15], prompts_per_step=16, examples_per_step=16, lr=5e-5,
                  eval_every=50, eval_limit=0, verbalizers=None, condition=None, action_space="all", no_repeat=0,
-                 reward_scale=5.0,
-                 arms=["acc=1", "acc=1,ppl=0.01", "ppl=1", "acc=1,fluent=20", "acc=1,prior=1"]),
+                 reward_scale=5.0, arms=["acc=1", "acc=1,ppl=0.01", "ppl=1", "acc=1,fluent=20", "acc=1,prior=1"]),
 }
 PAPER = {  # (length, ppl, acc) -> (accuracy, sample prompt); distilgpt2 task LM, GPT2-XL scorer
     (5, 0.0, 1.0): (0.81, "Role Owner Media Widget profoundly"),
@@ -67,7 +68,7 @@ PAPER = {  # (length, ppl, acc) -> (accuracy, sample prompt); distilgpt2 task LM
     (15, 0.01, 1.0): (0.69, "Site Site Site Manager Manager ..."),
     (15, 1.0, 0.0): (0.50, "Options Info Info Info ..."),
 }
-HAND_PROMPTS = [" Sentiment:", " The movie was", " Overall, it was", " It was"]
+HAND_PROMPTS = [" Sentiment:", " The movie was"]
 
 
 def parse_arm(text: str) -> dict:
