@@ -52,6 +52,11 @@ MODES = {
 # LoRA at 1e-3 (the agents' default 1e-4 left SmolLM2's greedy prompt unchanged after 10 steps, 1e-3 moved it in 4).
 SHARED = dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", prompt_length=5,
               prompts_per_step=8, examples_per_step=16, eval_every=5, max_steps=100000, sql_lr=1e-3, trl_lr=1e-3)
+# The task definition every agent shares, and SQL's policy: the best options of sst2_ppl_sweep's quick mode
+# (the LM prior with rewards x 20, whole words and punctuation, no repeated token, a task description to write after)
+VERBALIZERS = [" negative", " positive"]
+SQL_POLICY = dict(prior_weight=1.0, shaped_range=(0.0, 20.0), action_space="words+punctuation", no_repeat=4,
+                  condition="Classify the sentiment of this movie review as positive or negative.")
 
 
 # --------------------------------------------------------------------------- the grid
@@ -83,8 +88,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     for key, value in SHARED.items():
         kind = float if isinstance(value, float) else int if isinstance(value, int) else str
         parser.add_argument("--" + key.replace("_", "-"), type=kind, default=value, help=f"(default {value})")
+    parser.add_argument("--verbalizers", nargs="+", default=VERBALIZERS, help="the task definition's verbalizers")
     parser.add_argument("--sql-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                        help="another RLPromptAgent option, e.g. fluent_top_k=20 (repeatable)")
+                        help=f"an RLPromptAgent option over {SQL_POLICY} (e.g. prior_weight=0), repeatable")
     parser.add_argument("--trl-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="another GRPOConfig/RLOOConfig field for grpo and rloo, e.g. beta=0.01 (repeatable)")
     add_data_arguments(parser)  # auto: ../shared/data/few-shot when it exists, else the 16-shot split from the hub
@@ -105,7 +111,8 @@ def reward_spec(cell: dict, form: str) -> str:
 
 def sweep_config(args) -> dict:
     """Everything the runs share; resuming with other values is refused."""
-    keys = ("mode", "minutes", "eval_limit", "perplexity_form", "data_dir", "seed_split", "sql_option", "trl_option",
+    keys = ("mode", "minutes", "eval_limit", "perplexity_form", "data_dir", "seed_split", "verbalizers", "sql_option",
+            "trl_option",
             *SHARED)
     return {key: getattr(args, key) for key in keys}
 
@@ -118,7 +125,7 @@ def make_agent(args, cell: dict):
                   examples_per_step=args.examples_per_step, eval_every=args.eval_every, quiet=True)
     seconds = args.minutes * 60
     if cell["agent"] == "sql":
-        return RLPromptAgent(max_seconds=seconds, lr=args.sql_lr, **common, **dict(args.sql_option))
+        return RLPromptAgent(max_seconds=seconds, lr=args.sql_lr, **common, **{**SQL_POLICY, **dict(args.sql_option)})
     return get_agent(cell["agent"], lr=args.trl_lr, max_seconds=seconds, trl_options=dict(args.trl_option), **common)
 
 
@@ -207,6 +214,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     output = Path(args.output)
     task, models = task_and_models(args, "sst-2")
+    task = task.with_options(verbalizers=args.verbalizers)
     cells = build_cells(args)
     print(f"{args.mode} mode: {len(cells)} runs of {args.minutes:g} minutes; policy {args.policy_model}, task LM "
           f"{args.task_model}, scorer {args.scorer}; {args.prompts_per_step} prompts x {args.examples_per_step} "
@@ -226,7 +234,8 @@ def main(argv=None) -> int:
         f"Policy {args.policy_model}, task LM {args.task_model}, scorer {args.scorer}; prompt length "
         f"{args.prompt_length}, {args.prompts_per_step} prompts x {args.examples_per_step} examples per step, dev "
         f"evaluation every {args.eval_every} steps; SQL lr {args.sql_lr:g}, GRPO/RLOO (LoRA) lr {args.trl_lr:g}; "
-        f"test accuracy on {examples} test examples; perplexity term: {args.perplexity_form}.\n\n" + table + "\n")
+        f"test accuracy on {examples} test examples; verbalizers {args.verbalizers}; SQL policy "
+        f"{ {**SQL_POLICY, **dict(args.sql_option)} }; perplexity term: {args.perplexity_form}.\n\n" + table + "\n")
     written = plots(records, output)
     print(table)
     print(f"written: {output / 'results.json'}, {output / 'results.md'}, " + ", ".join(map(str, written)))
