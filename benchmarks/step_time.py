@@ -37,7 +37,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rlprompt_interp.models import bf16_available, load_lm, resolve_dtype  # noqa: E402
+from rlprompt_interp.models import bf16_available, cache_argument, load_lm, resolve_dtype  # noqa: E402
 
 PAPER_STEPS = 12_000  # RLPrompt's few-shot classification budget
 
@@ -178,8 +178,8 @@ def bare_forward_vs_reward(args, trainer, task) -> tuple[float, float]:
         input_ids, mask, positions = input_ids.to(lm.device), mask.to(lm.device), positions.to(lm.device)
         sync(args)
         started = time.perf_counter()
-        lm.model.base_model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                            use_cache=True)
+        lm.model.base_model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                            **cache_argument(lm.model.base_model, cache))
         sync(args)
         seconds += time.perf_counter() - started
     texts = trainer.policy.decode(prompt_ids)

@@ -126,6 +126,19 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 # --------------------------------------------------------------------------- defaults
 
 
+def cache_argument(model: torch.nn.Module, cache) -> dict:
+    """The keyword a model body takes its key/value cache under: ``cache`` from transformers 5.24
+    (``past_key_values`` is deprecated there, with a warning per call), ``past_key_values`` before."""
+    return {_cache_keyword(type(model)): cache}
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_keyword(model_class: type) -> str:
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
 @functools.lru_cache(maxsize=1)
 def hub_reachable(timeout: float = 2.0) -> bool:
     """Whether the Hugging Face hub can be reached (False at once under ``HF_HUB_OFFLINE=1``)."""

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from rlprompt_interp.models import ModelLoadError, default_model, load_lm, resolve_dtype
+from rlprompt_interp.models import (ModelLoadError, cache_argument, cpu_supports_bf16, default_model, load_lm,
+                                    resolve_dtype)
 from rlprompt_interp.tiny import build_test_tokenizer
 
 
@@ -43,7 +44,9 @@ def test_local_folder_round_trip(tmp_path):
 
 def test_offline_default_and_dtypes():
     assert default_model("scorer") == "smollm2-135m"  # HF_HUB_OFFLINE=1 in conftest
-    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    auto = torch.bfloat16 if cpu_supports_bf16() else torch.float32  # bf16 only where the CPU computes it fast
+    assert resolve_dtype("auto", torch.device("cpu")) == auto
+    assert resolve_dtype("fp32", torch.device("cpu")) == torch.float32
     assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
     with pytest.raises(ValueError, match="unknown dtype"):
         resolve_dtype("float8", torch.device("cpu"))
@@ -55,3 +58,18 @@ def test_test_tokenizer_keeps_verbalizers_whole_and_splits_rare_words():
         assert len(tok.encode(word)) == 1, word
     assert len(tok.encode(" xylophonic")) > 1
     assert tok.decode(tok.encode("the movie was great")) == "the movie was great"
+
+
+def test_cache_argument_follows_the_model_body_signature():
+    class Renamed(torch.nn.Module):
+        def forward(self, input_ids, cache=None):
+            return cache
+
+    class Older(torch.nn.Module):
+        def forward(self, input_ids, past_key_values=None):
+            return past_key_values
+
+    marker = object()
+    assert cache_argument(Renamed(), marker) == {"cache": marker}
+    assert cache_argument(Older(), marker) == {"past_key_values": marker}
+    assert Older()(None, **cache_argument(Older(), marker)) is marker

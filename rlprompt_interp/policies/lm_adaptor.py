@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
-from ..models import LoadedModel, load_lm
+from ..models import LoadedModel, cache_argument, load_lm
 from .action_space import vocabulary_mask
 
 
@@ -283,7 +283,8 @@ class LMAdaptorPolicy(nn.Module):
         first, cache = self._condition_cache(token_ids.shape[0])
         states = [first[:, None]]
         if token_ids.shape[1] > 1:
-            out = self.lm.model.base_model(input_ids=token_ids[:, :-1], past_key_values=cache, use_cache=True)
+            out = self.lm.model.base_model(input_ids=token_ids[:, :-1], use_cache=True,
+                                             **cache_argument(self.lm.model.base_model, cache))
             states.append(out.last_hidden_state)
         hidden = torch.cat(states, dim=1)  # [N, L, d]
         allowed, prior = self.constraints(hidden, self.recent_tokens(token_ids))
@@ -378,7 +379,8 @@ class PromptWriter:
     def feed(self, tokens: torch.Tensor) -> None:
         """Advance the frozen LM by one written token per prompt ``[N]``."""
         tokens = torch.as_tensor(tokens, device=self.policy.lm.device).long().view(-1, 1)
-        out = self.policy.lm.model.base_model(input_ids=tokens, past_key_values=self.cache, use_cache=True)
+        out = self.policy.lm.model.base_model(input_ids=tokens, use_cache=True,
+                                              **cache_argument(self.policy.lm.model.base_model, self.cache))
         self.cache, self.hidden = out.past_key_values, out.last_hidden_state[:, -1]
 
     def rollout(self) -> Rollout:

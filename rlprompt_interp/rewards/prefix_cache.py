@@ -19,7 +19,7 @@ from typing import Hashable, Sequence
 import torch
 from transformers import DynamicCache
 
-from ..models import LoadedModel
+from ..models import LoadedModel, cache_argument
 from ..scoring import left_pad
 
 
@@ -131,7 +131,7 @@ def cached_next_token_logits(cache: PrefixKVCache, prefix_keys: Sequence[Hashabl
         input_ids, suffix_mask = input_ids.to(lm.device), suffix_mask.to(lm.device)
         positions = prefix_lengths[:, None] + torch.arange(width, device=lm.device)[None, :]
         out = lm.model.base_model(input_ids=input_ids, attention_mask=torch.cat([prefix_mask, suffix_mask], dim=1),
-                                  position_ids=positions, past_key_values=past, use_cache=True)
+                                  position_ids=positions, use_cache=True, **cache_argument(lm.model.base_model, past))
         last = suffix_mask.sum(-1) - 1  # [B]
         hidden = out.last_hidden_state[torch.arange(len(chunk), device=lm.device), last]  # [B, d]
         results.append(head_rows(lm, hidden, token_ids).cpu())
