@@ -10,8 +10,11 @@ In the same process the script times the **bare task-LM forward over exactly one
 tokens**: the same N x M pairs (example tokens, then the prompt and what follows it), the
 examples' key/value states prepared beforehand, nothing but ``model.base_model(...)`` timed. The
 classification reward on the same pairs (its memo emptied) divided by that is the reward's
-overhead. It also times the same step without the environment (policy.sample + one reward call)
-to show what driving ``PromptVectorEnv`` costs, and, where bf16 is fast on the device (a GPU, a
+overhead; both use the untrained policy's prompts, all distinct (a settled policy repeats prompts,
+which the reward scores once). It also times the same step without the environment (policy.sample
++ one reward call) to show what driving ``PromptVectorEnv`` costs; the reward's memo is emptied
+before every timed step of either path, so neither reuses the other's scores. Where bf16 is fast
+on the device (a GPU, a
 CPU with AMX / AVX512-BF16), the fp32/bf16 ratio of a whole step. The last line is machine
 readable::
 
@@ -107,13 +110,16 @@ def time_steps(args, trainer) -> dict:
         out = trainer.reward(PromptBatch(texts, rollout.token_ids.tolist()), trainer.env.task.batch(trainer.env.np_random))
         trainer.update(rollout, out.scores)
 
+    memo = classification_term(trainer)
     rows, direct = [], []
     for step in range(args.warmup + args.steps):
+        memo.forget_scores()  # each path scores all its pairs: none left over from the other path's step
         sync(args)
         started = time.perf_counter()
         logs = trainer.train_step().logs
         sync(args)
         logs["time/step"] = time.perf_counter() - started
+        memo.forget_scores()
         started = time.perf_counter()
         if args.direct:
             direct_step()
@@ -142,8 +148,13 @@ def bare_forward_vs_reward(args, trainer, task) -> tuple[float, float]:
 
     reward = classification_term(trainer)
     lm = reward.lm
+    # the untrained policy's prompts, all distinct, as in a run's first steps (a policy that has settled repeats
+    # prompts, which the reward scores once and a bare forward would not)
     rollout = trainer.policy.sample(args.prompts, args.prompt_length, generator=torch.Generator().manual_seed(1))
     prompt_ids = rollout.token_ids.tolist()
+    distinct = len(set(map(tuple, prompt_ids)))
+    if distinct < len(prompt_ids):
+        print(f"note: {distinct} distinct prompts of {len(prompt_ids)}; the bare forward scores every pair")
     batch = training_data(args, task)
     pairs = []  # (example prefix ids, suffix ids): exactly the token sequences the reward scores
     for ids in prompt_ids:
@@ -184,7 +195,7 @@ def bare_forward_vs_reward(args, trainer, task) -> tuple[float, float]:
         seconds += time.perf_counter() - started
     texts = trainer.policy.decode(prompt_ids)
     reward(PromptBatch(texts, prompt_ids), batch)  # encodes any example not cached yet
-    reward._memo.clear()
+    reward.forget_scores()
     sync(args)
     started = time.perf_counter()
     reward(PromptBatch(texts, prompt_ids), batch)
@@ -194,8 +205,9 @@ def bare_forward_vs_reward(args, trainer, task) -> tuple[float, float]:
 
 def measure(args, task, dtype) -> dict:
     trainer = build_trainer(args, task, dtype)
+    bare_forward, reward_pairs = bare_forward_vs_reward(args, trainer, task)  # before training: distinct prompts
     result = time_steps(args, trainer)
-    result["bare_forward"], result["reward_pairs"] = bare_forward_vs_reward(args, trainer, task)
+    result["bare_forward"], result["reward_pairs"] = bare_forward, reward_pairs
     result["dtype"] = str(trainer.policy.lm.dtype).replace("torch.", "")
     return result
 

@@ -96,6 +96,11 @@ class ClassificationReward(Reward):
 
     def clear_cache(self) -> None:
         self._examples.clear()
+        self.forget_scores()
+
+    def forget_scores(self) -> None:
+        """Empty the memo of scored pairs (the examples' key/value cache stays): the next call scores
+        every pair again, as a benchmark of the forward pass needs."""
         self._memo.clear()
 
     def __repr__(self) -> str:
