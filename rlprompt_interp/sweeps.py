@@ -99,15 +99,17 @@ class Sweep:
                     f"{self.output_dir} holds a sweep run with other settings ({details}); finished cells would "
                     f"mix with new ones. Use another --output, or the settings it was run with")
 
-    def run(self, *, log: Callable[[str], None] = print) -> list[dict]:
-        """Run this process's unfinished cells; return every cell's record (None where one is missing)."""
+    def run(self, *, log: Callable[[str], None] = print, poll_seconds: float = 5.0) -> list[dict]:
+        """Run this process's unfinished cells, wait for the other processes' ones, and return every
+        cell's record."""
         from .models import process_state
 
         state = process_state()
+        index, processes, main = state.process_index, state.num_processes, state.is_main_process
         self.check_config()
-        if state.is_main_process:
+        if main:
             write_json_atomic(self.output_dir / SWEEP_FILE, self.config)
-        mine = self.cells[state.process_index::state.num_processes]
+        mine = self.cells[index::processes]
         for number, cell in enumerate(mine, 1):
             folder = self.folder(cell)
             if self.record(cell) is not None:
@@ -117,8 +119,19 @@ class Sweep:
             log(f"[{number}/{len(mine)}] {cell_name(cell)}: running{resumed}")
             record = self.run_cell(dict(cell), folder)
             write_json_atomic(folder / RESULT_FILE, {"cell": cell, **record})
-        state.wait_for_everyone()
-        return [self.record(cell) for cell in self.cells]
+        return self.wait_for_records(poll_seconds if processes > 1 else 0.0)
+
+    def wait_for_records(self, poll_seconds: float) -> list[dict]:
+        """Every cell's record once all are written (``poll_seconds`` 0: as they are now, None where
+        one is missing). A poll of the result files rather than a collective barrier: it has no
+        timeout however unequal the processes' shares, and it holds when a cell resets accelerate's
+        state (transformers' TrainingArguments does, so a barrier after a TRL cell waited for nobody).
+        A launcher (torchrun, accelerate launch) stops every process when one fails."""
+        while True:
+            records = [self.record(cell) for cell in self.cells]
+            if not poll_seconds or all(record is not None for record in records):
+                return records
+            time.sleep(poll_seconds)
 
 
 def add_data_arguments(parser, default_data_dir: str | Path = "auto") -> None:

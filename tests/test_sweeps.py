@@ -79,12 +79,20 @@ def test_cells_are_shared_between_processes_under_torchrun(tmp_path):
     import sys
 
     script = tmp_path / "sweep_script.py"
+    # Rank 1's cells take longer, and rank 0's reset accelerate's state as transformers' TrainingArguments does (a
+    # TRL agent's cell): rank 0 must still wait for rank 1's records.
     script.write_text(
-        "import json, os, sys\n"
+        "import json, os, sys, time\n"
+        "from accelerate.state import AcceleratorState\n"
         "from rlprompt_interp.sweeps import Sweep, grid\n"
         "def run_cell(cell, folder):\n"
-        "    return {'rank': int(os.environ['RANK'])}\n"
-        "records = Sweep(sys.argv[1], grid(x=[0, 1, 2, 3]), run_cell).run(log=lambda _: None)\n"
+        "    rank = int(os.environ['RANK'])\n"
+        "    if rank == 0:\n"
+        "        AcceleratorState._reset_state(reset_partial_state=True)\n"
+        "    else:\n"
+        "        time.sleep(2)\n"
+        "    return {'rank': rank}\n"
+        "records = Sweep(sys.argv[1], grid(x=[0, 1, 2, 3]), run_cell).run(log=lambda _: None, poll_seconds=0.2)\n"
         "seen = [r['rank'] for r in records]\n"
         "with open(os.path.join(sys.argv[2], 'seen-' + os.environ['RANK'] + '.json'), 'w') as f:\n"
         "    json.dump(seen, f)\n")
