@@ -12,8 +12,9 @@ examples' key/value states prepared beforehand, nothing but ``model.base_model(.
 classification reward on the same pairs (its memo emptied) divided by that is the reward's
 overhead; both use the untrained policy's prompts, all distinct (a settled policy repeats prompts,
 which the reward scores once). It also times the same step without the environment (policy.sample
-+ one reward call) to show what driving ``PromptVectorEnv`` costs; the reward's memo is emptied
-before every timed step of either path, so neither reuses the other's scores. Where bf16 is fast
++ one reward call) to show what driving ``PromptVectorEnv`` costs: from the same trainer state
+(policy, random draws, examples) as the environment's step, so both write and score the same
+prompts, the reward's memo emptied before each. Where bf16 is fast
 on the device (a GPU, a
 CPU with AMX / AVX512-BF16), the fp32/bf16 ratio of a whole step. The last line is machine
 readable::
@@ -28,6 +29,7 @@ readable::
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import resource
 import statistics
@@ -114,14 +116,16 @@ def time_steps(args, trainer) -> dict:
     rows, direct = [], []
     for step in range(args.warmup + args.steps):
         memo.forget_scores()  # each path scores all its pairs: none left over from the other path's step
+        before = copy.deepcopy(trainer.state_dict()) if args.direct else None
         sync(args)
         started = time.perf_counter()
         logs = trainer.train_step().logs
         sync(args)
         logs["time/step"] = time.perf_counter() - started
-        memo.forget_scores()
-        started = time.perf_counter()
-        if args.direct:
+        started = time.perf_counter()  # (nothing timed without --direct)
+        if args.direct:  # the same step again from the same state: same policy, same draws, same examples
+            trainer.load_state_dict(before)
+            started = time.perf_counter()
             direct_step()
             sync(args)
         if step >= args.warmup:
