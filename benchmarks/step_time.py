@@ -42,7 +42,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rlprompt_interp.models import bf16_available, cache_argument, load_lm, resolve_dtype  # noqa: E402
+from rlprompt_interp.models import bf16_available, load_lm, resolve_dtype  # noqa: E402
 
 PAPER_STEPS = 12_000  # RLPrompt's few-shot classification budget
 
@@ -147,8 +147,8 @@ def sync(args) -> None:
 def bare_forward_vs_reward(args, trainer, task) -> tuple[float, float]:
     """(seconds of the bare task-LM forward over one step's pairs, seconds of the reward on them)."""
     from rlprompt_interp.rewards import PromptBatch
-    from rlprompt_interp.scoring import left_pad, segment_example
-    from transformers import DynamicCache
+    from rlprompt_interp.rewards.prefix_cache import PrefixKVCache, suffix_inputs
+    from rlprompt_interp.scoring import segment_example
 
     reward = classification_term(trainer)
     lm = reward.lm
@@ -166,35 +166,15 @@ def bare_forward_vs_reward(args, trainer, task) -> tuple[float, float]:
             before, after = task.template.split({"sentence": sentence})
             b, a = segment_example(lm, before, after, ids)
             pairs.append((tuple(b), list(ids) + a))
-    prefixes = {}
-    for prefix, _ in pairs:  # each example encoded once, outside the timing (the reward caches them too)
-        if prefix not in prefixes:
-            ids, mask, positions = left_pad([list(prefix)], lm.tokenizer.pad_token_id, lm.device)
-            out = lm.model.base_model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-            prefixes[prefix] = [(k, v) for k, v, *_ in out.past_key_values]
+    examples = PrefixKVCache(lm)  # each example encoded once, outside the timing (the reward caches them too)
+    examples.add({prefix: list(prefix) for prefix, _ in pairs})
     seconds = 0.0
     for start in range(0, len(pairs), reward.batch_size):
         chunk = pairs[start:start + reward.batch_size]
-        width = max(len(p) for p, _ in chunk)
-        layers = []
-        for layer in range(len(prefixes[chunk[0][0]])):
-            keys = torch.cat([torch.nn.functional.pad(prefixes[p][layer][0], (0, 0, width - len(p), 0)) for p, _ in chunk])
-            values = torch.cat([torch.nn.functional.pad(prefixes[p][layer][1], (0, 0, width - len(p), 0)) for p, _ in chunk])
-            layers.append((keys, values))
-        suffix_width = max(len(s) for _, s in chunk)
-        input_ids = torch.full((len(chunk), suffix_width), lm.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width + suffix_width), dtype=torch.long)
-        positions = torch.zeros((len(chunk), suffix_width), dtype=torch.long)
-        for row, (prefix, suffix) in enumerate(chunk):
-            input_ids[row, :len(suffix)] = torch.tensor(suffix)
-            mask[row, width - len(prefix):width + len(suffix)] = 1
-            positions[row] = len(prefix) + torch.arange(suffix_width)
-        cache = DynamicCache(ddp_cache_data=layers, config=lm.model.config)
-        input_ids, mask, positions = input_ids.to(lm.device), mask.to(lm.device), positions.to(lm.device)
+        inputs, _ = suffix_inputs(examples, [p for p, _ in chunk], [s for _, s in chunk])
         sync(args)
         started = time.perf_counter()
-        lm.model.base_model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                            **cache_argument(lm.model.base_model, cache))
+        lm.model.base_model(**inputs)
         sync(args)
         seconds += time.perf_counter() - started
     texts = trainer.policy.decode(prompt_ids)

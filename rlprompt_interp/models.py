@@ -231,7 +231,8 @@ def _from_pretrained(path: str, dtype: torch.dtype, **kwargs) -> tuple[PreTraine
 
 def cache_dir() -> Path:
     """Where converted embedded models live (``RLPROMPT_INTERP_CACHE`` overrides)."""
-    root = os.environ.get("RLPROMPT_INTERP_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rlprompt-interp"
+    xdg_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    root = os.environ.get("RLPROMPT_INTERP_CACHE") or xdg_cache / "rlprompt-interp"
     return Path(root)
 
 

@@ -261,7 +261,8 @@ class SQLTrainer:
             bar.set_postfix({k: f"{v:.3g}" for k, v in result.logs.items()
                              if k in ("reward", "accuracy", "perplexity", "loss")})
             bar.update(1)
-            if self.output_dir is not None and ((every and self.step % every == 0) or self.step == last or self.out_of_time()):
+            due = (every and self.step % every == 0) or self.step == last or self.out_of_time()
+            if self.output_dir is not None and due:
                 self.save_checkpoint()
         bar.close()
         if self.best is None:

@@ -3,4 +3,5 @@
 from .action_space import ACTION_SPACES, vocabulary_mask
 from .lm_adaptor import LMAdaptorPolicy, PromptWriter, Rollout, adaptor_mlp, filter_top_k_top_p, init_adaptor
 
-__all__ = ["ACTION_SPACES", "LMAdaptorPolicy", "PromptWriter", "Rollout", "vocabulary_mask", "adaptor_mlp", "filter_top_k_top_p", "init_adaptor"]
+__all__ = ["ACTION_SPACES", "LMAdaptorPolicy", "PromptWriter", "Rollout", "vocabulary_mask", "adaptor_mlp",
+           "filter_top_k_top_p", "init_adaptor"]

@@ -119,7 +119,8 @@ class LMAdaptorPolicy(nn.Module):
 
     def __init__(self, lm: LoadedModel | str = "auto", *, mlp_width: int = 2048, condition: str | None = None,
                  prior_weight: float = 0.0, action_space: str = "all", no_repeat: int = 0,
-                 explore_fraction: float = 0.0, explore_top_k: int = 20, logit_bias: Mapping[int, float] | torch.Tensor | None = None, fluent_top_k: int | None = None,
+                 explore_fraction: float = 0.0, explore_top_k: int = 20,
+                 logit_bias: Mapping[int, float] | torch.Tensor | None = None, fluent_top_k: int | None = None,
                  top_k: int | None = None, top_p: float | None = None, allow_special: bool = False,
                  init_std: float = 1e-4):
         super().__init__()
@@ -367,8 +368,8 @@ class PromptWriter:
             probs = filter_top_k_top_p(logits, policy.top_k, policy.top_p).softmax(-1)
             explorers = policy.explorers(len(probs))
             if explorers.any():  # behaviour rows: uniform over the frozen LM's top-k tokens the policy may take
-                lm_logits = policy.head(self.hidden[explorers]).float().masked_fill(~torch.isfinite(logits[explorers]),
-                                                                                     float("-inf"))
+                lm_logits = prior[explorers] if prior is not None else policy.head(self.hidden[explorers]).float()
+                lm_logits = lm_logits.masked_fill(~torch.isfinite(logits[explorers]), float("-inf"))
                 probs[explorers] = filter_top_k_top_p(lm_logits, policy.explore_top_k).isfinite().float()
             action = torch.multinomial(probs.cpu(), 1, generator=self.generator).squeeze(-1).to(logits.device)
         self.states.append((self.hidden, allowed, prior))

@@ -119,20 +119,27 @@ def cached_next_token_logits(cache: PrefixKVCache, prefix_keys: Sequence[Hashabl
     lm = cache.lm
     results = []
     for start in range(0, len(suffixes), batch_size):
-        keys = prefix_keys[start:start + batch_size]
-        chunk = [list(s) for s in suffixes[start:start + batch_size]]
-        past, prefix_mask, prefix_lengths = cache.batch(keys)
-        width = max(len(s) for s in chunk)
-        input_ids = torch.full((len(chunk), width), lm.tokenizer.pad_token_id, dtype=torch.long)
-        suffix_mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, ids in enumerate(chunk):  # right padding: real suffix tokens never see the pads
-            input_ids[row, :len(ids)] = torch.as_tensor(ids)
-            suffix_mask[row, :len(ids)] = 1
-        input_ids, suffix_mask = input_ids.to(lm.device), suffix_mask.to(lm.device)
-        positions = prefix_lengths[:, None] + torch.arange(width, device=lm.device)[None, :]
-        out = lm.model.base_model(input_ids=input_ids, attention_mask=torch.cat([prefix_mask, suffix_mask], dim=1),
-                                  position_ids=positions, use_cache=True, **cache_argument(lm.model.base_model, past))
-        last = suffix_mask.sum(-1) - 1  # [B]
-        hidden = out.last_hidden_state[torch.arange(len(chunk), device=lm.device), last]  # [B, d]
+        inputs, last = suffix_inputs(cache, prefix_keys[start:start + batch_size], suffixes[start:start + batch_size])
+        out = lm.model.base_model(**inputs)
+        hidden = out.last_hidden_state[torch.arange(len(last), device=lm.device), last]  # [B, d]
         results.append(head_rows(lm, hidden, token_ids).cpu())
     return torch.cat(results)
+
+
+def suffix_inputs(cache: PrefixKVCache, prefix_keys: Sequence[Hashable],
+                  suffixes: Sequence[Sequence[int]]) -> tuple[dict, torch.Tensor]:
+    """The body's keyword arguments for one batch of ``suffixes`` after the cached prefixes, and
+    the index of each row's last suffix token ``[B]``."""
+    lm = cache.lm
+    past, prefix_mask, prefix_lengths = cache.batch(prefix_keys)
+    width = max(len(s) for s in suffixes)
+    input_ids = torch.full((len(suffixes), width), lm.tokenizer.pad_token_id, dtype=torch.long)
+    suffix_mask = torch.zeros((len(suffixes), width), dtype=torch.long)
+    for row, ids in enumerate(suffixes):  # right padding: real suffix tokens never see the pads
+        input_ids[row, :len(ids)] = torch.as_tensor(list(ids))
+        suffix_mask[row, :len(ids)] = 1
+    input_ids, suffix_mask = input_ids.to(lm.device), suffix_mask.to(lm.device)
+    positions = prefix_lengths[:, None] + torch.arange(width, device=lm.device)[None, :]
+    inputs = dict(input_ids=input_ids, attention_mask=torch.cat([prefix_mask, suffix_mask], dim=1),
+                  position_ids=positions, use_cache=True, **cache_argument(lm.model.base_model, past))
+    return inputs, suffix_mask.sum(-1) - 1
