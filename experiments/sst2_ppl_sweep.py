@@ -275,7 +275,7 @@ def plot(records: list[dict], path: Path) -> Path:
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
-    from rlprompt_interp.models import load_lm, process_state
+    from rlprompt_interp.models import EVAL_DTYPE, load_lm, process_state
     from rlprompt_interp.tasks import get_task
     from rlprompt_interp.tasks.sources import few_shot_source
 
@@ -287,7 +287,8 @@ def main(argv=None) -> int:
     print(f"data: {where}", flush=True)
     builtin = get_task("sst-2", **source)
     task = builtin.with_options(verbalizers=args.verbalizers) if args.verbalizers else builtin
-    models = {"task": load_lm(args.task_model, role="task"), "scorer": load_lm(args.scorer, role="scorer")}
+    models = {"task": load_lm(args.task_model, role="task", dtype=EVAL_DTYPE),  # they score the reported figures
+              "scorer": load_lm(args.scorer, role="scorer", dtype=EVAL_DTYPE)}
     cells = build_cells(args)
     print(f"{args.mode} mode: {len(cells)} cells; policy {args.policy_model}, task LM {args.task_model}, scorer "
           f"{args.scorer}; verbalizers {list(task.verbalizers)}; {args.steps} steps x {args.prompts_per_step} prompts "

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..algorithms.trainer import CHECKPOINT_FILE, SQLConfig, SQLTrainer
-from ..models import LoadedModel, load_lm
+from ..models import LoadedModel, compute_record, load_lm
 from ..policies import ACTION_SPACES, LMAdaptorPolicy
 from ..prompts import LearnedPrompt
 from ..rewards import ClassificationReward, FunctionReward, Perplexity, Reward, WeightedSum, load_function
@@ -170,7 +170,8 @@ class RLPromptAgent(Agent):
                       "policy_model": trainer.policy.lm.spec, "task": task.name, "seed": trainer.config.seed,
                       "template": task.template.text, "verbalizers": list(task.verbalizers),
                       "reward": repr(trainer.reward), "policy_token_ids": best["token_ids"],
-                      "config": {**_plain(asdict(trainer.config)), **self.policy_options}}
+                      "config": {**_plain(asdict(trainer.config)), **self.policy_options},
+                      "computed_with": compute_record(trainer.task_lm.dtype, trainer.task_lm.device)}
         return LearnedPrompt(text=best["text"], token_ids=task_token_ids(trainer.task_lm, best["text"], best["token_ids"]),
                              scores=scores, curve=list(trainer.curve), provenance=provenance)
 

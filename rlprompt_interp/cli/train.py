@@ -11,7 +11,7 @@ import importlib
 
 from ..atomic import write_json_atomic
 from ..tracking import add_report_to_argument, track_run
-from .common import UsageError, add_task_arguments, build_task, positive_int
+from .common import AUTO_DTYPE_HELP, EVAL_DTYPE, UsageError, add_task_arguments, build_task, positive_int
 
 
 def agent_modules() -> dict:
@@ -24,20 +24,24 @@ def agent_modules() -> dict:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_prompt
-    from ..models import load_lm
+    from ..models import clear_model_cache, compute_record, load_lm
 
     check_arguments(args)
     task = build_task(args)
     agent = agent_modules()[args.agent].from_cli_args(args)
-    with track_run(args.report_to, args.output, config=vars(args)) as tracker:
+    with track_run(args.report_to, args.output, config={**vars(args), "computed_with": compute_record(args.dtype)}) \
+            as tracker:
         agent.on_log = tracker.log_row
         learned = agent.fit(task, prompt_length=args.prompt_length, steps=args.steps, seed=args.seed,
                             output_dir=args.output, resume=args.resume)
         if args.test_eval:
-            lm = load_lm(learned.provenance.get("task_model", args.model), role="task", dtype=args.dtype)
+            del agent  # the training models (a gpt2-xl scorer, bf16 copies) are freed before the fp32 test model loads
+            clear_model_cache()
+            lm = load_lm(learned.provenance.get("task_model", args.model), role="task", dtype=args.eval_dtype)
             report = evaluate_prompt(task, lm, learned, split="test", batch_size=args.eval_batch_size,
                                      progress=not args.quiet)
             learned.scores["test_accuracy"] = report.accuracy
+            learned.scores["test_computed_with"] = report.computed_with
             tracker.log({"test/accuracy": report.accuracy}, step=args.steps)
             print(report.format())
     learned.save(args.output)
@@ -101,7 +105,10 @@ def register(commands) -> None:
     common.add_argument("--eval-batch-size", type=positive_int, default=32)
     common.add_argument("--output", required=True, help="folder for checkpoints and the learned prompt")
     common.add_argument("--resume", action="store_true", help="continue from the checkpoint in --output")
-    common.add_argument("--dtype", default="auto")
+    common.add_argument("--dtype", default="auto", help=f"dtype of the frozen models during training; {AUTO_DTYPE_HELP}; "
+                                                        "or float32, bfloat16, float16 (a run resumes only in its own dtype)")
+    common.add_argument("--eval-dtype", default=EVAL_DTYPE, help="dtype of the final test evaluation (float32: the "
+                                                                 "same accuracy on every CPU; auto: as --dtype auto)")
     common.add_argument("--no-test-eval", dest="test_eval", action="store_false",
                         help="skip the test-split evaluation of the learned prompt")
     common.add_argument("--quiet", action="store_true")
