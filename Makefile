@@ -10,6 +10,8 @@ TORCH_SPEC ?= torch==2.13.0
 FEW_SHOT := ../shared/data/few-shot
 DATA_DIR ?= $(if $(wildcard $(FEW_SHOT)),$(FEW_SHOT),hub)
 BIN := $(VENV)/bin
+# the demo's training seed (`make demo SEED=1`)
+SEED ?= 0
 # the sweep's cells are spread over this many one-thread processes (torchrun), one per core here
 SWEEP_PROCESSES ?= 2
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
@@ -29,7 +31,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 demo: install
-	$(RUN_ENV) $(BIN)/python experiments/demo.py --data-dir $(DATA_DIR)
+	$(RUN_ENV) $(BIN)/python experiments/demo.py --data-dir $(DATA_DIR) --seed $(SEED)
 
 sweep: install
 	$(RUN_ENV) $(BIN)/torchrun --standalone --nproc_per_node $(SWEEP_PROCESSES) experiments/sst2_ppl_sweep.py --quick \
