@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .atomic import write_json_atomic
+from .checkpoints import CHECKPOINT_FILE
 
 RESULT_FILE = "result.json"
 SWEEP_FILE = "sweep.json"
-CHECKPOINT_FILE = "checkpoint.pt"  # the agents' training checkpoint (SQLTrainer and continuous agents)
 
 
 def add_mode_arguments(parser, descriptions: Mapping[str, str]) -> None:

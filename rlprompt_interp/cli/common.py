@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import ConfigFileParser
 from ..tasks import TaskDataError, VerbalizerError
 
 
@@ -11,8 +12,9 @@ class UsageError(ValueError):
     """A command-line value that cannot work; the message names the flag and the fix."""
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse whose usage errors read like every other user error: one ``rlprompt-interp: error:`` line, exit 2."""
+class Parser(ConfigFileParser):
+    """argparse whose usage errors read like every other user error: one ``rlprompt-interp: error:`` line, exit 2;
+    with ``--config FILE`` where a command adds it."""
 
     def error(self, message: str):
         self.exit(2, f"rlprompt-interp: error: {message} (see `{self.prog} --help`)\n")
@@ -29,8 +31,8 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_task_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("task")
+def add_task_arguments(parser: Parser) -> None:
+    group = parser.add_section("task", "task")
     group.add_argument("--task", required=True,
                        help="a built-in task (sst-2, sst-5, agnews, subj, trec, boolq, cb, rte, copa, wsc), a "
                             "task.json file, or the name of a new task given with --data-files")
