@@ -106,7 +106,7 @@ def build_cells(args) -> list[dict]:
 
 
 def reward_spec(cell: dict, form: str) -> str:
-    return "accuracy=1" + (f",{form}={cell['ppl_coef']:g}" if cell["ppl_coef"] else "")
+    return "gap=1" + (f",{form}={cell['ppl_coef']:g}" if cell["ppl_coef"] else "")
 
 
 def sweep_config(args) -> dict:
