@@ -148,7 +148,7 @@ def build_cells(args) -> list[dict]:
 
 
 def reward_spec(cell: dict) -> str:
-    terms = [(name, cell[key]) for name, key in (("accuracy", "acc"), ("perplexity", "ppl"),
+    terms = [(name, cell[key]) for name, key in (("gap", "acc"), ("perplexity", "ppl"),
                                                   ("log-perplexity", "log_ppl")) if cell[key]]
     return ",".join(f"{name}={value:g}" for name, value in terms)
 

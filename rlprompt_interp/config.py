@@ -244,7 +244,7 @@ def write_config_file(path: str | Path, sections: Mapping[str, Any]) -> Path:
     if path.suffix == ".json":
         text = json.dumps(data, indent=2) + "\n"
     else:
-        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110, default_flow_style=None)
     return write_atomic(path, lambda temporary: Path(temporary).write_text(text))
 
 
@@ -369,7 +369,7 @@ class RunConfig(Config):
     steps: int = option(1000, "training steps", at_least=1,
                         why="a run of no steps learns nothing (evaluate a prompt with `rlprompt-interp eval`)")
     seed: int = option(0, "seed of the run's initialisation and sampling")
-    lr: float | None = option(None, "learning rate (when omitted: the agent's own)", above=0,
+    lr: float | None = option(None, "learning rate (when omitted: the agent's own; rlprompt: 5e-5)", above=0,
                               why="a learning rate is a step size, e.g. 1e-3")
     eval_every: int | None = option(50, "evaluate on the dev split every K steps", at_least=1,
                                     why="the best prompt is chosen on dev every K steps")

@@ -13,7 +13,6 @@ import argparse
 import importlib
 import importlib.metadata
 import platform
-import sys
 from dataclasses import dataclass
 
 from ..agents import AGENTS
@@ -87,7 +86,7 @@ def write_run_config(args: argparse.Namespace, parser: ConfigFileParser, task) -
     environment = {"task_definition": {"name": task.name, "template": task.template.text,
                                        "verbalizers": list(task.verbalizers)},
                    "device": str(default_device()), "python": platform.python_version(),
-                   "versions": {name: _version(name) for name in VERSIONS}, "command": sys.argv}
+                   "versions": {name: _version(name) for name in VERSIONS}}
     write_config_file(f"{args.output}/{CONFIG_FILE}", {**settings, "environment": environment})
     return settings
 
