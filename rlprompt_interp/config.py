@@ -302,14 +302,15 @@ class ConfigFileParser(argparse.ArgumentParser):
                 result.setdefault(key, {}).update(chosen)
         return result
 
-    def add_config_file_arguments(self, group=None) -> None:
+    def add_config_file_arguments(self, group=None, *, recipes: bool = True) -> None:
         group = group or self
         group.add_argument("--config", metavar="FILE",
                            help="read options from a YAML or JSON file (e.g. a run's OUTPUT/config.yaml); flags "
                                 "given on the command line override it")
-        group.add_argument("--recipe", metavar="NAME",
-                           help=f"a config file shipped with the package, by name; flags override it "
-                                f"(recipes: {', '.join(recipe_names())})")
+        if recipes:
+            group.add_argument("--recipe", metavar="NAME",
+                               help=f"a config file shipped with the package, by name; flags override it "
+                                    f"(recipes: {', '.join(recipe_names())})")
 
     def parse_known_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)

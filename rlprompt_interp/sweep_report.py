@@ -43,6 +43,16 @@ def summarize(records: Sequence[Mapping], by: Sequence[str], metrics: Sequence[s
     return rows
 
 
+def summarize_with_log_perplexity(records: Sequence[dict], by: Sequence[str],
+                                  metrics: Sequence[str] = ()) -> list[dict]:
+    """``summarize`` of test accuracy and prompt log-perplexity (so its mean is the log of the geometric mean
+    perplexity over seeds), plus ``metrics``; each record gets its ``log_perplexity``."""
+    for record in records:
+        ppl = record.get("prompt_perplexity")
+        record["log_perplexity"] = math.log(ppl) if ppl else None
+    return summarize(records, by=by, metrics=["test_accuracy", "log_perplexity", *metrics])
+
+
 def format_mean_std(mean: float, std: float, digits: int = 3) -> str:
     if mean is None or math.isnan(mean):
         return "-"
@@ -56,6 +66,13 @@ def format_number(value: float | None, digits: int = 3) -> str:
     if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
         return f"{value:.2e}"
     return f"{value:.{digits}f}"
+
+
+# columns of the rows of ``summarize_with_log_perplexity``, for ``markdown_table``
+ACCURACY_COLUMN = ("test accuracy (mean ± std)", lambda r: format_mean_std(r["test_accuracy_mean"], r["test_accuracy_std"]))
+PERPLEXITY_COLUMN = ("prompt perplexity (geometric mean)", lambda r: "-" if math.isnan(r["log_perplexity_mean"])
+                     else format_number(math.exp(r["log_perplexity_mean"])))
+SAMPLE_COLUMN = ("sample prompt (best seed)", lambda r: repr(max(r["records"], key=lambda x: x["test_accuracy"])["prompt"]))
 
 
 def markdown_table(rows: Sequence[Mapping], columns: Sequence[tuple[str, Callable[[Mapping], Any]]]) -> str:
