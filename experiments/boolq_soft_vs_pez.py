@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 SCRIPT = Path(__file__).stem
 TRAINED = ("soft-prompt", "pez")
@@ -95,34 +94,15 @@ METRICS = ("test_accuracy", "predicted_yes", "unembedded_test_accuracy", "prompt
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from rlprompt_interp.sweeps import add_mode_arguments, apply_mode
-    from rlprompt_interp.tracking import add_report_to_argument
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_mode_arguments(parser, {"quick": "embedded SmolLM2-135M on CPU, FewGLUE data, a few steps (default)",
-                                "full": "the paper's models and data"})
-    for key, quick in MODES["quick"].items():  # every setting of a mode can be overridden
-        full = MODES["full"][key]
-        flag, options = "--" + key.replace("_", "-"), {}
-        if isinstance(quick, list):
-            options = dict(nargs="+", type=str if key == "methods" else int)
-            if key == "methods":
-                options["choices"] = TRAINED
-        elif key in ("soft_lr_scale", "pez_lr_scale"):
-            options = dict(type=float)
-        elif key in ("eval_limit", "dev_limit"):
-            options = dict(type=int)
-        elif key == "unembed_metric":
-            options = dict(choices=("euclidean", "cosine", "dot"))
-        else:
-            options = dict(type=type(quick))
-        parser.add_argument(flag, default=None, help=f"{MODE_HELP[key]} (quick: {quick}, full: {full})", **options)
-    parser.add_argument("--output", help=f"output folder (default: <repo>/runs/{SCRIPT}-<mode>)")
-    parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
-    add_report_to_argument(parser)
+    parser = experiment_parser(
+        __doc__, SCRIPT, MODES, {"quick": "embedded SmolLM2-135M on CPU, FewGLUE data, a few steps (default)",
+                                 "full": "the paper's models and data"}, MODE_HELP,
+        options={"methods": dict(choices=TRAINED), "soft_lr_scale": dict(type=float),
+                 "pez_lr_scale": dict(type=float), "eval_limit": dict(type=int), "dev_limit": dict(type=int),
+                 "unembed_metric": dict(choices=("euclidean", "cosine", "dot"))})
     parser.add_argument("--progress", action="store_true", help="show the agents' training progress bars")
-    args = apply_mode(parser.parse_args(argv), MODES)
-    args.output = Path(args.output or ROOT / "runs" / f"{SCRIPT}-{args.mode}")
+    args = parse_experiment_args(parser, argv, MODES)
+    args.output = Path(args.output)
     for name in ("steps", "batch_size", "eval_every", "eval_batch_size"):
         if getattr(args, name) < (0 if name == "steps" else 1):
             parser.error(f"--{name.replace('_', '-')} must be {'non-negative' if name == 'steps' else 'positive'}")
@@ -372,10 +352,6 @@ def results_markdown(args, lm, scorer, task, records, rows) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     from rlprompt_interp.models import load_lm, process_state
     from rlprompt_interp.sweeps import Sweep, write_json_atomic
     from rlprompt_interp.tasks import get_task
@@ -406,4 +382,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

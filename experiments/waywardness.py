@@ -33,11 +33,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 TASKS = ["sst-2", "sst-5", "agnews", "subj", "trec"]
 NATURAL_TARGET = "natural_prompts:subtask060_ropes_question_generation"  # 11 SmolLM2 tokens
@@ -58,8 +58,6 @@ MODES = {
                  sweep_task="sst-2", sweep_target=NATURAL_TARGET, gammas=[0.0, 0.001, 0.003, 0.01, 0.02, 0.03],
                  gamma=0.01, tasks=TASKS, targets=["natural_prompts:*", "pile:*"]),
 }
-LIST_SETTINGS = {"seeds": int, "gammas": float, "tasks": str, "targets": str}
-OPTIONAL_SETTINGS = {"lr": float, "dev_limit": int, "eval_limit": int, "template": str}
 
 # Table 1 (unconstrained accuracy, GPT-2 large) and Table 2 (γ = 0.01) of the paper: per task and
 # target source, (Acc(p_c*), Acc(p̃_c), relative drop Δ in %, prompt F1 in %).
@@ -82,30 +80,15 @@ F1_METRICS = [f"f1_{metric}" for metric in PROJECTIONS] + [f"init_f1_{metric}" f
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from rlprompt_interp.sweeps import add_mode_arguments, apply_mode
-    from rlprompt_interp.tracking import add_report_to_argument
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_mode_arguments(parser, {"quick": "embedded model, CPU budget", "full": "the paper's models and grid"})
+    parser = experiment_parser(__doc__, "waywardness", MODES, {"quick": "embedded model, CPU budget",
+                                                               "full": "the paper's models and grid"},
+                               options={"dev_limit": dict(type=int)})
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "few-shot"))
     parser.add_argument("--targets-dir", default=str(ROOT.parent / "shared" / "data" / "waywardness-targets"),
                         help="folder of JSON files name -> target text (natural_prompts.json, pile.json, ...)")
     parser.add_argument("--seed-split", default="16-42", help="few-shot split of the tasks")
     parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--output", help="default: <repo>/runs/waywardness-<mode>")
-    parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
-    add_report_to_argument(parser)
-    for key, value in MODES["quick"].items():  # every setting of a mode can be overridden
-        flag = "--" + key.replace("_", "-")
-        help_text = f"(quick: {value}, full: {MODES['full'][key]})"
-        if key in LIST_SETTINGS:
-            parser.add_argument(flag, nargs="+", type=LIST_SETTINGS[key], default=None, help=help_text)
-        else:
-            kind = OPTIONAL_SETTINGS.get(key, type(value))
-            parser.add_argument(flag, type=kind, default=None, help=help_text)
-    args = apply_mode(parser.parse_args(argv), MODES)
-    if args.output is None:
-        args.output = str(ROOT / "runs" / f"waywardness-{args.mode}")
+    args = parse_experiment_args(parser, argv, MODES)
     args.gammas = [float(gamma) for gamma in args.gammas]
     if any(gamma < 0 for gamma in args.gammas + [args.gamma]):
         parser.error("γ values must be non-negative")
@@ -388,13 +371,9 @@ def without_records(rows: list[dict]) -> list[dict]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
-
     from rlprompt_interp.models import process_state
     from rlprompt_interp.sweeps import Sweep, write_json_atomic
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     targets = resolve_targets(args.targets, args.targets_dir)
     targets.update(resolve_targets([args.sweep_target], args.targets_dir))
     cells = build_cells(args, targets)
@@ -425,4 +404,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

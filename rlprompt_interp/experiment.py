@@ -24,10 +24,10 @@ from .tracking import add_report_to_argument
 
 
 def experiment_parser(doc: str, name: str, modes: Mapping[str, Mapping[str, Any]], descriptions: Mapping[str, str],
-                      settings_help: Mapping[str, str], *, options: Mapping[str, Mapping] | None = None) -> Parser:
+                      settings_help: Mapping[str, str] | None = None, *, options: Mapping[str, Mapping] | None = None) -> Parser:
     """The parser of experiment ``name`` (its output folder defaults to ``runs/<name>-<mode>``).
 
-    Each setting of the first mode gets a flag ``--setting-name`` with ``settings_help[setting]`` and the
+    Each setting of the first mode gets a flag ``--setting-name`` with ``settings_help[setting]`` (when given) and the
     modes' values in its help; its type follows the modes' values (a list takes several), and
     ``options[setting]`` adds or replaces ``add_argument`` keywords (``choices``, ``type``...).
     """
@@ -38,7 +38,8 @@ def experiment_parser(doc: str, name: str, modes: Mapping[str, Mapping[str, Any]
     for key in first:
         values = [mode[key] for mode in modes.values()]
         shown = ", ".join(f"{mode}: {value}" for mode, value in zip(modes, values))
-        spec = dict(_argument_type(values), default=None, help=f"{settings_help[key]} ({shown})")
+        about = (settings_help or {}).get(key)
+        spec = dict(_argument_type(values), default=None, help=f"{about} ({shown})" if about else f"({shown})")
         spec.update((options or {}).get(key, {}))
         parser.add_argument("--" + key.replace("_", "-"), **spec)
     parser.add_argument("--output", help=f"output folder (default: runs/{name}-<mode>)")
