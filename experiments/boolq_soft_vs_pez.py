@@ -31,6 +31,7 @@ import math
 from pathlib import Path
 
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.sweep_report import saved_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -242,51 +243,42 @@ def table(rows: list[dict]) -> str:
 
 def plot(rows: list[dict], path: Path) -> Path:
     """Test accuracy and log-perplexity against prompt length, the paper's figures dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (acc_ax, ppl_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colours = {"soft-prompt": "tab:blue", "pez": "tab:orange", "natural": "tab:green", "no-prompt": "grey"}
-    markers = {"soft-prompt": "o", "pez": "s", "natural": "^"}  # distinct, so coinciding points stay visible
-    for method in METHOD_ORDER[:3]:
-        members = sorted((r for r in rows if r["method"] == method), key=lambda r: r["length"])
-        if not members:
-            continue
-        lengths = [r["length"] for r in members]
-        acc_ax.errorbar(lengths, [r["test_accuracy_mean"] for r in members],
-                        yerr=[r["test_accuracy_std"] for r in members], marker=markers[method], capsize=3,
-                        markerfacecolor="none" if method == "pez" else None, markersize=9 if method == "pez" else 6,
-                        color=colours[method], label=method)
-        ppl_ax.errorbar(lengths, [r["prompt_log_perplexity_mean"] for r in members],
-                        yerr=[r["prompt_log_perplexity_std"] for r in members], marker=markers[method], capsize=3,
-                        markerfacecolor="none" if method == "pez" else None, markersize=9 if method == "pez" else 6,
-                        color=colours[method], label=f"{method} (measured log-ppl)")
-        paper_acc = [(r["length"], r["paper_accuracy"]) for r in members if r["paper_accuracy"] is not None]
-        paper_ppl = [(r["length"], r["paper_perplexity"]) for r in members if r["paper_perplexity"] is not None]
-        if paper_acc:
-            acc_ax.plot(*zip(*paper_acc), linestyle="--", marker="x", color=colours[method], alpha=0.6,
-                        label=f"{method} (paper)")
-        if paper_ppl:
-            ppl_ax.plot(*zip(*paper_ppl), linestyle="--", marker="x", color=colours[method], alpha=0.6,
-                        label=f"{method} (paper, their scale)")
-    baseline = [r for r in rows if r["method"] == "no-prompt"]
-    if baseline:
-        acc_ax.axhline(baseline[0]["test_accuracy_mean"], color="grey", linestyle=":", label="no prompt")
-    lengths = sorted({r["length"] for r in rows if r["method"] != "no-prompt"})
-    for ax in (acc_ax, ppl_ax):
-        ax.set_xscale("log")
-        ax.set_xticks(lengths, [str(length) for length in lengths])
-        ax.minorticks_off()
-        ax.set_xlabel("prompt length (tokens)")
-        ax.legend(fontsize=7)
-    acc_ax.set(ylabel="test accuracy", title="BoolQ accuracy")
-    ppl_ax.set(ylabel="log-perplexity of the prompt text", title="prompt perplexity (readout text)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with saved_figure(path, 2, (11, 4.2)) as (acc_ax, ppl_ax):
+        colours = {"soft-prompt": "tab:blue", "pez": "tab:orange", "natural": "tab:green", "no-prompt": "grey"}
+        markers = {"soft-prompt": "o", "pez": "s", "natural": "^"}  # distinct, so coinciding points stay visible
+        for method in METHOD_ORDER[:3]:
+            members = sorted((r for r in rows if r["method"] == method), key=lambda r: r["length"])
+            if not members:
+                continue
+            lengths = [r["length"] for r in members]
+            acc_ax.errorbar(lengths, [r["test_accuracy_mean"] for r in members],
+                            yerr=[r["test_accuracy_std"] for r in members], marker=markers[method], capsize=3,
+                            markerfacecolor="none" if method == "pez" else None, markersize=9 if method == "pez" else 6,
+                            color=colours[method], label=method)
+            ppl_ax.errorbar(lengths, [r["prompt_log_perplexity_mean"] for r in members],
+                            yerr=[r["prompt_log_perplexity_std"] for r in members], marker=markers[method], capsize=3,
+                            markerfacecolor="none" if method == "pez" else None, markersize=9 if method == "pez" else 6,
+                            color=colours[method], label=f"{method} (measured log-ppl)")
+            paper_acc = [(r["length"], r["paper_accuracy"]) for r in members if r["paper_accuracy"] is not None]
+            paper_ppl = [(r["length"], r["paper_perplexity"]) for r in members if r["paper_perplexity"] is not None]
+            if paper_acc:
+                acc_ax.plot(*zip(*paper_acc), linestyle="--", marker="x", color=colours[method], alpha=0.6,
+                            label=f"{method} (paper)")
+            if paper_ppl:
+                ppl_ax.plot(*zip(*paper_ppl), linestyle="--", marker="x", color=colours[method], alpha=0.6,
+                            label=f"{method} (paper, their scale)")
+        baseline = [r for r in rows if r["method"] == "no-prompt"]
+        if baseline:
+            acc_ax.axhline(baseline[0]["test_accuracy_mean"], color="grey", linestyle=":", label="no prompt")
+        lengths = sorted({r["length"] for r in rows if r["method"] != "no-prompt"})
+        for ax in (acc_ax, ppl_ax):
+            ax.set_xscale("log")
+            ax.set_xticks(lengths, [str(length) for length in lengths])
+            ax.minorticks_off()
+            ax.set_xlabel("prompt length (tokens)")
+            ax.legend(fontsize=7)
+        acc_ax.set(ylabel="test accuracy", title="BoolQ accuracy")
+        ppl_ax.set(ylabel="log-perplexity of the prompt text", title="prompt perplexity (readout text)")
     return path
 
 

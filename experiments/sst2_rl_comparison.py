@@ -35,7 +35,8 @@ from pathlib import Path
 from rlprompt_interp.agents.rlprompt import RLPromptAgent
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
 from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, PERPLEXITY_COLUMN, SAMPLE_COLUMN, format_number,
-                                          markdown_table, plot_tradeoff, summarize_with_log_perplexity)
+                                          markdown_table, plot_tradeoff, saved_figure,
+                                          summarize_with_log_perplexity)
 from rlprompt_interp.sweeps import (Sweep, add_data_arguments, grid, task_and_models, train_and_evaluate,
                                     write_json_atomic)
 
@@ -159,11 +160,6 @@ def results_table(rows: list[dict]) -> str:
 
 
 def plots(records: list[dict], output: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     def label(r):
         return f"{r['cell']['agent']}, ppl {r['cell']['ppl_coef']:g}"
 
@@ -171,23 +167,19 @@ def plots(records: list[dict], output: Path) -> list[Path]:
                              [f"s{r['cell']['seed']}" for r in records], output / "sst2_rl_comparison.png",
                              xlabel="prompt perplexity under the scorer (log scale)", ylabel="SST-2 test accuracy",
                              title="SQL vs GRPO vs RLOO at equal training time", groups=[label(r) for r in records])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colours = {agent: f"C{i}" for i, agent in enumerate(AGENTS)}
-    for record in records:
-        points = record["dev_accuracy_by_minute"]
-        if points:
-            ax.plot(*zip(*points), color=colours[record["cell"]["agent"]], alpha=0.7, marker="o", markersize=3,
-                    linestyle="-" if not record["cell"]["ppl_coef"] else "--", label=label(record))
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=8)
-    ax.set_xlabel("training minutes")
-    ax.set_ylabel("dev accuracy of the greedy prompt")
-    ax.set_title("Learning curves (one line per seed)")
     curves = output / "learning_curves.png"
-    fig.tight_layout()
-    fig.savefig(curves, dpi=120)
-    plt.close(fig)
+    with saved_figure(curves) as ax:
+        colours = {agent: f"C{i}" for i, agent in enumerate(AGENTS)}
+        for record in records:
+            points = record["dev_accuracy_by_minute"]
+            if points:
+                ax.plot(*zip(*points), color=colours[record["cell"]["agent"]], alpha=0.7, marker="o", markersize=3,
+                        linestyle="-" if not record["cell"]["ppl_coef"] else "--", label=label(record))
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=8)
+        ax.set(xlabel="training minutes", ylabel="dev accuracy of the greedy prompt",
+               title="Learning curves (one line per seed)")
     return [tradeoff, curves]
 
 

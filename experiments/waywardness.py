@@ -36,6 +36,7 @@ import math
 from pathlib import Path
 
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.sweep_report import saved_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -331,34 +332,26 @@ def headline(args, per_target: list[dict]) -> list[str]:
 
 
 def plot(args, sweep: list[dict], per_target: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    gammas = [row["gamma"] for row in sweep]
-    for metric, label, style in (("test_accuracy", "test accuracy", "-o"), ("f1_dot", "prompt F1 (dot)", "--s"),
-                                 ("f1_euclidean", "prompt F1 (eucl.)", ":^")):
-        axes[0].errorbar(gammas, [row[f"{metric}_mean"] for row in sweep], yerr=[row[f"{metric}_std"] for row in sweep],
-                         fmt=style, capsize=3, label=label)
-    axes[0].set(xlabel="γ", ylabel="score", ylim=(0, 1.05))
-    axes[0].set_title(f"γ sweep: {args.sweep_task}\ntarget {args.sweep_target}", fontsize=9)
-    axes[0].legend(fontsize=7)
-    for task in dict.fromkeys(row["task"] for row in per_target):
-        members = [row for row in per_target if row["task"] == task]
-        axes[1].scatter([row["f1_dot_mean"] for row in members], [100 * row["drop_mean"] for row in members],
-                        label=f"{task} (F1 dot)", marker="o")
-        axes[1].scatter([row["f1_euclidean_mean"] for row in members], [100 * row["drop_mean"] for row in members],
-                        label=f"{task} (F1 eucl.)", marker="x")
-    axes[1].axhline(0, color="grey", linewidth=0.8)
-    axes[1].set(xlabel="prompt F1", ylabel="accuracy drop from γ=0 (points)")
-    axes[1].set_title(f"main table: γ = {args.gamma:g} against γ = 0", fontsize=9)
-    if per_target:
-        axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with saved_figure(path, 2, (11, 4.2)) as axes:
+        gammas = [row["gamma"] for row in sweep]
+        for metric, label, style in (("test_accuracy", "test accuracy", "-o"), ("f1_dot", "prompt F1 (dot)", "--s"),
+                                     ("f1_euclidean", "prompt F1 (eucl.)", ":^")):
+            axes[0].errorbar(gammas, [row[f"{metric}_mean"] for row in sweep], yerr=[row[f"{metric}_std"] for row in sweep],
+                             fmt=style, capsize=3, label=label)
+        axes[0].set(xlabel="γ", ylabel="score", ylim=(0, 1.05))
+        axes[0].set_title(f"γ sweep: {args.sweep_task}\ntarget {args.sweep_target}", fontsize=9)
+        axes[0].legend(fontsize=7)
+        for task in dict.fromkeys(row["task"] for row in per_target):
+            members = [row for row in per_target if row["task"] == task]
+            axes[1].scatter([row["f1_dot_mean"] for row in members], [100 * row["drop_mean"] for row in members],
+                            label=f"{task} (F1 dot)", marker="o")
+            axes[1].scatter([row["f1_euclidean_mean"] for row in members], [100 * row["drop_mean"] for row in members],
+                            label=f"{task} (F1 eucl.)", marker="x")
+        axes[1].axhline(0, color="grey", linewidth=0.8)
+        axes[1].set(xlabel="prompt F1", ylabel="accuracy drop from γ=0 (points)")
+        axes[1].set_title(f"main table: γ = {args.gamma:g} against γ = 0", fontsize=9)
+        if per_target:
+            axes[1].legend(fontsize=7)
     return path
 
 

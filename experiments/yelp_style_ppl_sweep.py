@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.sweep_report import saved_figure
 from rlprompt_interp.sweeps import write_json_atomic
 from rlprompt_interp.tracking import track_run
 
@@ -163,31 +164,25 @@ def table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     directions = sorted({r["direction"] for r in rows})
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for direction, marker in zip(directions, "os"):
-        learned = sorted([r for r in rows if r["direction"] == direction and r["alpha"] is not None],
-                         key=lambda r: r["alpha"])
-        alphas = [r["alpha"] for r in learned]
-        axes[0].plot(alphas, [r["content"] for r in learned], marker=marker, label=f"content {direction}")
-        axes[0].plot(alphas, [r["style_accuracy"] for r in learned], marker=marker, linestyle="--",
-                     label=f"style acc {direction}")
-        axes[1].plot(alphas, [math.log(r["prompt_perplexity"]) for r in learned], marker=marker, label=direction)
-        base = [r for r in rows if r["direction"] == direction and r["alpha"] is None]
-        if base:
-            axes[0].axhline(base[0]["style_accuracy"], color="grey", linewidth=0.8, linestyle=":")
-    axes[0].set(xlabel="alpha (perplexity coefficient)", ylabel="score", title="content and style (dotted: no-prompt style)")
-    axes[1].set(xlabel="alpha (perplexity coefficient)", ylabel="log perplexity of the prompt", title="prompt perplexity")
-    axes[0].legend(fontsize=7)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with saved_figure(path, 2, (10, 4)) as axes:
+        for direction, marker in zip(directions, "os"):
+            learned = sorted([r for r in rows if r["direction"] == direction and r["alpha"] is not None],
+                             key=lambda r: r["alpha"])
+            alphas = [r["alpha"] for r in learned]
+            axes[0].plot(alphas, [r["content"] for r in learned], marker=marker, label=f"content {direction}")
+            axes[0].plot(alphas, [r["style_accuracy"] for r in learned], marker=marker, linestyle="--",
+                         label=f"style acc {direction}")
+            axes[1].plot(alphas, [math.log(r["prompt_perplexity"]) for r in learned], marker=marker, label=direction)
+            base = [r for r in rows if r["direction"] == direction and r["alpha"] is None]
+            if base:
+                axes[0].axhline(base[0]["style_accuracy"], color="grey", linewidth=0.8, linestyle=":")
+        axes[0].set(xlabel="alpha (perplexity coefficient)", ylabel="score",
+                    title="content and style (dotted: no-prompt style)")
+        axes[1].set(xlabel="alpha (perplexity coefficient)", ylabel="log perplexity of the prompt",
+                    title="prompt perplexity")
+        axes[0].legend(fontsize=7)
+        axes[1].legend(fontsize=7)
 
 
 def main(argv=None) -> int:
