@@ -127,12 +127,12 @@ class RewardConfig(Config):
         terms = parse_reward_spec(self.reward or "")
         if self.log_perplexity:
             terms = [("log-perplexity" if name == "perplexity" else name, weight) for name, weight in terms]
-        return ",".join(f"{name}={weight:g}" for name, weight in terms)
+        return ",".join(f"{name}={weight!r}" for name, weight in terms)
 
 
 @dataclass
 class RLPromptConfig:
-    """Every option of the RLPrompt agent, one config per concern; ``from_options`` takes them by field name."""
+    """Every option of the RLPrompt agent, one config per concern; ``replace`` changes them by field name."""
 
     models: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
@@ -257,7 +257,7 @@ def add_arguments(parser) -> None:
     for key, (config, title) in SECTIONS.items():
         group = parser.add_section(key, title, agents=("rlprompt", "grpo", "rloo"))
         add_config_arguments(group, config, skip=shared)
-    group = parser.add_section("sql", "rlprompt: soft Q-learning", agents=("rlprompt", "grpo", "rloo"))
+    group = parser.sections["sql"].group  # the old four-number spelling of --reward-range and --shaped-range
     group.add_argument("--reward-shaping", type=float, nargs=4, action=_RewardShaping, help=argparse.SUPPRESS,
                        default=argparse.SUPPRESS)
     group.add_argument("--no-reward-shaping", nargs=0, action=_RewardShaping, help=argparse.SUPPRESS,

@@ -424,13 +424,10 @@ class RLOOAgent(TRLPromptAgent):
 
 
 def add_arguments(parser) -> None:
-    """The flags of grpo and rloo (both registered from this module: the second call adds nothing)."""
+    """The flags of grpo and rloo (``train`` calls each agent module's once)."""
     group = parser.add_section("trl", "--agent grpo, rloo", agents=("grpo", "rloo"))
-    try:
-        group.add_argument("--full-finetune", action="store_true",
-                           help="(grpo, rloo) train every weight of the policy LM instead of a LoRA adapter")
-    except argparse.ArgumentError:
-        return
+    group.add_argument("--full-finetune", action="store_true",
+                       help="(grpo, rloo) train every weight of the policy LM instead of a LoRA adapter")
     group.add_argument("--lora-rank", type=int, default=16, help="(grpo, rloo) LoRA rank r")
     group.add_argument("--lora-alpha", type=float, default=32.0, help="(grpo, rloo) LoRA scaling alpha")
     group.add_argument("--lora-dropout", type=float, default=0.0, help="(grpo, rloo) LoRA dropout")

@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoints import CHECKPOINT_FILE, load_checkpoint, parameter_shapes, save_checkpoint
-from ..config import ConfigError, RunConfig, option, plain
+from ..config import ConfigError, RunConfig, option
 from ..envs.prompt_env import PromptVectorEnv
 from ..policies import LMAdaptorPolicy, Rollout
 from ..rewards import Reward, as_reward, linear_map, zscore_by_key
