@@ -193,6 +193,11 @@ class RLPromptAgent(Agent):
     def quiet(self) -> bool:
         return self.config.sql.quiet
 
+    @property
+    def dtype(self) -> str:
+        """The frozen models' dtype as given (``auto``...), as every agent reports it."""
+        return self.config.models.dtype
+
     def build(self, task: ClassificationTask, *, prompt_length: int, steps: int, seed: int = 0,
               output_dir: str | Path | None = None) -> SQLTrainer:
         """The trainer (policy, reward, data) this agent would run; ``fit`` runs it."""
