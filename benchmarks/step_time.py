@@ -4,7 +4,13 @@ A step (``SQLTrainer.train_step``) is: the policy writes N prompts of L tokens t
 environment (``sample``), the environment's reward scores N x M (prompt, example) pairs with the
 task LM (``reward: task LM``) and the prompts' perplexity with the scorer (``reward: scorer``), and
 soft Q-learning updates the MLP (``update``: loss + backward + Adam). Each is the median over
-``--steps`` steps after ``--warmup`` steps.
+``--steps`` steps after ``--warmup`` steps. Every step starts from the same untrained policy (its
+MLP, target network and optimiser restored; the random streams run on), with the learning rate
+``train`` uses, so each timed step scores as many distinct prompts as the first steps of a real
+run: a policy that collapses onto a few prompts would let the reward's memo serve most pairs and
+time a step no user runs. The script prints the ``train`` command its step corresponds to, and
+``--train-steps LO HI`` runs that command and reports its own step, ``(t_HI - t_LO) / (HI - LO)``
+from the run's curve (model loading, dev evaluations before LO and the test evaluation excluded).
 
 In the same process the script times the **bare task-LM forward over exactly one step's prompt
 tokens**: the same N x M pairs (example tokens, then the prompt and what follows it), the
@@ -20,10 +26,12 @@ CPU with AMX / AVX512-BF16), the fp32/bf16 ratio of a whole step. The last line 
 readable::
 
     step_time_s=<float> reward_s=<float> bare_forward_s=<float> reward_overhead=<float> bf16_speedup=<float or na>
+    train_step_s=<float or na>
 
     python benchmarks/step_time.py                                      # embedded SmolLM2, 16 x 32 x 5
     python benchmarks/step_time.py --shape distilgpt2 --prompts 16 --examples 32
     python benchmarks/step_time.py --device cuda --shape distilgpt2 --scorer-shape gpt2-xl --dtype bf16
+    python benchmarks/step_time.py --shape distilgpt2 --dtype fp32 --train-steps 2 10   # + train's own step
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import argparse
 import copy
 import math
 import resource
+import shlex
 import statistics
 import sys
 import time
@@ -42,7 +51,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rlprompt_interp.models import bf16_available, load_lm, resolve_dtype  # noqa: E402
+from rlprompt_interp.models import bf16_available, dtype_name, load_lm, resolve_dtype  # noqa: E402
 
 PAPER_STEPS = 12_000  # RLPrompt's few-shot classification budget
 
@@ -53,11 +62,14 @@ def parse_args(argv=None):
     parser.add_argument("--shape", help="a random model of this shape as policy and task LM (e.g. distilgpt2)")
     parser.add_argument("--scorer", help="perplexity scorer LM (default: the task LM)")
     parser.add_argument("--scorer-shape", help="a random scorer of this shape (e.g. gpt2-xl)")
-    parser.add_argument("--reward", default="accuracy=1,perplexity=0.01")
+    parser.add_argument("--reward", default="gap=1,perplexity=0.01")
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--examples", type=int, default=32)
     parser.add_argument("--prompt-length", type=int, default=5)
     parser.add_argument("--dtype", default="auto", help="auto (bf16 where fast, else fp32), fp32 or bf16")
+    parser.add_argument("--lr", type=float, help="the policy's learning rate (default: the one train uses)")
+    parser.add_argument("--train-steps", type=int, nargs=2, metavar=("LO", "HI"),
+                        help="also run the corresponding train command for HI steps and report (t_HI - t_LO)/(HI - LO)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: what accelerate picks)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
     parser.add_argument("--warmup", type=int, default=2)
@@ -88,11 +100,11 @@ def build_trainer(args, task, dtype):
     model = spec(args, "shape", "model")
     scorer = spec(args, "scorer_shape", "scorer") if (args.scorer or args.scorer_shape) else model
     agent = RLPromptAgent(model=model, scorer=scorer, reward=args.reward, prompts_per_step=args.prompts,
-                          examples_per_step=args.examples, lr=1e-3, eval_every=0, dtype=dtype, quiet=True)
+                          examples_per_step=args.examples, lr=args.lr, eval_every=None, dtype=dtype, quiet=True)
     for role, name in (("task", model), ("scorer", scorer)):
         load_lm(name, role=role, device=args.device, dtype=dtype)  # on the requested device, shared by the agent
     trainer = agent.build(task, prompt_length=args.prompt_length, steps=10**9, seed=0)
-    trainer.env.task.data = trainer.train_data = training_data(args, task)
+    trainer.env.scorer.data = trainer.train_data = training_data(args, task)
     return trainer
 
 
@@ -109,12 +121,25 @@ def time_steps(args, trainer) -> dict:
     def direct_step():
         rollout = trainer.policy.sample(args.prompts, args.prompt_length, generator=trainer.generator)
         texts = trainer.policy.decode(rollout.token_ids)
-        out = trainer.reward(PromptBatch(texts, rollout.token_ids.tolist()), trainer.env.task.batch(trainer.env.np_random))
+        out = trainer.reward(PromptBatch(texts, rollout.token_ids.tolist()), trainer.env.scorer.batch(trainer.env.np_random))
         trainer.update(rollout, out.scores)
 
     memo = classification_term(trainer)
+    untrained = copy.deepcopy({"mlp": trainer.policy.mlp.state_dict(), "target": trainer.target.state_dict(),
+                               "optimizer": trainer.optimizer.state_dict()})
+    write_prompts, distinct = trainer.write_prompts, []
+
+    def counting_write_prompts(env, **options):
+        rollout, scores, info = write_prompts(env, **options)
+        distinct.append(len({tuple(ids) for ids in rollout.token_ids.tolist()}))
+        return rollout, scores, info
+
+    trainer.write_prompts = counting_write_prompts
     rows, direct = [], []
     for step in range(args.warmup + args.steps):
+        trainer.policy.mlp.load_state_dict(untrained["mlp"])  # the untrained policy samples as a run's first step
+        trainer.target.load_state_dict(untrained["target"])
+        trainer.optimizer.load_state_dict(untrained["optimizer"])
         memo.forget_scores()  # each path scores all its pairs: none left over from the other path's step
         before = copy.deepcopy(trainer.state_dict()) if args.direct else None
         sync(args)
@@ -131,10 +156,11 @@ def time_steps(args, trainer) -> dict:
         if step >= args.warmup:
             rows.append(logs)
             direct.append(time.perf_counter() - started)
-    keys = ("time/step", "time/sample", "time/reward", "time/accuracy", "time/perplexity", "time/log-perplexity",
+    keys = ("time/step", "time/sample", "time/reward", "time/gap", "time/perplexity", "time/log-perplexity",
             "time/update")
     medians = {key: statistics.median(r[key] for r in rows) for key in keys if key in rows[0]}
     medians["time/direct_step"] = statistics.median(direct) if args.direct else math.nan
+    medians["distinct_prompts"] = statistics.mean(distinct[args.warmup:])
     return medians
 
 
@@ -187,6 +213,36 @@ def bare_forward_vs_reward(args, trainer, task) -> tuple[float, float]:
     return seconds, time.perf_counter() - started
 
 
+def train_command(args, dtype: torch.dtype, output: str, steps: int = 1000, eval_every: int = 50) -> list[str]:
+    """The ``rlprompt-interp train`` command whose step this benchmark times."""
+    model = spec(args, "shape", "model")
+    scorer = spec(args, "scorer_shape", "scorer") if (args.scorer or args.scorer_shape) else model
+    return ["rlprompt-interp", "train", "--agent", "rlprompt", "--task", "sst-2", "--data-dir", args.data_dir,
+            "--model", model, "--scorer", scorer, "--reward", args.reward, "--prompt-length", str(args.prompt_length),
+            "--prompts-per-step", str(args.prompts), "--examples-per-step", str(args.examples),
+            "--dtype", dtype_name(dtype), *(["--lr", str(args.lr)] if args.lr else []), "--steps", str(steps),
+            "--eval-every", str(eval_every), "--output", output]
+
+
+def train_step_seconds(args, dtype: torch.dtype) -> float:
+    """``train``'s own step: the command above for HI + 1 steps (its one dev evaluation after step HI),
+    timed as ``(t_HI - t_LO) / (HI - LO)`` from the curve's elapsed times."""
+    import json
+    import os
+    import subprocess
+    import tempfile
+
+    low, high = args.train_steps
+    with tempfile.TemporaryDirectory(prefix="step-time-") as folder:
+        command = train_command(args, dtype, folder, steps=high + 1, eval_every=high + 1) + ["--no-test-eval", "--quiet"]
+        command[0:1] = [sys.executable, "-m", "rlprompt_interp"]
+        env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        curve = json.loads(Path(folder, "prompt.json").read_text())["curve"]
+    elapsed = {row["step"]: row["time"] for row in curve}
+    return (elapsed[high] - elapsed[low]) / (high - low)
+
+
 def measure(args, task, dtype) -> dict:
     trainer = build_trainer(args, task, dtype)
     bare_forward, reward_pairs = bare_forward_vs_reward(args, trainer, task)  # before training: distinct prompts
@@ -223,7 +279,7 @@ def main(argv=None) -> int:
     r = main_run
     print(f"\nmedian of {args.steps} steps after {args.warmup} warm-up ({r['dtype']}):")
     for key, label in (("time/step", "whole step"), ("time/sample", "  policy sampling"),
-                       ("time/reward", "  reward (environment call)"), ("time/accuracy", "    task LM"),
+                       ("time/reward", "  reward (environment call)"), ("time/gap", "    task LM"),
                        ("time/perplexity", "    scorer"), ("time/log-perplexity", "    scorer"),
                        ("time/update", "  loss + backward + optimiser")):
         if key in r:
@@ -235,13 +291,20 @@ def main(argv=None) -> int:
     pairs = args.prompts * args.examples
     print(f"task-LM reward on {pairs} pairs: {r['reward_pairs']:.3f} s; bare forward over their prompt tokens "
           f"{r['bare_forward']:.3f} s; overhead {overhead:.2f}x")
+    print(f"the train command of this step: {shlex.join(train_command(args, dtype, 'runs/step-time'))}")
+    print(f"distinct prompts per timed step: {r['distinct_prompts']:.1f} of {args.prompts}")
+    train_step = "na"
+    if args.train_steps:
+        train_step = f"{train_step_seconds(args, dtype):.4f}"
+        low, high = args.train_steps
+        print(f"that command's own step, (t_{high} - t_{low}) / {high - low}: {train_step} s")
     print(f"projected {PAPER_STEPS:,} steps (RLPrompt's SST-2 budget): {r['time/step'] * PAPER_STEPS / 3600:.1f} h")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     print(f"peak resident memory: {peak:.2f} GiB")
     if device.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
     print(f"step_time_s={r['time/step']:.4f} reward_s={r['reward_pairs']:.4f} bare_forward_s={r['bare_forward']:.4f} "
-          f"reward_overhead={overhead:.3f} bf16_speedup={speedup}")
+          f"reward_overhead={overhead:.3f} bf16_speedup={speedup} train_step_s={train_step}")
     return 0
 
 

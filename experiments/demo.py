@@ -1,5 +1,9 @@
 """A few minutes of RLPrompt on a CPU: learn a 5-token SST-2 prompt offline and compare it with no prompt.
 
+Training runs on a time budget (``--max-minutes``) rather than a fixed step count, so a faster
+machine (a CPU with bf16 instructions, where ``--dtype auto`` trains in bf16) spends the same
+minutes on more steps; the test accuracies are computed in fp32 on every machine.
+
 Policy, task LM and perplexity scorer are the embedded default (SmolLM2-135M). The script prints
 the test accuracy with no prompt, trains soft Q-learning with the accuracy reward, and prints the
 test accuracy of the best prompt found on the dev split, on the same test sentences (a random
@@ -21,8 +25,8 @@ import torch
 
 from rlprompt_interp.agents.rlprompt import RLPromptAgent
 from rlprompt_interp.cli.common import quiet_libraries
-from rlprompt_interp.evaluation import evaluate_prompt
-from rlprompt_interp.models import load_lm
+from rlprompt_interp.evaluation import describe_compute, evaluate_prompt
+from rlprompt_interp.models import EVAL_DTYPE, compute_record, load_lm
 from rlprompt_interp.perplexity import perplexity
 from rlprompt_interp.tasks import get_task
 from rlprompt_interp.tasks.sources import few_shot_source
@@ -37,8 +41,9 @@ def main() -> None:
                                                            "../shared/data/few-shot when it exists, else the hub")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--verbalizers", nargs="+", default=[" negative", " positive"])
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--max-minutes", type=float, default=3.0, help="stop training earlier on a slow machine")
+    parser.add_argument("--steps", type=int, default=300, help="at most this many steps (the budget usually ends first)")
+    parser.add_argument("--max-minutes", type=float, default=3.0, help="the training budget: steps run until it is spent")
+    parser.add_argument("--dtype", default="auto", help="training dtype (auto: bf16 on a CPU with bf16 instructions)")
     parser.add_argument("--prompt-length", type=int, default=5)
     parser.add_argument("--prompts-per-step", type=int, default=8)
     parser.add_argument("--examples-per-step", type=int, default=16)
@@ -58,11 +63,12 @@ def main() -> None:
     source, where = few_shot_source(args.data_dir)
     print(f"data: {where}")
     task = get_task("sst-2", **source).with_options(verbalizers=args.verbalizers)
-    lm = load_lm(args.model, role="task")
+    lm = load_lm(args.model, role="task", dtype=EVAL_DTYPE)
     limit = args.test_limit or None
     scope = f"a random {args.test_limit} test examples" if limit else "all test examples"
     print(f"SST-2 (16-shot, seed 16-42), template {task.template.text!r}, verbalizers {list(task.verbalizers)}, "
           f"model {lm.spec}, torch threads {torch.get_num_threads()}; accuracy on {scope}")
+    print(f"training in {describe_compute(compute_record(args.dtype))}; test accuracy in {EVAL_DTYPE}")
 
     before = evaluate_prompt(task, lm, "", split="test", limit=limit, progress=False)
     print(f"\n[before] no prompt: test accuracy {before.accuracy:.4f}")
@@ -70,7 +76,7 @@ def main() -> None:
     agent = RLPromptAgent(model=args.model, scorer=args.model, reward=args.reward, lr=args.lr,
                           prompts_per_step=args.prompts_per_step, examples_per_step=args.examples_per_step,
                           fluent_top_k=args.fluent_top_k or None, prior_weight=args.lm_prior, condition=args.condition,
-                          eval_every=10, max_seconds=args.max_minutes * 60)
+                          eval_every=10, max_seconds=args.max_minutes * 60, dtype=args.dtype)
     output = args.output or tempfile.mkdtemp(prefix="rlprompt-demo-")
     with track_run(args.report_to, output, config=vars(args)) as tracker:
         agent.on_log = tracker.log_row

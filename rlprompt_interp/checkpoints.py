@@ -73,7 +73,8 @@ def check_identity(path: Path, state: dict, identity: dict) -> None:
     different = [(key, recorded[key], value) for key, value in identity.items()
                  if key in recorded and recorded[key] != value]
     if different:
-        details = "; ".join(f"{key} {old!r} there, {new!r} here" for key, old, new in different)
+        details = "; ".join(f"{key} {old!r} there, {new!r} here" + (f" (pass --dtype {old})" if key == "dtype" else "")
+                            for key, old, new in different)
         raise CheckpointError(f"cannot resume from {path}: it was written by another run ({details}); resume with the "
                               "settings it was written with, or choose a new --output")
 

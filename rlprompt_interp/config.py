@@ -27,6 +27,7 @@ from typing import Any, Literal, Mapping
 import yaml
 
 from .atomic import write_atomic
+from .models import AUTO_DTYPE_HELP
 from .notices import warn
 
 ENVIRONMENT = "environment"  # the section of a written config that records, and is not read back
@@ -110,12 +111,16 @@ def check_value(field: dataclasses.Field, value: Any) -> None:
 
 
 def plain(value: Any) -> Any:
-    """Tuples as lists, recursively: what YAML, JSON and ``torch.load(weights_only=True)`` take back."""
+    """Plain dicts, lists, numbers and strings, recursively (tuples as lists, other objects and ``str``
+    subclasses such as ``torch.__version__`` as text): what YAML, JSON and ``torch.load(weights_only=True)``
+    take back."""
     if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
+        return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(item) for item in value]
-    return value
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    return str(value)
 
 
 # --------------------------------------------------------------------------- flags from fields
@@ -359,7 +364,8 @@ class ModelConfig(Config):
 
     model: str = option("auto", "task LM (hub id, folder or embedded name)")
     scorer: str = option("auto", "perplexity scorer LM (gpt2-xl online, smollm2-135m offline)")
-    dtype: str = option("auto", "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
+    dtype: str = option("auto", f"dtype of the frozen models during training; {AUTO_DTYPE_HELP}; or float32, "
+                                "bfloat16, float16 (a run resumes only in its own dtype)")
 
 
 @dataclasses.dataclass

@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .models import LoadedModel
+from .models import LoadedModel, compute_record
 from .prompts import LearnedPrompt
 from .rewards.classification import ClassificationReward
 from .rewards.bounded_cache import BoundedPrefixKVCache
@@ -29,6 +29,7 @@ class ClassificationReport:
     per_class_accuracy: dict[str, float]
     predicted_fraction: dict[str, float]
     subset: str | None = None  # how a --limit subset was drawn; None: the whole split
+    computed_with: dict = field(default_factory=dict)  # dtype, device, bf16 CPU: what produced the figure
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -36,16 +37,24 @@ class ClassificationReport:
 
     def format(self) -> str:
         lines = [f"task={self.task} split={self.split} n={self.num_examples} prompt={self.prompt!r}"
-                 + (f"\nexamples: {self.subset}" if self.subset else ""),
+                 + (f"\nexamples: {self.subset}" if self.subset else "")
+                 + (f"\ncomputed in {describe_compute(self.computed_with)}" if self.computed_with else ""),
                  f"accuracy      {self.accuracy:.4f}"]
         for name, acc in self.per_class_accuracy.items():
             lines.append(f"  {name:<18} accuracy {acc:.4f}   predicted {self.predicted_fraction[name]:.3f}")
         return "\n".join(lines)
 
 
+def describe_compute(record: dict) -> str:
+    """``compute_record``'s dict as the line reports print: ``float32 on cpu (CPU bf16 instructions: no)``."""
+    bf16 = {True: "yes", False: "no"}.get(record.get("cpu_bf16"), "unknown")
+    return f"{record.get('dtype')} on {record.get('device')} (CPU bf16 instructions: {bf16})"
+
+
 def summarise(task: ClassificationTask, split: str, prompt: str, predictions: Sequence[int],
-              labels: Sequence[int], subset: str | None = None) -> ClassificationReport:
-    """Accuracy figures from predicted and true class indices."""
+              labels: Sequence[int], subset: str | None = None, *, lm: LoadedModel | None = None) -> ClassificationReport:
+    """Accuracy figures from predicted and true class indices (``lm``: the model that predicted them,
+    whose dtype and device the report records)."""
     predictions, labels = torch.as_tensor(list(predictions)), torch.as_tensor(list(labels))
     n = len(labels)
     per_class, predicted = {}, {}
@@ -55,7 +64,8 @@ def summarise(task: ClassificationTask, split: str, prompt: str, predictions: Se
         predicted[name] = float((predictions == index).float().mean())
     return ClassificationReport(task=task.name, split=split, prompt=prompt, num_examples=n,
                                 accuracy=float((predictions == labels).float().mean()),
-                                per_class_accuracy=per_class, predicted_fraction=predicted, subset=subset)
+                                per_class_accuracy=per_class, predicted_fraction=predicted, subset=subset,
+                                computed_with=compute_record(lm.dtype, lm.device) if lm is not None else {})
 
 
 def evaluate_text_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str, *, split: str = "test",
@@ -66,7 +76,8 @@ def evaluate_text_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str,
     sequences = encode_texts(lm, [task.format(example, prompt) for example in examples])
     with tqdm(total=len(sequences), desc=f"eval {task.name}/{split}", unit="ex", disable=not progress) as bar:
         logits = batched_next_token_logits(lm, sequences, verbalizer_ids, batch_size, progress=bar.update)
-    return summarise(task, split, prompt, logits.argmax(-1).tolist(), examples["label"], task.subset_note(split, limit))
+    return summarise(task, split, prompt, logits.argmax(-1).tolist(), examples["label"], task.subset_note(split, limit),
+                     lm=lm)
 
 
 def evaluate_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str | LearnedPrompt, *, split: str = "test",
@@ -81,7 +92,7 @@ def evaluate_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str | Lea
         logits = prompt_logits(task, lm, prompt, examples, task.verbalizer_ids(lm.tokenizer), batch_size,
                                progress=bar.update)
     return summarise(task, split, prompt.text, logits.argmax(-1).tolist(), examples["label"],
-                     task.subset_note(split, limit))
+                     task.subset_note(split, limit), lm=lm)
 
 
 def prompt_logits(task: ClassificationTask, lm: LoadedModel, prompt: LearnedPrompt, examples, token_ids: Sequence[int],

@@ -89,9 +89,24 @@ def default_device() -> torch.device:
     return process_state().device
 
 
+CPU_BF16_VARIABLE = "RLPROMPT_INTERP_CPU_BF16"
+# Reported accuracies are computed in this dtype unless a user asks for another, so the same prompt
+# scores the same on a CPU with bf16 instructions and on one without (bf16 is for training speed).
+EVAL_DTYPE = "float32"
+# what --dtype auto does, said once for every command and config that takes it
+AUTO_DTYPE_HELP = ("auto: bfloat16 where the device computes it fast (a GPU with bf16, a CPU with AMX or "
+                   "AVX512-BF16 instructions), float32 elsewhere")
+
+
 def cpu_supports_bf16() -> bool:
     """Whether this CPU has bf16 matrix instructions (AMX or AVX512-BF16), checked at run time:
-    there a bf16 matmul runs several times faster than fp32; elsewhere bf16 is emulated and slower."""
+    there a bf16 matmul runs several times faster than fp32; elsewhere bf16 is emulated and slower.
+
+    ``RLPROMPT_INTERP_CPU_BF16=0`` (or ``1``) overrides the check: the tests pin ``auto`` to fp32 on
+    every CPU with it, and run the bf16 path a bf16 CPU takes on any CPU."""
+    override = os.environ.get(CPU_BF16_VARIABLE, "").strip().lower()
+    if override in ("0", "1", "false", "true", "no", "yes"):
+        return override in ("1", "true", "yes")
     checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
     if all(check is None for check in checks):  # an older torch: read the CPU flags
         try:
@@ -121,6 +136,19 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     if dtype not in names:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {sorted(names)} or 'auto'")
     return names[dtype]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"``: the name artifacts record and ``--dtype`` accepts."""
+    return str(dtype).removeprefix("torch.")
+
+
+def compute_record(dtype: str | torch.dtype | None, device: str | torch.device | None = None) -> dict:
+    """What a number was computed with: the resolved dtype, the device and whether this CPU has bf16
+    instructions (so a figure says which kind of machine produced it). Every artifact carries one."""
+    device = torch.device(device) if device is not None else default_device()
+    return {"dtype": dtype_name(resolve_dtype(dtype, device)), "device": str(device),
+            "cpu_bf16": cpu_supports_bf16(), "torch": torch.__version__}
 
 
 # --------------------------------------------------------------------------- defaults
@@ -188,7 +216,12 @@ def load_lm(spec: str | None = "auto", *, role: str = "task", device: str | torc
 
 
 def clear_model_cache() -> None:
+    """Forget every loaded model; their memory goes back once nothing else holds them (a trainer's
+    reference cycles included, hence the collection)."""
+    import gc
+
     _CACHE.clear()
+    gc.collect()
 
 
 def _prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
@@ -220,10 +253,74 @@ def _load_uncached(spec: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreT
 
 def _from_pretrained(path: str, dtype: torch.dtype, **kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     config = AutoConfig.from_pretrained(path, trust_remote_code=False, **kwargs)
-    auto_class = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-    model = auto_class.from_pretrained(path, dtype=dtype, trust_remote_code=False, use_safetensors=None, **kwargs)
+    seq2seq = getattr(config, "is_encoder_decoder", False)
+    auto_class = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+    files = None if kwargs else safetensors_files(path)
+    if files and stored_dtype(files[0]) != dtype:
+        from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING
+
+        model_class = (MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING if seq2seq else MODEL_FOR_CAUSAL_LM_MAPPING)[type(config)]
+        model = model_class.from_pretrained(None, config=config, state_dict=state_dict_in(files, dtype), dtype=dtype)
+    else:  # stored in the target dtype: transformers maps the file and copies nothing
+        model = auto_class.from_pretrained(path, dtype=dtype, trust_remote_code=False, use_safetensors=None, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, **kwargs)
     return model, tokenizer
+
+
+def safetensors_files(path: str) -> list[str] | None:
+    """The safetensors weight files of a local folder or hub repository (one, or the shards its index
+    names), or None when it has none (``from_pretrained`` then finds what there is)."""
+    from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, cached_file
+
+    def find(name: str) -> str | None:
+        try:
+            return cached_file(path, name, _raise_exceptions_for_missing_entries=False)
+        except OSError:
+            return None
+
+    if single := find(SAFE_WEIGHTS_NAME):
+        return [single]
+    if index := find(SAFE_WEIGHTS_INDEX_NAME):
+        shards = sorted(set(json.loads(Path(index).read_text())["weight_map"].values()))
+        files = [find(shard) for shard in shards]
+        return files if all(files) else None
+    return None
+
+
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
+
+
+def stored_dtype(file: str) -> torch.dtype | None:
+    """The dtype of the first floating-point tensor of a safetensors file, read from its header."""
+    from safetensors import safe_open
+
+    with safe_open(file, framework="pt") as handle:
+        for key in handle.keys():
+            stored = _SAFETENSORS_DTYPES.get(handle.get_slice(key).get_dtype())
+            if stored is not None:
+                return stored
+    return None
+
+
+def state_dict_in(files: list[str], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Every tensor of ``files``, its floating-point ones cast to ``dtype``, one tensor at a time.
+
+    A checkpoint stored in fp32 and wanted in bf16 would otherwise pass whole through memory: the
+    file's pages stay resident while it is mapped, so gpt2-xl (5.8 GB in fp32) peaked at 9.7 GB to
+    end as a 3.1 GB bf16 model. Opening the file anew for each tensor unmaps what was read, so the
+    peak is the model in ``dtype`` plus one fp32 tensor (3.7 GB for gpt2-xl).
+    """
+    from safetensors import safe_open
+
+    state = {}
+    for file in files:
+        with safe_open(file, framework="pt") as handle:
+            keys = list(handle.keys())
+        for key in keys:
+            with safe_open(file, framework="pt") as handle:
+                tensor = handle.get_tensor(key)
+            state[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+    return state
 
 
 # --------------------------------------------------------------------------- embedded models

@@ -146,7 +146,7 @@ def task_and_models(args, task_name: str) -> tuple:
     """What every cell of an experiment shares: the task (from ``args.data_dir`` and ``args.seed_split``)
     and the frozen task LM and scorer (``args.task_model``, ``args.scorer``), returned as
     ``(task, {"task": lm, "scorer": lm})``."""
-    from .models import load_lm
+    from .models import EVAL_DTYPE, load_lm
     from .tasks import get_task
     from .tasks.sources import few_shot_source
 
@@ -154,7 +154,9 @@ def task_and_models(args, task_name: str) -> tuple:
     args.data_dir = source["data_dir"] or "hub"  # what the sweep's settings record
     print(f"data: {where}", flush=True)
     task = get_task(task_name, **source)
-    return task, {"task": load_lm(args.task_model, role="task"), "scorer": load_lm(args.scorer, role="scorer")}
+    # they score the reported figures: fp32, so a table does not depend on the CPU that computed it
+    return task, {"task": load_lm(args.task_model, role="task", dtype=EVAL_DTYPE),
+                  "scorer": load_lm(args.scorer, role="scorer", dtype=EVAL_DTYPE)}
 
 
 def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, steps: int, seed: int, eval_lm,
@@ -168,13 +170,15 @@ def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, s
     ``report_to`` follows the cell's training in a tracker (``tracking``), with ``config`` as its settings.
     """
     from .evaluation import evaluate_prompt
+    from .models import compute_record
     from .perplexity import perplexity
     from .tracking import track_run
 
     train_dir = Path(folder) / "train"
     started = time.time()
     with track_run(report_to, train_dir, config={**(config or {}), "prompt_length": prompt_length, "steps": steps,
-                                                  "seed": seed}, run_name=Path(folder).name) as tracker:
+                                                  "seed": seed, "computed_with": compute_record(agent.dtype)},
+                   run_name=Path(folder).name) as tracker:
         agent.on_log = tracker.log_row
         learned = agent.fit(task, prompt_length=prompt_length, steps=steps, seed=seed, output_dir=train_dir,
                             resume=agent.has_checkpoint(train_dir))
@@ -189,4 +193,5 @@ def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, s
             f"{eval_split}_accuracy": report.accuracy, "eval_examples": report.num_examples,
             "predicted_fraction": report.predicted_fraction, "prompt_perplexity": prompt_ppl,
             "scores": learned.scores, "dev_curve": dev_curve, "train_seconds": train_seconds,
-            "eval_seconds": time.time() - started - train_seconds, "learned_prompt": str(train_dir)}
+            "eval_seconds": time.time() - started - train_seconds, "learned_prompt": str(train_dir),
+            "train_computed_with": learned.provenance.get("computed_with"), "eval_computed_with": report.computed_with}

@@ -5,6 +5,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the model hub
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# `--dtype auto` means fp32 in every test, whatever the CPU: tests that compare numbers then agree on a
+# CPU with bf16 instructions too. Tests of the bf16 path ask for it with the `bf16_cpu` fixture.
+os.environ["RLPROMPT_INTERP_CPU_BF16"] = "0"
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FEW_SHOT = SHARED_DATA / "few-shot"
@@ -12,6 +15,14 @@ FEW_SHOT = SHARED_DATA / "few-shot"
 
 def needs_shared_data():
     return pytest.mark.skipif(not FEW_SHOT.is_dir(), reason=f"shared data folder {FEW_SHOT} is absent")
+
+
+@pytest.fixture
+def bf16_cpu(monkeypatch):
+    """This CPU taken for one with bf16 instructions (AMX / AVX512-BF16), so `auto` resolves to bf16 as it
+    does there: the code path such a machine runs by default, exercised on every machine (tiny models:
+    emulated bf16 is slow)."""
+    monkeypatch.setenv("RLPROMPT_INTERP_CPU_BF16", "1")
 
 
 @pytest.fixture

@@ -97,9 +97,13 @@ def test_cli_errors_are_clear(sst_files, capsys, argv, message):
 
 @pytest.mark.slow
 @needs_shared_data()
-def test_embedded_model_matches_reference_eval(tmp_path):
-    """The project's evaluation against the independent plain-transformers script in ../shared/tools,
-    on the same 96 sentences (the script's --limit takes the first rows, ours a stratified draw)."""
+@pytest.mark.parametrize("cpu_bf16", ["0", "1"], ids=["fp32-cpu", "bf16-cpu"])
+def test_embedded_model_matches_reference_eval(tmp_path, monkeypatch, cpu_bf16):
+    """`rlprompt-interp eval` against the independent plain-transformers fp32 script in ../shared/tools,
+    on the same 96 sentences (the script's --limit takes the first rows, ours a stratified draw), on a
+    CPU without bf16 instructions and on one with them (where `auto` trains in bf16): evaluation is
+    fp32 unless asked, so the reported accuracy is the same on both."""
+    monkeypatch.setenv("RLPROMPT_INTERP_CPU_BF16", cpu_bf16)
     reference = FEW_SHOT.parent.parent / "tools" / "reference_eval.py"
     sample = tmp_path / "test.tsv"
     sample.write_text("".join((FEW_SHOT / "sst-2" / "test.tsv").read_text().splitlines(keepends=True)[:97]))
@@ -108,8 +112,13 @@ def test_embedded_model_matches_reference_eval(tmp_path):
                           "--verbalizers", " negative", " positive"],
                          capture_output=True, text=True, check=True).stdout
     expected = float(out.split("accuracy=")[1].split()[0])
-    task = task_from_files("sst-2", {"test": sample}, template=template, verbalizers=[" negative", " positive"])
-    report = evaluate_text_prompt(task, load_lm("smollm2-135m", device="cpu"), "", progress=False)
-    assert report.num_examples == 96
-    assert report.accuracy == pytest.approx(expected, abs=5e-5)  # the script prints 4 decimals
-    assert report.accuracy > 0.65  # the hand-written template works on this model
+    report_file = tmp_path / "report.json"
+    assert main(["eval", "--task", "sst-2", "--data-files", f"test={sample}", "--template", template,
+                 "--verbalizers", " negative", " positive", "--model", "smollm2-135m", "--prompt", "",
+                 "--no-perplexity", "--quiet", "--output", str(report_file)]) == 0
+    report = json.loads(report_file.read_text())
+    assert report["num_examples"] == 96
+    assert report["accuracy"] == pytest.approx(expected, abs=5e-5)  # the script prints 4 decimals
+    assert report["accuracy"] > 0.65  # the hand-written template works on this model
+    assert report["computed_with"]["dtype"] == "float32"
+    assert report["computed_with"]["cpu_bf16"] is (cpu_bf16 == "1")

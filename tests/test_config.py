@@ -98,7 +98,8 @@ def test_a_run_writes_the_config_that_replays_it(tmp_path, run_args):
     assert written["policy"]["prior_weight"] == 0.5 and written["sql"]["prompts_per_step"] == 4
     assert written["models"] == {"model": "tiny-gpt2", "scorer": "auto", "dtype": "auto"}
     assert written["environment"]["task_definition"]["verbalizers"] == [" terrible", " great"]
-    assert {"torch", "transformers"} <= set(written["environment"]["versions"]) and written["environment"]["device"]
+    environment = written["environment"]
+    assert {"torch", "transformers"} <= set(environment["versions"]) and environment["computed_with"]["device"] == "cpu"
     assert set(written) >= {"task", "training", "policy", "sql", "reward"} and "pez" not in written
 
     assert main(["train", "--config", str(tmp_path / "A" / "config.yaml"), "--output", str(tmp_path / "B")]) == 0

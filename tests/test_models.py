@@ -42,10 +42,42 @@ def test_local_folder_round_trip(tmp_path):
     torch.testing.assert_close(again.model(ids).logits, lm.model(ids).logits)
 
 
+@pytest.mark.parametrize("spec", ["tiny-gpt2", "tiny-llama", "tiny-t5"])
+def test_an_fp32_folder_loads_straight_into_bf16(tmp_path, spec):
+    """A checkpoint stored in fp32 (as the hub serves the paper models) read tensor by tensor into bf16:
+    the same weights and outputs as transformers' own load, tied weights still tied."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    lm = load_lm(spec, device="cpu", dtype="float32")
+    lm.model.save_pretrained(tmp_path)
+    lm.tokenizer.save_pretrained(tmp_path)
+    ours = load_lm(str(tmp_path), device="cpu", dtype="bfloat16").model
+    auto_class = AutoModelForSeq2SeqLM if lm.is_encoder_decoder else AutoModelForCausalLM
+    reference = auto_class.from_pretrained(tmp_path, dtype=torch.bfloat16).eval().requires_grad_(False)
+    assert ours.dtype == torch.bfloat16
+    for (name, mine), (_, theirs) in zip(ours.state_dict().items(), reference.state_dict().items(), strict=True):
+        assert torch.equal(mine, theirs), name
+    assert (ours.get_output_embeddings().weight.data_ptr() == ours.get_input_embeddings().weight.data_ptr()) == (
+        reference.get_output_embeddings().weight.data_ptr() == reference.get_input_embeddings().weight.data_ptr())
+    ids = torch.tensor([[5, 6, 7]])
+    inputs = {"input_ids": ids, **({"decoder_input_ids": ids} if lm.is_encoder_decoder else {})}
+    torch.testing.assert_close(ours(**inputs).logits, reference(**inputs).logits, atol=0, rtol=0)
+
+
+def test_a_base_model_checkpoint_loads_into_the_lm_head_model_in_bf16(tmp_path):
+    """Hub checkpoints such as distilgpt2's hold the base model's keys (no ``transformer.`` prefix)."""
+    lm = load_lm("tiny-gpt2", device="cpu", dtype="float32")
+    lm.model.transformer.save_pretrained(tmp_path)
+    lm.tokenizer.save_pretrained(tmp_path)
+    loaded = load_lm(str(tmp_path), device="cpu", dtype="bfloat16").model
+    assert torch.equal(loaded.transformer.wte.weight, lm.model.transformer.wte.weight.to(torch.bfloat16))
+    assert torch.equal(loaded.lm_head.weight, loaded.transformer.wte.weight)
+
+
 def test_offline_default_and_dtypes():
     assert default_model("scorer") == "smollm2-135m"  # HF_HUB_OFFLINE=1 in conftest
-    auto = torch.bfloat16 if cpu_supports_bf16() else torch.float32  # bf16 only where the CPU computes it fast
-    assert resolve_dtype("auto", torch.device("cpu")) == auto
+    assert not cpu_supports_bf16()  # conftest pins auto to fp32 on every CPU
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
     assert resolve_dtype("fp32", torch.device("cpu")) == torch.float32
     assert resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16
     with pytest.raises(ValueError, match="unknown dtype"):

@@ -106,3 +106,20 @@ def test_each_prompt_example_pair_reaches_the_lm_once(sst_files, monkeypatch):
     restored = ClassificationReward(get_task("sst-2", data_dir=sst_files), lm)
     restored.load_state_dict(reward.state_dict())
     assert restored(PromptBatch([" great", " no"], ids[:2]), batch).logs["accuracy/new_pairs"] == 0
+
+
+@pytest.mark.parametrize("spec", ["tiny-gpt2", "tiny-llama"])
+def test_cached_path_in_bf16_agrees_with_the_full_forward_to_bf16_precision(spec, sst_files, bf16_cpu):
+    """The path `--dtype auto` takes on a CPU with bf16 instructions: the models load in bf16 and the
+    cached path keeps to bf16's precision (about 3 significant digits) of the full forward."""
+    lm = load_lm(spec, device="cpu")
+    assert lm.dtype == torch.bfloat16
+    task = get_task("sst-2", data_dir=sst_files, template="Review: {sentence} It was{prompt}")
+    reward = ClassificationReward(task, lm, batch_size=5)
+    generator = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(5, len(lm.tokenizer), (n,), generator=generator).tolist() for n in (3, 3, 1)]
+    got = reward.verbalizer_logits(prompts, [{"sentence": s} for s in SENTENCES]).float()
+    expected = full_forward(lm, task, prompts, SENTENCES).float()
+    scale = expected.abs().max()
+    assert (got - expected).abs().max() <= 0.05 * scale, (got - expected).abs().max()
+    assert expected.std() > 0

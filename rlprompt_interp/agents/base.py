@@ -19,6 +19,7 @@ class Agent(ABC):
     """
 
     name: str = "agent"
+    dtype: str = "auto"  # the frozen models' dtype while training (``models.resolve_dtype``)
     # called with each row of the training curve as it is written (``tracking.RunTracker.log_row`` for --report-to)
     on_log: Callable[[dict], None] | None = None
 

@@ -24,7 +24,7 @@ from .. import checkpoints
 from ..checkpoints import CHECKPOINT_FILE
 from ..evaluation import evaluate_prompt
 from ..metrics.unembed import unembed, vocabulary_matrix
-from ..models import LoadedModel, load_lm
+from ..models import LoadedModel, compute_record, dtype_name, load_lm
 from ..prompts import LearnedPrompt
 from ..scoring import segment_example, soft_prompt_logits
 from ..tasks import ClassificationTask
@@ -152,8 +152,11 @@ class ContinuousPromptAgent(Agent):
             config = self.config_class(**options)
         self.config = config
 
-    # ----- hooks
+    @property
+    def dtype(self) -> str:
+        return self.config.dtype
 
+    # ----- hooks
     def setup(self, lm: LoadedModel, task: ClassificationTask, prompt_length: int) -> int:
         """Load what the agent needs beyond the task LM; return the prompt length to train."""
         return prompt_length
@@ -213,8 +216,7 @@ class ContinuousPromptAgent(Agent):
         if resume:
             if checkpoint is None:
                 raise ContinuousPromptError("resume=True needs the output_dir that holds the checkpoint")
-            state = load_checkpoint(checkpoint, prompt, optimizer, generator, self.method_name(), prompt_length,
-                                    lm.spec)
+            state = load_checkpoint(checkpoint, prompt, optimizer, generator, self.method_name(), prompt_length, lm)
 
         def evaluate(step: int) -> None:
             candidate = self.candidate(lm, prompt)
@@ -239,8 +241,7 @@ class ContinuousPromptAgent(Agent):
             if self.on_log is not None:
                 self.on_log(record)
             if checkpoint is not None:
-                save_checkpoint(checkpoint, prompt, optimizer, generator, state, self.method_name(), prompt_length,
-                                lm.spec)
+                save_checkpoint(checkpoint, prompt, optimizer, generator, state, self.method_name(), prompt_length, lm)
 
         if state.step == 0 and state.initial_accuracy is None:
             evaluate(0)
@@ -273,7 +274,7 @@ class ContinuousPromptAgent(Agent):
                     state.stopped_early = True
                     if checkpoint is not None:
                         save_checkpoint(checkpoint, prompt, optimizer, generator, state, self.method_name(),
-                                        prompt_length, lm.spec)
+                                        prompt_length, lm)
         bar.close()
 
         best = state.best
@@ -284,7 +285,8 @@ class ContinuousPromptAgent(Agent):
             curve=state.curve,
             provenance={"method": self.method_name(), "model": lm.spec, "task_model": lm.spec, "task": task.name,
                         "template": task.template.text, "verbalizers": list(task.verbalizers), "seed": seed,
-                        "data_seed": task.seed, "config": run_config, **self.provenance_extra()},
+                        "data_seed": task.seed, "config": run_config, **self.provenance_extra(),
+                        "computed_with": compute_record(lm.dtype, lm.device)},
         )
         if output_dir is not None:
             learned.save(output_dir)
@@ -312,7 +314,7 @@ def build_optimizer(config: ContinuousConfig, params: list, lr: float) -> torch.
 
 
 def save_checkpoint(path: Path, prompt: torch.Tensor, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                    state: TrainState, method: str, prompt_length: int, model: str | None = None) -> None:
+                    state: TrainState, method: str, prompt_length: int, model: LoadedModel | None = None) -> None:
     """Prompt, optimizer, sampler state and progress in one file, replaced atomically (the previous one kept)."""
     payload = {"prompt": prompt.detach().cpu(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
                "state": asdict(state)}
@@ -320,7 +322,7 @@ def save_checkpoint(path: Path, prompt: torch.Tensor, optimizer: torch.optim.Opt
 
 
 def load_checkpoint(path: Path, prompt: torch.Tensor, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                    method: str, prompt_length: int, model: str | None = None) -> TrainState:
+                    method: str, prompt_length: int, model: LoadedModel | None = None) -> TrainState:
     payload = checkpoints.load_checkpoint(path, checkpoint_identity(method, prompt_length, model),
                                           map_location="cpu")
     if payload is None:
@@ -332,9 +334,10 @@ def load_checkpoint(path: Path, prompt: torch.Tensor, optimizer: torch.optim.Opt
     return TrainState(**payload["state"])
 
 
-def checkpoint_identity(method: str, prompt_length: int, model: str | None) -> dict:
-    """What a checkpoint must match to be resumed (see ``checkpoints``): method, model and prompt length."""
-    return {"method": method, "model": model, "prompt_length": prompt_length}
+def checkpoint_identity(method: str, prompt_length: int, model: LoadedModel | None) -> dict:
+    """What a checkpoint must match to be resumed (see ``checkpoints``): method, model, its dtype and prompt length."""
+    return {"method": method, "model": getattr(model, "spec", None), "prompt_length": prompt_length,
+            "dtype": dtype_name(model.dtype) if model is not None else None}
 
 
 # --------------------------------------------------------------------------- command line

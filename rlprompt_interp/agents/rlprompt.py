@@ -27,7 +27,7 @@ from typing import Sequence
 from ..algorithms.trainer import SQLConfig, SQLTrainer
 from ..checkpoints import CHECKPOINT_FILE
 from ..config import Config, ConfigError, ModelConfig, RunConfig, add_config_arguments, config_from_args, option
-from ..models import LoadedModel, load_lm
+from ..models import LoadedModel, compute_record, load_lm
 from ..notices import warn
 from ..policies import LMAdaptorPolicy, PolicyConfig
 from ..prompts import LearnedPrompt
@@ -245,7 +245,8 @@ class RLPromptAgent(Agent):
         provenance = {"method": self.name, "model": trainer.task_lm.spec, "task_model": trainer.task_lm.spec,
                       "policy_model": trainer.policy.lm.spec, "task": task.name, "seed": trainer.config.seed,
                       "template": task.template.text, "verbalizers": list(task.verbalizers),
-                      "reward": repr(trainer.reward), "policy_token_ids": best["token_ids"], "config": config}
+                      "reward": repr(trainer.reward), "policy_token_ids": best["token_ids"], "config": config,
+                      "computed_with": compute_record(trainer.task_lm.dtype, trainer.task_lm.device)}
         return LearnedPrompt(text=best["text"], token_ids=task_token_ids(trainer.task_lm, best["text"], best["token_ids"]),
                              scores=scores, curve=list(trainer.curve), provenance=provenance)
 

@@ -46,7 +46,7 @@ from transformers import GenerationConfig, TrainerCallback
 
 from ..atomic import write_json_atomic
 from ..config import config_from_args
-from ..models import LoadedModel, default_device, load_lm
+from ..models import LoadedModel, compute_record, default_device, load_lm
 from ..prompts import LearnedPrompt
 from ..rewards import PromptBatch, Reward, TRLReward
 from ..tasks import ClassificationTask
@@ -385,7 +385,8 @@ class TRLPromptAgent(Agent):
         provenance = {"method": self.name, "model": task_lm.spec, "task_model": task_lm.spec,
                       "policy_model": policy_spec, "task": task.name, "seed": seed, "template": task.template.text,
                       "verbalizers": list(task.verbalizers), "reward": repr(reward), "condition": condition,
-                      "policy_token_ids": best["token_ids"], **versions, "config": config}
+                      "policy_token_ids": best["token_ids"], **versions, "config": config,
+                      "computed_with": compute_record(task_lm.dtype, task_lm.device)}
         return LearnedPrompt(text=best["text"], token_ids=task_token_ids(task_lm, best["text"], best["token_ids"]),
                              scores=scores, curve=list(evaluation.curve), provenance=provenance)
 

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from ..checkpoints import CHECKPOINT_FILE, load_checkpoint, parameter_shapes, save_checkpoint
 from ..config import ConfigError, RunConfig, option
 from ..envs.prompt_env import PromptVectorEnv
+from ..models import dtype_name
 from ..policies import LMAdaptorPolicy, Rollout
 from ..rewards import Reward, as_reward, linear_map, zscore_by_key
 from .sql import TargetUpdater, sql_loss
@@ -289,7 +290,8 @@ def trainer_identity(trainer: SQLTrainer) -> dict:
     """What a checkpoint must match to be resumed by ``trainer`` (see ``checkpoints``)."""
     task_lm = getattr(trainer, "task_lm", None)
     return {"method": trainer.method, "policy_model": trainer.policy.lm.spec, "task_model": getattr(task_lm, "spec", None),
-            "prompt_length": trainer.config.prompt_length, "mlp_shapes": parameter_shapes(trainer.policy.mlp)}
+            "prompt_length": trainer.config.prompt_length, "mlp_shapes": parameter_shapes(trainer.policy.mlp),
+            "dtype": dtype_name(trainer.policy.lm.dtype)}
 
 
 def _step_means(info: dict) -> dict:

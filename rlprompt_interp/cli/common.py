@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 
 from ..config import ConfigFileParser
+from ..models import AUTO_DTYPE_HELP, EVAL_DTYPE
 from ..tasks import TaskDataError, VerbalizerError
+
+EVAL_DTYPE_HELP = (f"dtype of the models that score the prompt: {EVAL_DTYPE} by default, so a reported accuracy does "
+                   f"not depend on the CPU it was computed on; {AUTO_DTYPE_HELP}; or bfloat16, float16")
 
 
 class UsageError(ValueError):
@@ -85,7 +89,7 @@ def add_eval_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=positive_int, help="score a random N examples (stratified by label, the same N every "
                                                   "time) instead of the whole split")
     parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16")
+    parser.add_argument("--dtype", default=EVAL_DTYPE, help=EVAL_DTYPE_HELP)
 
 
 def quiet_libraries() -> None:

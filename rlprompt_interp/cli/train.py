@@ -20,7 +20,7 @@ from ..atomic import write_json_atomic
 from ..config import (Config, ConfigFileParser, ModelConfig, RunConfig, add_config_arguments, config_from_args,
                       option, write_config_file)
 from ..tracking import add_report_to_argument, track_run
-from .common import add_task_arguments, build_task
+from .common import EVAL_DTYPE, add_task_arguments, build_task
 
 CONFIG_FILE = "config.yaml"
 VERSIONS = ("rlprompt-interp", "torch", "transformers", "accelerate", "datasets", "trl", "peft", "gymnasium")
@@ -36,6 +36,8 @@ class TrainArguments(Config):
     resume: bool = option(False, "continue from the checkpoint in --output")
     test_eval: bool = option(True, "evaluate the learned prompt on the test split")
     eval_batch_size: int = option(32, "examples per forward pass of the test evaluation", at_least=1)
+    eval_dtype: str = option(EVAL_DTYPE, "dtype of the final test evaluation (float32: the same accuracy on every CPU; "
+                                         "auto: as --dtype auto)")
 
 
 def agent_modules() -> dict:
@@ -46,22 +48,25 @@ def agent_modules() -> dict:
 
 def cmd_train(args: argparse.Namespace, parser: ConfigFileParser) -> int:
     from ..evaluation import evaluate_prompt
-    from ..models import load_lm
+    from ..models import clear_model_cache, compute_record, load_lm
 
     check_arguments(args)
     task = build_task(args)
     agent = agent_modules()[args.agent].from_cli_args(args)
     settings = write_run_config(args, parser, task)
     flat = {key: value for section in settings.values() for key, value in section.items()}
-    with track_run(args.report_to, args.output, config=flat) as tracker:
+    with track_run(args.report_to, args.output, config={**flat, "computed_with": compute_record(args.dtype)}) as tracker:
         agent.on_log = tracker.log_row
         learned = agent.fit(task, prompt_length=args.prompt_length, steps=args.steps, seed=args.seed,
                             output_dir=args.output, resume=args.resume)
         if args.test_eval:
-            lm = load_lm(learned.provenance.get("task_model", args.model), role="task", dtype=args.dtype)
+            del agent  # the training models (a gpt2-xl scorer, bf16 copies) are freed before the fp32 test model loads
+            clear_model_cache()
+            lm = load_lm(learned.provenance.get("task_model", args.model), role="task", dtype=args.eval_dtype)
             report = evaluate_prompt(task, lm, learned, split="test", batch_size=args.eval_batch_size,
                                      progress=not args.quiet)
             learned.scores["test_accuracy"] = report.accuracy
+            learned.scores["test_computed_with"] = report.computed_with
             tracker.log({"test/accuracy": report.accuracy}, step=args.steps)
             print(report.format())
     learned.save(args.output)
@@ -79,13 +84,14 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def write_run_config(args: argparse.Namespace, parser: ConfigFileParser, task) -> dict:
     """Write ``OUTPUT/config.yaml`` atomically: every option the agent reads, section by section, and an
-    ``environment`` section (task definition, device, package versions) that ``--config`` leaves out."""
-    from ..models import default_device
+    ``environment`` section (task definition, the resolved dtype and device, package versions) that ``--config``
+    leaves out."""
+    from ..models import compute_record
 
     settings = parser.section_values(args, agent=args.agent, leave_out=("config", "recipe", "resume"))
     environment = {"task_definition": {"name": task.name, "template": task.template.text,
                                        "verbalizers": list(task.verbalizers)},
-                   "device": str(default_device()), "python": platform.python_version(),
+                   "computed_with": compute_record(args.dtype), "python": platform.python_version(),
                    "versions": {name: _version(name) for name in VERSIONS}}
     write_config_file(f"{args.output}/{CONFIG_FILE}", {**settings, "environment": environment})
     return settings

@@ -11,6 +11,7 @@ import argparse
 from ..atomic import write_json_atomic
 from ..metrics.similarity import prompt_matrix
 from ..prompts import task_model
+from .common import EVAL_DTYPE, EVAL_DTYPE_HELP
 
 
 def cmd_unembed(args: argparse.Namespace) -> int:
@@ -40,6 +41,6 @@ def register(commands) -> None:
     unembed.add_argument("--model", default="auto", help="task LM whose vocabulary is searched (auto: the prompt's)")
     unembed.add_argument("--metric", default="cosine", choices=METRICS)
     unembed.add_argument("--top-k", type=int, default=3)
-    unembed.add_argument("--dtype", default="auto")
+    unembed.add_argument("--dtype", default=EVAL_DTYPE, help=EVAL_DTYPE_HELP)
     unembed.add_argument("--output", help="write the readout as JSON here")
     unembed.set_defaults(run=cmd_unembed)

@@ -129,8 +129,8 @@ def faithfulness(task: ClassificationTask, lm: LoadedModel, prompt: LearnedPromp
     bar.close()
     n = len(examples)
     subset = task.subset_note(split, limit)
-    soft_report = summarise(task, split, prompt.text, predictions["soft"], examples["label"], subset)
-    text_report = summarise(task, split, text_prompt.text, predictions["text"], examples["label"], subset)
+    soft_report = summarise(task, split, prompt.text, predictions["soft"], examples["label"], subset, lm=lm)
+    text_report = summarise(task, split, text_prompt.text, predictions["text"], examples["label"], subset, lm=lm)
     matrix = vocabulary_matrix(lm.model, lm.tokenizer)
     return FaithfulnessReport(
         unembed_metric=metric, unembedded_text=text_prompt.text, unembedded_token_ids=text_prompt.token_ids,

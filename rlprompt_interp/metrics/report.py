@@ -14,7 +14,7 @@ import argparse
 from dataclasses import dataclass, field
 
 from ..evaluation import ClassificationReport, evaluate_prompt
-from ..models import LoadedModel, load_lm
+from ..models import EVAL_DTYPE, LoadedModel, load_lm
 from ..prompts import LearnedPrompt
 from ..tasks import ClassificationTask
 from .faithfulness import FaithfulnessReport, faithfulness
@@ -116,7 +116,7 @@ def format_readout_row(row: dict) -> str:
 def build_report(task: ClassificationTask, lm: LoadedModel, prompt: str | LearnedPrompt, *, split: str = "test",
                  limit: int | None = None, batch_size: int = 32, scorer: str | LoadedModel | None = "auto",
                  unembed_metric: str = "euclidean", readout_metric: str = "cosine", top_k: int = 3,
-                 faithfulness_for_discrete: bool = True, dtype: str = "auto", progress: bool = True) -> EvalReport:
+                 faithfulness_for_discrete: bool = True, dtype: str = EVAL_DTYPE, progress: bool = True) -> EvalReport:
     """Evaluate ``prompt`` on ``task`` and measure its interpretability (``scorer=None``: no perplexity).
 
     Soft prompts get the faithfulness differentials of their embeddings. Discrete learned prompts

@@ -13,7 +13,7 @@ from typing import Sequence
 import datasets
 import evaluate
 
-from ..models import LoadedModel, load_lm
+from ..models import EVAL_DTYPE, LoadedModel, load_lm
 from ..perplexity import perplexity
 
 
@@ -39,7 +39,7 @@ class Scrutability(evaluate.Metric):
             inputs_description="predictions: list of prompt texts; scorer: model spec or LoadedModel; batch_size",
             features=datasets.Features({"predictions": datasets.Value("string")}))
 
-    def _compute(self, predictions, scorer="auto", batch_size: int = 32, dtype="auto"):
+    def _compute(self, predictions, scorer="auto", batch_size: int = 32, dtype=EVAL_DTYPE):
         lm = scorer if isinstance(scorer, LoadedModel) else load_lm(scorer, role="scorer", dtype=dtype)
         values = scrutability(lm, predictions, batch_size)
         return {"perplexities": values, "mean_perplexity": sum(values) / len(values), "scorer": lm.spec}

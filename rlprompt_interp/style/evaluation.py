@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..atomic import write_atomic, write_json_atomic
-from ..models import LoadedModel, load_lm
+from ..models import EVAL_DTYPE, LoadedModel, compute_record, load_lm
 from ..perplexity import log_perplexity
 from ..prompts import LearnedPrompt, task_model
 from ..rewards.content import ContentPreservation
@@ -149,7 +149,7 @@ def evaluate_style_prompt(task: str, prompt: str | LearnedPrompt = "", *, data_d
                           direction: str | None = None, model: str = "auto", scorer: str = "auto",
                           classifier: str | None = None, split: str = "test", limit: int | None = None,
                           num_samples: int = 1, top_k: int = 10, length_ratio: float = 1.5, batch_size: int = 32,
-                          seed: int = 0, fluency_threshold: float | None = None, dtype: str = "auto",
+                          seed: int = 0, fluency_threshold: float | None = None, dtype: str = EVAL_DTYPE,
                           output: str | Path | None = None, progress: bool = True, log=print) -> dict:
     """``style-eval`` and ``eval --task yelp-style``: a prompt on one or both directions of a style task.
 
@@ -179,7 +179,7 @@ def evaluate_style_prompt(task: str, prompt: str | LearnedPrompt = "", *, data_d
         log(report.format())
         reports[name] = report.to_dict()
     payload = {"prompt": text, "task_model": lm.spec, "scorer": scorer_lm.spec, "style_classifier": classifier,
-               "directions": reports}
+               "computed_with": compute_record(lm.dtype, lm.device), "directions": reports}
     if output is not None:
         write_json_atomic(output, payload)
         log(f"report written to {output} (outputs beside it)")
