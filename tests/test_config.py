@@ -142,3 +142,13 @@ def test_the_embedded_recipe_is_readmes_command_in_one_line():
     assert paper["model"] == "distilgpt2" and paper["prior_weight"] == 0 and paper["top_k"] == 256
     with pytest.raises(ConfigError, match="no recipe 'nope'"):
         recipe_path("nope")
+
+
+def test_experiment_scripts_read_config_files_too(tmp_path):
+    from conftest import load_experiment
+
+    (tmp_path / "sweep.yaml").write_text("steps: 7\nlr: 1e-3\nseeds: [4, 5]\narms: [acc=1]\n")
+    script = load_experiment("sst2_ppl_sweep")
+    args = script.parse_args(["--config", str(tmp_path / "sweep.yaml"), "--seeds", "9"])
+    assert (args.steps, args.lr, args.seeds) == (7, 1e-3, [9])  # the file over the mode, the flag over the file
+    assert args.arms[0]["acc"] == 1.0 and args.prompts_per_step == 8  # the rest from the quick mode
