@@ -46,7 +46,8 @@ class ConfigError(ValueError):
 
 
 def flag_name(field: str) -> str:
-    return "--" + field.replace("_", "-")
+    """``prompts_per_step`` -> ``--prompts-per-step`` (a name that is already a flag stays as it is)."""
+    return field if field.startswith("--") else "--" + field.replace("_", "-")
 
 
 def option(default: Any, help: str, *, at_least: float | None = None, above: float | None = None,
@@ -79,15 +80,6 @@ class Config:
 
     def check(self) -> None:
         """Checks that involve several fields (subclasses raise :class:`ConfigError`)."""
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]):
-        """The config from ``{field: value}``, refusing names it has no field for."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(unknown[0], f"is not an option of {cls.__name__}; options: {sorted(known)}")
-        return cls(**values)
 
     def to_dict(self) -> dict:
         return plain(dataclasses.asdict(self))
@@ -203,18 +195,21 @@ class DeprecatedFlag(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def config_from_args(config_class: type, args: argparse.Namespace | Mapping, **overrides):
-    """``config_class`` from the parsed flags: fields absent from ``args``, or left at None where the
-    field's own default is not None (a flag shared by several agents), take the field's default."""
+def config_from_args(config_class: type, args: argparse.Namespace | Mapping):
+    """``config_class`` from the parsed flags. A field absent from ``args`` takes its default, and so does
+    a field that cannot be None given None: a flag shared by several agents whose unset value means "the
+    agent's own" (``--lr``)."""
     values = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
+    hints = field_types(config_class)
     chosen = {}
     for field in dataclasses.fields(config_class):
-        if field.name in overrides:
-            chosen[field.name] = overrides[field.name]
-        elif field.name in values and not (values[field.name] is None and field.default is not None
-                                           and field.default is not dataclasses.MISSING):
+        if field.name in values and (values[field.name] is not None or _accepts_none(hints[field.name])):
             chosen[field.name] = values[field.name]
     return config_class(**chosen)
+
+
+def _accepts_none(annotation) -> bool:
+    return _origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
 
 
 # --------------------------------------------------------------------------- files

@@ -152,3 +152,10 @@ def test_experiment_scripts_read_config_files_too(tmp_path):
     args = script.parse_args(["--config", str(tmp_path / "sweep.yaml"), "--seeds", "9"])
     assert (args.steps, args.lr, args.seeds) == (7, 1e-3, [9])  # the file over the mode, the flag over the file
     assert args.arms[0]["acc"] == 1.0 and args.prompts_per_step == 8  # the rest from the quick mode
+
+
+def test_a_null_in_a_config_file_turns_an_option_off(tmp_path):
+    (tmp_path / "off.yaml").write_text("sql:\n  reward_range: null\n")
+    args = build_parser().parse_args(["train", "--task", "sst-2", "--output", "o", "--config", str(tmp_path / "off.yaml")])
+    config = RLPromptConfig.from_args(args)
+    assert config.sql.reward_range is None and config.sql.lr == 5e-5  # unset --lr: the agent's own
