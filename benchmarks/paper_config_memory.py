@@ -5,7 +5,7 @@ serves both in fp32; this script writes random-initialised models of exactly the
 ordinary model folders (fp32 safetensors, once, into ``--folders``), then runs
 
     rlprompt-interp train --model FOLDERS/distilgpt2 --scorer FOLDERS/gpt2-xl \\
-        --reward accuracy=1,perplexity=0.01 --dtype D ...
+        --reward gap=1,perplexity=0.01 --dtype D ...
 
 in a fresh process per dtype and reports each one's peak resident memory (``wait4``'s maxrss), so
 the figure covers the real load path (a folder on disk, not a model built in memory), every model
@@ -70,7 +70,7 @@ def model_folders(root: Path) -> dict[str, Path]:
 def train_command(args, folders: dict[str, Path], dtype: str, output: str) -> list[str]:
     return ["rlprompt-interp", "train", "--agent", "rlprompt", "--task", "sst-2", "--data-dir", args.data_dir,
             "--model", str(folders["model"]), "--scorer", str(folders["scorer"]),
-            "--reward", "accuracy=1,perplexity=0.01", "--dtype", dtype, "--prompt-length", str(args.prompt_length),
+            "--reward", "gap=1,perplexity=0.01", "--dtype", dtype, "--prompt-length", str(args.prompt_length),
             "--prompts-per-step", str(args.prompts), "--examples-per-step", str(args.examples),
             "--steps", str(args.steps), "--eval-every", str(args.steps), "--output", output,
             *([] if args.test_eval else ["--no-test-eval"]), "--quiet"]

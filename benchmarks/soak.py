@@ -54,7 +54,7 @@ def soak(name: str, model: str, steps: int, mlp_width: int, args) -> dict:
 
     source, where = few_shot_source(args.data_dir)
     task = get_task("sst-2", **source)
-    agent = RLPromptAgent(model=model, reward="accuracy=1", prompts_per_step=args.prompts_per_step,
+    agent = RLPromptAgent(model=model, reward="gap=1", prompts_per_step=args.prompts_per_step,
                           examples_per_step=args.examples_per_step, lr=1e-3, mlp_width=mlp_width,
                           eval_every=args.eval_every, quiet=True)
     samples = []

@@ -62,7 +62,7 @@ def parse_args(argv=None):
     parser.add_argument("--shape", help="a random model of this shape as policy and task LM (e.g. distilgpt2)")
     parser.add_argument("--scorer", help="perplexity scorer LM (default: the task LM)")
     parser.add_argument("--scorer-shape", help="a random scorer of this shape (e.g. gpt2-xl)")
-    parser.add_argument("--reward", default="accuracy=1,perplexity=0.01")
+    parser.add_argument("--reward", default="gap=1,perplexity=0.01")
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--examples", type=int, default=32)
     parser.add_argument("--prompt-length", type=int, default=5)
@@ -100,11 +100,11 @@ def build_trainer(args, task, dtype):
     model = spec(args, "shape", "model")
     scorer = spec(args, "scorer_shape", "scorer") if (args.scorer or args.scorer_shape) else model
     agent = RLPromptAgent(model=model, scorer=scorer, reward=args.reward, prompts_per_step=args.prompts,
-                          examples_per_step=args.examples, lr=args.lr, eval_every=0, dtype=dtype, quiet=True)
+                          examples_per_step=args.examples, lr=args.lr, eval_every=None, dtype=dtype, quiet=True)
     for role, name in (("task", model), ("scorer", scorer)):
         load_lm(name, role=role, device=args.device, dtype=dtype)  # on the requested device, shared by the agent
     trainer = agent.build(task, prompt_length=args.prompt_length, steps=10**9, seed=0)
-    trainer.env.task.data = trainer.train_data = training_data(args, task)
+    trainer.env.scorer.data = trainer.train_data = training_data(args, task)
     return trainer
 
 
@@ -121,7 +121,7 @@ def time_steps(args, trainer) -> dict:
     def direct_step():
         rollout = trainer.policy.sample(args.prompts, args.prompt_length, generator=trainer.generator)
         texts = trainer.policy.decode(rollout.token_ids)
-        out = trainer.reward(PromptBatch(texts, rollout.token_ids.tolist()), trainer.env.task.batch(trainer.env.np_random))
+        out = trainer.reward(PromptBatch(texts, rollout.token_ids.tolist()), trainer.env.scorer.batch(trainer.env.np_random))
         trainer.update(rollout, out.scores)
 
     memo = classification_term(trainer)
@@ -156,7 +156,7 @@ def time_steps(args, trainer) -> dict:
         if step >= args.warmup:
             rows.append(logs)
             direct.append(time.perf_counter() - started)
-    keys = ("time/step", "time/sample", "time/reward", "time/accuracy", "time/perplexity", "time/log-perplexity",
+    keys = ("time/step", "time/sample", "time/reward", "time/gap", "time/perplexity", "time/log-perplexity",
             "time/update")
     medians = {key: statistics.median(r[key] for r in rows) for key in keys if key in rows[0]}
     medians["time/direct_step"] = statistics.median(direct) if args.direct else math.nan
@@ -279,7 +279,7 @@ def main(argv=None) -> int:
     r = main_run
     print(f"\nmedian of {args.steps} steps after {args.warmup} warm-up ({r['dtype']}):")
     for key, label in (("time/step", "whole step"), ("time/sample", "  policy sampling"),
-                       ("time/reward", "  reward (environment call)"), ("time/accuracy", "    task LM"),
+                       ("time/reward", "  reward (environment call)"), ("time/gap", "    task LM"),
                        ("time/perplexity", "    scorer"), ("time/log-perplexity", "    scorer"),
                        ("time/update", "  loss + backward + optimiser")):
         if key in r:

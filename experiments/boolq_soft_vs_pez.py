@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.sweep_report import saved_figure
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 SCRIPT = Path(__file__).stem
 TRAINED = ("soft-prompt", "pez")
@@ -95,34 +95,15 @@ METRICS = ("test_accuracy", "predicted_yes", "unembedded_test_accuracy", "prompt
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from rlprompt_interp.sweeps import add_mode_arguments, apply_mode
-    from rlprompt_interp.tracking import add_report_to_argument
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_mode_arguments(parser, {"quick": "embedded SmolLM2-135M on CPU, FewGLUE data, a few steps (default)",
-                                "full": "the paper's models and data"})
-    for key, quick in MODES["quick"].items():  # every setting of a mode can be overridden
-        full = MODES["full"][key]
-        flag, options = "--" + key.replace("_", "-"), {}
-        if isinstance(quick, list):
-            options = dict(nargs="+", type=str if key == "methods" else int)
-            if key == "methods":
-                options["choices"] = TRAINED
-        elif key in ("soft_lr_scale", "pez_lr_scale"):
-            options = dict(type=float)
-        elif key in ("eval_limit", "dev_limit"):
-            options = dict(type=int)
-        elif key == "unembed_metric":
-            options = dict(choices=("euclidean", "cosine", "dot"))
-        else:
-            options = dict(type=type(quick))
-        parser.add_argument(flag, default=None, help=f"{MODE_HELP[key]} (quick: {quick}, full: {full})", **options)
-    parser.add_argument("--output", help=f"output folder (default: <repo>/runs/{SCRIPT}-<mode>)")
-    parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
-    add_report_to_argument(parser)
+    parser = experiment_parser(
+        __doc__, SCRIPT, MODES, {"quick": "embedded SmolLM2-135M on CPU, FewGLUE data, a few steps (default)",
+                                 "full": "the paper's models and data"}, MODE_HELP,
+        options={"methods": dict(choices=TRAINED), "soft_lr_scale": dict(type=float),
+                 "pez_lr_scale": dict(type=float), "eval_limit": dict(type=int), "dev_limit": dict(type=int),
+                 "unembed_metric": dict(choices=("euclidean", "cosine", "dot"))})
     parser.add_argument("--progress", action="store_true", help="show the agents' training progress bars")
-    args = apply_mode(parser.parse_args(argv), MODES)
-    args.output = Path(args.output or ROOT / "runs" / f"{SCRIPT}-{args.mode}")
+    args = parse_experiment_args(parser, argv, MODES)
+    args.output = Path(args.output)
     for name in ("steps", "batch_size", "eval_every", "eval_batch_size"):
         if getattr(args, name) < (0 if name == "steps" else 1):
             parser.error(f"--{name.replace('_', '-')} must be {'non-negative' if name == 'steps' else 'positive'}")
@@ -262,51 +243,42 @@ def table(rows: list[dict]) -> str:
 
 def plot(rows: list[dict], path: Path) -> Path:
     """Test accuracy and log-perplexity against prompt length, the paper's figures dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (acc_ax, ppl_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colours = {"soft-prompt": "tab:blue", "pez": "tab:orange", "natural": "tab:green", "no-prompt": "grey"}
-    markers = {"soft-prompt": "o", "pez": "s", "natural": "^"}  # distinct, so coinciding points stay visible
-    for method in METHOD_ORDER[:3]:
-        members = sorted((r for r in rows if r["method"] == method), key=lambda r: r["length"])
-        if not members:
-            continue
-        lengths = [r["length"] for r in members]
-        acc_ax.errorbar(lengths, [r["test_accuracy_mean"] for r in members],
-                        yerr=[r["test_accuracy_std"] for r in members], marker=markers[method], capsize=3,
-                        markerfacecolor="none" if method == "pez" else None, markersize=9 if method == "pez" else 6,
-                        color=colours[method], label=method)
-        ppl_ax.errorbar(lengths, [r["prompt_log_perplexity_mean"] for r in members],
-                        yerr=[r["prompt_log_perplexity_std"] for r in members], marker=markers[method], capsize=3,
-                        markerfacecolor="none" if method == "pez" else None, markersize=9 if method == "pez" else 6,
-                        color=colours[method], label=f"{method} (measured log-ppl)")
-        paper_acc = [(r["length"], r["paper_accuracy"]) for r in members if r["paper_accuracy"] is not None]
-        paper_ppl = [(r["length"], r["paper_perplexity"]) for r in members if r["paper_perplexity"] is not None]
-        if paper_acc:
-            acc_ax.plot(*zip(*paper_acc), linestyle="--", marker="x", color=colours[method], alpha=0.6,
-                        label=f"{method} (paper)")
-        if paper_ppl:
-            ppl_ax.plot(*zip(*paper_ppl), linestyle="--", marker="x", color=colours[method], alpha=0.6,
-                        label=f"{method} (paper, their scale)")
-    baseline = [r for r in rows if r["method"] == "no-prompt"]
-    if baseline:
-        acc_ax.axhline(baseline[0]["test_accuracy_mean"], color="grey", linestyle=":", label="no prompt")
-    lengths = sorted({r["length"] for r in rows if r["method"] != "no-prompt"})
-    for ax in (acc_ax, ppl_ax):
-        ax.set_xscale("log")
-        ax.set_xticks(lengths, [str(length) for length in lengths])
-        ax.minorticks_off()
-        ax.set_xlabel("prompt length (tokens)")
-        ax.legend(fontsize=7)
-    acc_ax.set(ylabel="test accuracy", title="BoolQ accuracy")
-    ppl_ax.set(ylabel="log-perplexity of the prompt text", title="prompt perplexity (readout text)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with saved_figure(path, 2, (11, 4.2)) as (acc_ax, ppl_ax):
+        colours = {"soft-prompt": "tab:blue", "pez": "tab:orange", "natural": "tab:green", "no-prompt": "grey"}
+        markers = {"soft-prompt": "o", "pez": "s", "natural": "^"}  # distinct, so coinciding points stay visible
+        for method in METHOD_ORDER[:3]:
+            members = sorted((r for r in rows if r["method"] == method), key=lambda r: r["length"])
+            if not members:
+                continue
+            lengths = [r["length"] for r in members]
+            acc_ax.errorbar(lengths, [r["test_accuracy_mean"] for r in members],
+                            yerr=[r["test_accuracy_std"] for r in members], marker=markers[method], capsize=3,
+                            markerfacecolor="none" if method == "pez" else None, markersize=9 if method == "pez" else 6,
+                            color=colours[method], label=method)
+            ppl_ax.errorbar(lengths, [r["prompt_log_perplexity_mean"] for r in members],
+                            yerr=[r["prompt_log_perplexity_std"] for r in members], marker=markers[method], capsize=3,
+                            markerfacecolor="none" if method == "pez" else None, markersize=9 if method == "pez" else 6,
+                            color=colours[method], label=f"{method} (measured log-ppl)")
+            paper_acc = [(r["length"], r["paper_accuracy"]) for r in members if r["paper_accuracy"] is not None]
+            paper_ppl = [(r["length"], r["paper_perplexity"]) for r in members if r["paper_perplexity"] is not None]
+            if paper_acc:
+                acc_ax.plot(*zip(*paper_acc), linestyle="--", marker="x", color=colours[method], alpha=0.6,
+                            label=f"{method} (paper)")
+            if paper_ppl:
+                ppl_ax.plot(*zip(*paper_ppl), linestyle="--", marker="x", color=colours[method], alpha=0.6,
+                            label=f"{method} (paper, their scale)")
+        baseline = [r for r in rows if r["method"] == "no-prompt"]
+        if baseline:
+            acc_ax.axhline(baseline[0]["test_accuracy_mean"], color="grey", linestyle=":", label="no prompt")
+        lengths = sorted({r["length"] for r in rows if r["method"] != "no-prompt"})
+        for ax in (acc_ax, ppl_ax):
+            ax.set_xscale("log")
+            ax.set_xticks(lengths, [str(length) for length in lengths])
+            ax.minorticks_off()
+            ax.set_xlabel("prompt length (tokens)")
+            ax.legend(fontsize=7)
+        acc_ax.set(ylabel="test accuracy", title="BoolQ accuracy")
+        ppl_ax.set(ylabel="log-perplexity of the prompt text", title="prompt perplexity (readout text)")
     return path
 
 
@@ -372,10 +344,6 @@ def results_markdown(args, lm, scorer, task, records, rows) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     from rlprompt_interp.models import load_lm, process_state
     from rlprompt_interp.sweeps import Sweep, write_json_atomic
     from rlprompt_interp.tasks import get_task
@@ -406,4 +374,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

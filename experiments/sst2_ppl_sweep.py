@@ -27,17 +27,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from rlprompt_interp.sweep_report import (format_mean_std, format_number, markdown_table, plot_tradeoff,  # noqa: E402
-                                          summarize)
-from rlprompt_interp.sweeps import (Sweep, add_mode_arguments, apply_mode, train_and_evaluate,  # noqa: E402
-                                    write_json_atomic)
-from rlprompt_interp.tracking import add_report_to_argument  # noqa: E402
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, PERPLEXITY_COLUMN, SAMPLE_COLUMN, format_number,
+                                          markdown_table, plot_tradeoff, summarize_with_log_perplexity)
+from rlprompt_interp.sweeps import Sweep, add_data_arguments, task_and_models, train_and_evaluate, write_json_atomic
 
 ARM_KEYS = ("acc", "ppl", "log_ppl", "prior", "fluent", "scale")  # what an arm sets (0 = off / the mode's default)
 TASK_CONDITION = "Classify the sentiment of this movie review as positive or negative."
@@ -101,44 +96,31 @@ def arm_label(arm: dict) -> str:
     return ", ".join([reward] + [p for p in policy if p])
 
 
+HELP = {"policy_model": "policy LM", "task_model": "task LM", "scorer": "perplexity scorer LM",
+        "steps": "training steps per cell", "seeds": "training seeds", "lengths": "prompt lengths",
+        "prompts_per_step": "prompts per step", "examples_per_step": "training examples per step",
+        "lr": "learning rate", "eval_every": "steps between dev evaluations",
+        "eval_limit": "test examples scored (0: the whole split)", "verbalizers": "the task definition's verbalizers "
+        "(none: the task's own)", "condition": "the text the policy writes after (none: BOS)",
+        "action_space": "tokens the policy may write", "no_repeat": "ban repeating any of the previous K tokens",
+        "reward_scale": "z-scored rewards times this (RLPrompt: 5; an arm's scale= overrides it)",
+        "arms": "reward and policy of each arm"}
+
+
+def checked_arm(text: str) -> str:
+    parse_arm(text)  # a bad arm is a usage error
+    return text
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_mode_arguments(parser, {"quick": "embedded model, CPU budget", "full": "the paper's models and budget"})
-    parser.add_argument("--arms", type=parse_arm, nargs="+", metavar="ARM",
-                        help=f"reward and policy of each arm (quick: {' '.join(MODES['quick']['arms'])}; full: "
-                             f"{' '.join(MODES['full']['arms'])})")
-    parser.add_argument("--lengths", type=int, nargs="+", help="prompt lengths (quick: 5, full: 5 15)")
-    parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (0 1 2)")
-    parser.add_argument("--verbalizers", nargs="+", help="the task definition's verbalizers (quick: ' negative' "
-                                                          "' positive', full: the task's own ' terrible' ' great')")
-    parser.add_argument("--condition", help=f"the text the policy writes after (quick: {TASK_CONDITION!r}, full: BOS)")
-    parser.add_argument("--action-space", choices=["all", "words", "words+punctuation"],
-                        help="tokens the policy may write (quick: words+punctuation, full: all)")
-    parser.add_argument("--no-repeat", type=int, help="ban repeating any of the previous K tokens (quick: 4, full: 0)")
+    parser = experiment_parser(__doc__, "sst2-ppl-sweep", MODES, {"quick": "embedded model, CPU budget",
+                                                                  "full": "the paper's models and budget"}, HELP,
+                               options={"arms": dict(type=checked_arm, metavar="ARM"),
+                                        "action_space": dict(choices=["all", "words", "words+punctuation"])})
     parser.add_argument("--init-prompt", help="warm start every cell from this prompt (default: none)")
-    parser.add_argument("--reward-scale", type=float, help="z-scored rewards times this (RLPrompt: 5; an arm's scale= "
-                                                            "overrides it)")
-    parser.add_argument("--data-dir", default="auto",
-                        help="RLPrompt's few-shot folder, or hub (the same K-shot split drawn from the hub's SST-2); "
-                             "auto: ../shared/data/few-shot when it exists, else the hub")
-    parser.add_argument("--seed-split", default="16-42", help="which few-shot split")
-    parser.add_argument("--output", help="output folder (default: runs/sst2-ppl-sweep-<mode>)")
-    parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
-    add_report_to_argument(parser)
-    for key in ("policy_model", "task_model", "scorer", "steps", "prompts_per_step", "examples_per_step", "lr",
-                "eval_every", "eval_limit"):
-        quick, full = MODES["quick"][key], MODES["full"][key]
-        kind = float if isinstance(quick, float) else int if isinstance(quick, int) else str
-        parser.add_argument("--" + key.replace("_", "-"), type=kind, default=None,
-                            help=f"(quick: {quick}, full: {full})" + (" (0: the whole split)" if key == "eval_limit"
-                                                                       else ""))
-    args = parser.parse_args(argv)
-    explicit_arms = args.arms
-    args = apply_mode(args, MODES)
-    if explicit_arms is None:
-        args.arms = [parse_arm(text) for text in args.arms]
-    if args.output is None:
-        args.output = str(ROOT / "runs" / f"sst2-ppl-sweep-{args.mode}")
+    add_data_arguments(parser)
+    args = parse_experiment_args(parser, argv, MODES)
+    args.arms = [parse_arm(text) for text in args.arms]
     return args
 
 
@@ -148,7 +130,7 @@ def build_cells(args) -> list[dict]:
 
 
 def reward_spec(cell: dict) -> str:
-    terms = [(name, cell[key]) for name, key in (("accuracy", "acc"), ("perplexity", "ppl"),
+    terms = [(name, cell[key]) for name, key in (("gap", "acc"), ("perplexity", "ppl"),
                                                   ("log-perplexity", "log_ppl")) if cell[key]]
     return ",".join(f"{name}={value:g}" for name, value in terms)
 
@@ -212,10 +194,7 @@ def references(args, tasks: dict, models: dict, output: Path) -> dict:
 
 
 def summary_rows(records: list[dict]) -> list[dict]:
-    for record in records:
-        ppl = record.get("prompt_perplexity")
-        record["log_perplexity"] = math.log(ppl) if ppl else None
-    rows = summarize(records, by=["length", *ARM_KEYS], metrics=["test_accuracy", "log_perplexity"])
+    rows = summarize_with_log_perplexity(records, by=["length", *ARM_KEYS])
     for row in rows:
         plain = not row["prior"] and not row["fluent"] and not row["log_ppl"]
         row["paper"] = PAPER.get((row["length"], row["ppl"], row["acc"])) if plain else None
@@ -241,18 +220,13 @@ def tradeoffs(rows: list[dict]) -> list[str]:
 
 
 def results_table(rows: list[dict], refs: dict) -> str:
-    def sample(row):
-        best = max(row["records"], key=lambda r: r["test_accuracy"])
-        return repr(best["prompt"])
-
     columns = [
         ("prompt length", lambda r: r["length"]),
         ("arm", arm_label),
-        ("test accuracy (mean ± std)", lambda r: format_mean_std(r["test_accuracy_mean"], r["test_accuracy_std"])),
-        ("prompt perplexity (geometric mean)", lambda r: format_number(math.exp(r["log_perplexity_mean"]))
-         if not math.isnan(r["log_perplexity_mean"]) else "-"),
+        ACCURACY_COLUMN,
+        PERPLEXITY_COLUMN,
         ("seeds", lambda r: r["n"]),
-        ("sample prompt (best seed)", sample),
+        SAMPLE_COLUMN,
         ("paper accuracy", lambda r: f"{r['paper'][0]:.2f}" if r["paper"] else "-"),
         ("paper sample prompt", lambda r: r["paper"][1] if r["paper"] else "-"),
     ]
@@ -273,22 +247,12 @@ def plot(records: list[dict], path: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    import torch
-    from rlprompt_interp.models import EVAL_DTYPE, load_lm, process_state
-    from rlprompt_interp.tasks import get_task
-    from rlprompt_interp.tasks.sources import few_shot_source
+    from rlprompt_interp.models import process_state
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = parse_args(argv)
     output = Path(args.output)
-    source, where = few_shot_source(args.data_dir, args.seed_split)
-    args.data_dir = source["data_dir"] or "hub"  # what the sweep's settings record
-    print(f"data: {where}", flush=True)
-    builtin = get_task("sst-2", **source)
+    builtin, models = task_and_models(args, "sst-2")
     task = builtin.with_options(verbalizers=args.verbalizers) if args.verbalizers else builtin
-    models = {"task": load_lm(args.task_model, role="task", dtype=EVAL_DTYPE),  # they score the reported figures
-              "scorer": load_lm(args.scorer, role="scorer", dtype=EVAL_DTYPE)}
     cells = build_cells(args)
     print(f"{args.mode} mode: {len(cells)} cells; policy {args.policy_model}, task LM {args.task_model}, scorer "
           f"{args.scorer}; verbalizers {list(task.verbalizers)}; {args.steps} steps x {args.prompts_per_step} prompts "
@@ -324,6 +288,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from rlprompt_interp.cli import run_reporting_errors
-
-    sys.exit(run_reporting_errors(main))
+    run_script(main)

@@ -8,7 +8,7 @@ against the same reward,
 with ppl_coef 0 and 0.01, for 3 seeds. Each run trains until its time budget (``--minutes``) is
 spent, dev evaluations included, model loading not; every agent stops at the end of the first step
 after its budget, and its greedy prompt is scored on dev there: GRPO and RLOO through their time
-limit (a TrainerCallback), SQL through ``SQLConfig.max_seconds``. Every
+limit (a TrainerCallback), SQL through ``SQLConfig.max_minutes``. Every
 learned prompt is scored on the SST-2 test split by the task LM, and its perplexity under the
 scorer is measured.
 
@@ -30,18 +30,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from rlprompt_interp.agents.rlprompt import RLPromptAgent  # noqa: E402
-from rlprompt_interp.sweep_report import format_mean_std, format_number, markdown_table, plot_tradeoff  # noqa: E402
-from rlprompt_interp.sweep_report import summarize  # noqa: E402
-from rlprompt_interp.sweeps import (Sweep, add_data_arguments, add_mode_arguments, apply_mode, grid,  # noqa: E402
-                                    task_and_models, train_and_evaluate, write_json_atomic)
+from rlprompt_interp.agents.rlprompt import RLPromptAgent
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, PERPLEXITY_COLUMN, SAMPLE_COLUMN, format_number,
+                                          markdown_table, plot_tradeoff, saved_figure,
+                                          summarize_with_log_perplexity)
+from rlprompt_interp.sweeps import (Sweep, add_data_arguments, grid, task_and_models, train_and_evaluate,
+                                    write_json_atomic)
 
 AGENTS = ("sql", "grpo", "rloo")
 MODES = {
@@ -74,31 +71,26 @@ def key_value(text: str) -> tuple[str, object]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_mode_arguments(parser, {"quick": "2 minutes a run, 300 test examples",
-                                "full": "20 minutes a run, the whole test split"})
+    parser = experiment_parser(__doc__, "sst2-rl-comparison", MODES,
+                               {"quick": "2 minutes a run, 300 test examples",
+                                "full": "20 minutes a run, the whole test split"},
+                               {"minutes": "training time of each run", "eval_limit": "test examples scored "
+                                                                                        "(None: all)"})
     parser.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS))
     parser.add_argument("--ppl-coefs", type=float, nargs="+", default=[0.0, 0.01],
                         help="coefficients of the perplexity term (0: accuracy alone)")
     parser.add_argument("--perplexity-form", choices=["perplexity", "log-perplexity"], default="perplexity",
                         help="reward term: minus the perplexity (the paper) or minus its log")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--minutes", type=float, help="training time of each run (quick: 2, full: 20)")
-    parser.add_argument("--eval-limit", type=int, help="test examples scored (quick: 300, full: all)")
     for key, value in SHARED.items():
-        kind = float if isinstance(value, float) else int if isinstance(value, int) else str
-        parser.add_argument("--" + key.replace("_", "-"), type=kind, default=value, help=f"(default {value})")
+        parser.add_argument("--" + key.replace("_", "-"), type=type(value), default=value, help=f"(default {value})")
     parser.add_argument("--verbalizers", nargs="+", default=VERBALIZERS, help="the task definition's verbalizers")
     parser.add_argument("--sql-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help=f"an RLPromptAgent option over {SQL_POLICY} (e.g. prior_weight=0), repeatable")
     parser.add_argument("--trl-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="another GRPOConfig/RLOOConfig field for grpo and rloo, e.g. beta=0.01 (repeatable)")
     add_data_arguments(parser)  # auto: ../shared/data/few-shot when it exists, else the 16-shot split from the hub
-    parser.add_argument("--output", help="output folder (default: runs/sst2-rl-comparison-<mode>)")
-    args = apply_mode(parser.parse_args(argv), MODES)
-    if args.output is None:
-        args.output = str(ROOT / "runs" / f"sst2-rl-comparison-{args.mode}")
-    return args
+    return parse_experiment_args(parser, argv, MODES)
 
 
 def build_cells(args) -> list[dict]:
@@ -106,7 +98,7 @@ def build_cells(args) -> list[dict]:
 
 
 def reward_spec(cell: dict, form: str) -> str:
-    return "accuracy=1" + (f",{form}={cell['ppl_coef']:g}" if cell["ppl_coef"] else "")
+    return "gap=1" + (f",{form}={cell['ppl_coef']:g}" if cell["ppl_coef"] else "")
 
 
 def sweep_config(args) -> dict:
@@ -123,10 +115,9 @@ def make_agent(args, cell: dict):
     common = dict(model=args.task_model, policy_model=args.policy_model, scorer=args.scorer,
                   reward=reward_spec(cell, args.perplexity_form), prompts_per_step=args.prompts_per_step,
                   examples_per_step=args.examples_per_step, eval_every=args.eval_every, quiet=True)
-    seconds = args.minutes * 60
     if cell["agent"] == "sql":
-        return RLPromptAgent(max_seconds=seconds, lr=args.sql_lr, **common, **{**SQL_POLICY, **dict(args.sql_option)})
-    return get_agent(cell["agent"], lr=args.trl_lr, max_seconds=seconds, trl_options=dict(args.trl_option), **common)
+        return RLPromptAgent(max_minutes=args.minutes, lr=args.sql_lr, **common, **{**SQL_POLICY, **dict(args.sql_option)})
+    return get_agent(cell["agent"], lr=args.trl_lr, max_seconds=args.minutes * 60, trl_options=dict(args.trl_option), **common)
 
 
 def make_cell_runner(args, task, models: dict):
@@ -152,35 +143,23 @@ def make_cell_runner(args, task, models: dict):
 
 
 def summary_rows(records: list[dict]) -> list[dict]:
-    for record in records:
-        ppl = record.get("prompt_perplexity")
-        record["log_perplexity"] = math.log(ppl) if ppl else None
-    return summarize(records, by=["agent", "ppl_coef"], metrics=["test_accuracy", "log_perplexity", "steps"])
+    return summarize_with_log_perplexity(records, by=["agent", "ppl_coef"], metrics=["steps"])
 
 
 def results_table(rows: list[dict]) -> str:
-    def sample(row):
-        return repr(max(row["records"], key=lambda r: r["test_accuracy"])["prompt"])
-
     columns = [
         ("agent", lambda r: r["agent"]),
         ("perplexity coef", lambda r: f"{r['ppl_coef']:g}"),
-        ("test accuracy (mean ± std)", lambda r: format_mean_std(r["test_accuracy_mean"], r["test_accuracy_std"])),
-        ("prompt perplexity (geometric mean)", lambda r: format_number(math.exp(r["log_perplexity_mean"]))
-         if not math.isnan(r["log_perplexity_mean"]) else "-"),
+        ACCURACY_COLUMN,
+        PERPLEXITY_COLUMN,
         ("steps (mean)", lambda r: f"{r['steps_mean']:.0f}"),
         ("seeds", lambda r: r["n"]),
-        ("sample prompt (best seed)", sample),
+        SAMPLE_COLUMN,
     ]
     return markdown_table(rows, columns)
 
 
 def plots(records: list[dict], output: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     def label(r):
         return f"{r['cell']['agent']}, ppl {r['cell']['ppl_coef']:g}"
 
@@ -188,23 +167,19 @@ def plots(records: list[dict], output: Path) -> list[Path]:
                              [f"s{r['cell']['seed']}" for r in records], output / "sst2_rl_comparison.png",
                              xlabel="prompt perplexity under the scorer (log scale)", ylabel="SST-2 test accuracy",
                              title="SQL vs GRPO vs RLOO at equal training time", groups=[label(r) for r in records])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    colours = {agent: f"C{i}" for i, agent in enumerate(AGENTS)}
-    for record in records:
-        points = record["dev_accuracy_by_minute"]
-        if points:
-            ax.plot(*zip(*points), color=colours[record["cell"]["agent"]], alpha=0.7, marker="o", markersize=3,
-                    linestyle="-" if not record["cell"]["ppl_coef"] else "--", label=label(record))
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=8)
-    ax.set_xlabel("training minutes")
-    ax.set_ylabel("dev accuracy of the greedy prompt")
-    ax.set_title("Learning curves (one line per seed)")
     curves = output / "learning_curves.png"
-    fig.tight_layout()
-    fig.savefig(curves, dpi=120)
-    plt.close(fig)
+    with saved_figure(curves) as ax:
+        colours = {agent: f"C{i}" for i, agent in enumerate(AGENTS)}
+        for record in records:
+            points = record["dev_accuracy_by_minute"]
+            if points:
+                ax.plot(*zip(*points), color=colours[record["cell"]["agent"]], alpha=0.7, marker="o", markersize=3,
+                        linestyle="-" if not record["cell"]["ppl_coef"] else "--", label=label(record))
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=8)
+        ax.set(xlabel="training minutes", ylabel="dev accuracy of the greedy prompt",
+               title="Learning curves (one line per seed)")
     return [tradeoff, curves]
 
 
@@ -243,6 +218,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from rlprompt_interp.cli import run_reporting_errors
-
-    sys.exit(run_reporting_errors(main))
+    run_script(main)

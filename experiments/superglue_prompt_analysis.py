@@ -32,20 +32,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
+import torch
+
+from rlprompt_interp.agents.soft_prompt import SoftPromptAgent
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.sweep_report import format_number, markdown_table
+from rlprompt_interp.sweeps import SWEEP_FILE, Sweep, cell_name, grid, train_and_evaluate, write_json_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from rlprompt_interp.agents.soft_prompt import SoftPromptAgent  # noqa: E402
-from rlprompt_interp.sweep_report import format_number, markdown_table  # noqa: E402
-from rlprompt_interp.sweeps import (SWEEP_FILE, Sweep, add_mode_arguments, apply_mode, cell_name, grid,  # noqa: E402
-                                     train_and_evaluate, write_json_atomic)
-from rlprompt_interp.tracking import add_report_to_argument  # noqa: E402
-
 FEWGLUE = ROOT.parent / "shared" / "data" / "fewglue"
 MODES = {
     # The embedded model on the FewGLUE files (16 train / 8 dev / 8 test examples per task), one CPU thread.
@@ -88,22 +84,14 @@ def init_text_option(text: str) -> tuple[str, str]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_mode_arguments(parser, {"quick": "embedded model, CPU budget", "full": "the paper's model and budget"})
-    quick, full = MODES["quick"], MODES["full"]
-
-    def mode_help(key):
-        return f"(quick: {quick[key]}, full: {full[key]})"
-
-    parser.add_argument("--tasks", nargs="+", help="SuperGLUE tasks " + mode_help("tasks"))
-    parser.add_argument("--seeds", type=int, nargs="+", help="training seeds per task " + mode_help("seeds"))
-    parser.add_argument("--model", help="task LM whose prompt is tuned " + mode_help("model"))
-    for key in ("steps", "prompt_length", "batch_size", "eval_every", "patience", "dev_limit", "eval_limit"):
-        parser.add_argument("--" + key.replace("_", "-"), type=int, default=None, help=mode_help(key))
+    parser = experiment_parser(
+        __doc__, "superglue-prompt-analysis", MODES, {"quick": "embedded model, CPU budget",
+                                                      "full": "the paper's model and budget"},
+        {"tasks": "SuperGLUE tasks", "seeds": "training seeds per task", "model": "task LM whose prompt is tuned",
+         "data_dir": "FewGLUE folder, or 'hub' for SuperGLUE from the Hugging Face hub"},
+        options={key: dict(type=int) for key in ("dev_limit", "eval_limit")})
     parser.add_argument("--lr", type=float, help="learning rate (default: the soft-prompt agent's own, 0.1 × the "
                                                  "standard deviation of the vocabulary embeddings)")
-    parser.add_argument("--data-dir", help="FewGLUE folder, or 'hub' for SuperGLUE from the Hugging Face hub "
-                                           + mode_help("data_dir"))
     parser.add_argument("--init-text", type=init_text_option, action="append", default=[], metavar="TASK=TEXT",
                         help="initial prompt text of a task (default: the paper's); may be repeated")
     parser.add_argument("--transfer-split", default="test", choices=["dev", "test"],
@@ -111,14 +99,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=3, help="nearest tokens shown per prompt position")
     parser.add_argument("--eval-batch-size", type=int, default=8)
     parser.add_argument("--dtype", default="auto", help="task LM dtype (auto, float32, bfloat16, float16)")
-    parser.add_argument("--output", help="output folder (default: runs/superglue-prompt-analysis-<mode>)")
-    parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
-    add_report_to_argument(parser)
     parser.add_argument("--analyse-only", action="store_true",
                         help="rebuild results.json/.md and the plots from a finished --output folder, no model")
-    args = apply_mode(parser.parse_args(argv), MODES)
-    if args.output is None:
-        args.output = str(ROOT / "runs" / f"superglue-prompt-analysis-{args.mode}")
+    args = parse_experiment_args(parser, argv, MODES)
     if len(set(args.tasks)) != len(args.tasks) or len(set(args.seeds)) != len(args.seeds):
         parser.error("--tasks and --seeds must not repeat values")
     args.init_texts = {task: PAPER_INIT_TEXTS.get(task) for task in args.tasks}
@@ -458,8 +441,6 @@ def main(argv=None) -> int:
 
     from rlprompt_interp.models import load_lm, process_state
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     tasks = load_tasks(args.tasks, args.data_dir)
     lm = load_lm(args.model, role="task", dtype=args.dtype)
     init_ids = check_init_texts(args, lm)
@@ -480,4 +461,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

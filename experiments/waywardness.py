@@ -33,11 +33,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.sweep_report import saved_figure
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 TASKS = ["sst-2", "sst-5", "agnews", "subj", "trec"]
 NATURAL_TARGET = "natural_prompts:subtask060_ropes_question_generation"  # 11 SmolLM2 tokens
@@ -58,8 +59,6 @@ MODES = {
                  sweep_task="sst-2", sweep_target=NATURAL_TARGET, gammas=[0.0, 0.001, 0.003, 0.01, 0.02, 0.03],
                  gamma=0.01, tasks=TASKS, targets=["natural_prompts:*", "pile:*"]),
 }
-LIST_SETTINGS = {"seeds": int, "gammas": float, "tasks": str, "targets": str}
-OPTIONAL_SETTINGS = {"lr": float, "dev_limit": int, "eval_limit": int, "template": str}
 
 # Table 1 (unconstrained accuracy, GPT-2 large) and Table 2 (γ = 0.01) of the paper: per task and
 # target source, (Acc(p_c*), Acc(p̃_c), relative drop Δ in %, prompt F1 in %).
@@ -82,30 +81,15 @@ F1_METRICS = [f"f1_{metric}" for metric in PROJECTIONS] + [f"init_f1_{metric}" f
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from rlprompt_interp.sweeps import add_mode_arguments, apply_mode
-    from rlprompt_interp.tracking import add_report_to_argument
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_mode_arguments(parser, {"quick": "embedded model, CPU budget", "full": "the paper's models and grid"})
+    parser = experiment_parser(__doc__, "waywardness", MODES, {"quick": "embedded model, CPU budget",
+                                                               "full": "the paper's models and grid"},
+                               options={"dev_limit": dict(type=int)})
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "few-shot"))
     parser.add_argument("--targets-dir", default=str(ROOT.parent / "shared" / "data" / "waywardness-targets"),
                         help="folder of JSON files name -> target text (natural_prompts.json, pile.json, ...)")
     parser.add_argument("--seed-split", default="16-42", help="few-shot split of the tasks")
     parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--output", help="default: <repo>/runs/waywardness-<mode>")
-    parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
-    add_report_to_argument(parser)
-    for key, value in MODES["quick"].items():  # every setting of a mode can be overridden
-        flag = "--" + key.replace("_", "-")
-        help_text = f"(quick: {value}, full: {MODES['full'][key]})"
-        if key in LIST_SETTINGS:
-            parser.add_argument(flag, nargs="+", type=LIST_SETTINGS[key], default=None, help=help_text)
-        else:
-            kind = OPTIONAL_SETTINGS.get(key, type(value))
-            parser.add_argument(flag, type=kind, default=None, help=help_text)
-    args = apply_mode(parser.parse_args(argv), MODES)
-    if args.output is None:
-        args.output = str(ROOT / "runs" / f"waywardness-{args.mode}")
+    args = parse_experiment_args(parser, argv, MODES)
     args.gammas = [float(gamma) for gamma in args.gammas]
     if any(gamma < 0 for gamma in args.gammas + [args.gamma]):
         parser.error("γ values must be non-negative")
@@ -348,34 +332,26 @@ def headline(args, per_target: list[dict]) -> list[str]:
 
 
 def plot(args, sweep: list[dict], per_target: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    gammas = [row["gamma"] for row in sweep]
-    for metric, label, style in (("test_accuracy", "test accuracy", "-o"), ("f1_dot", "prompt F1 (dot)", "--s"),
-                                 ("f1_euclidean", "prompt F1 (eucl.)", ":^")):
-        axes[0].errorbar(gammas, [row[f"{metric}_mean"] for row in sweep], yerr=[row[f"{metric}_std"] for row in sweep],
-                         fmt=style, capsize=3, label=label)
-    axes[0].set(xlabel="γ", ylabel="score", ylim=(0, 1.05))
-    axes[0].set_title(f"γ sweep: {args.sweep_task}\ntarget {args.sweep_target}", fontsize=9)
-    axes[0].legend(fontsize=7)
-    for task in dict.fromkeys(row["task"] for row in per_target):
-        members = [row for row in per_target if row["task"] == task]
-        axes[1].scatter([row["f1_dot_mean"] for row in members], [100 * row["drop_mean"] for row in members],
-                        label=f"{task} (F1 dot)", marker="o")
-        axes[1].scatter([row["f1_euclidean_mean"] for row in members], [100 * row["drop_mean"] for row in members],
-                        label=f"{task} (F1 eucl.)", marker="x")
-    axes[1].axhline(0, color="grey", linewidth=0.8)
-    axes[1].set(xlabel="prompt F1", ylabel="accuracy drop from γ=0 (points)")
-    axes[1].set_title(f"main table: γ = {args.gamma:g} against γ = 0", fontsize=9)
-    if per_target:
-        axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with saved_figure(path, 2, (11, 4.2)) as axes:
+        gammas = [row["gamma"] for row in sweep]
+        for metric, label, style in (("test_accuracy", "test accuracy", "-o"), ("f1_dot", "prompt F1 (dot)", "--s"),
+                                     ("f1_euclidean", "prompt F1 (eucl.)", ":^")):
+            axes[0].errorbar(gammas, [row[f"{metric}_mean"] for row in sweep], yerr=[row[f"{metric}_std"] for row in sweep],
+                             fmt=style, capsize=3, label=label)
+        axes[0].set(xlabel="γ", ylabel="score", ylim=(0, 1.05))
+        axes[0].set_title(f"γ sweep: {args.sweep_task}\ntarget {args.sweep_target}", fontsize=9)
+        axes[0].legend(fontsize=7)
+        for task in dict.fromkeys(row["task"] for row in per_target):
+            members = [row for row in per_target if row["task"] == task]
+            axes[1].scatter([row["f1_dot_mean"] for row in members], [100 * row["drop_mean"] for row in members],
+                            label=f"{task} (F1 dot)", marker="o")
+            axes[1].scatter([row["f1_euclidean_mean"] for row in members], [100 * row["drop_mean"] for row in members],
+                            label=f"{task} (F1 eucl.)", marker="x")
+        axes[1].axhline(0, color="grey", linewidth=0.8)
+        axes[1].set(xlabel="prompt F1", ylabel="accuracy drop from γ=0 (points)")
+        axes[1].set_title(f"main table: γ = {args.gamma:g} against γ = 0", fontsize=9)
+        if per_target:
+            axes[1].legend(fontsize=7)
     return path
 
 
@@ -388,13 +364,9 @@ def without_records(rows: list[dict]) -> list[dict]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
-
     from rlprompt_interp.models import process_state
     from rlprompt_interp.sweeps import Sweep, write_json_atomic
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     targets = resolve_targets(args.targets, args.targets_dir)
     targets.update(resolve_targets([args.sweep_target], args.targets_dir))
     cells = build_cells(args, targets)
@@ -425,4 +397,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

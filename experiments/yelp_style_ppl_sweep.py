@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.sweep_report import saved_figure
+from rlprompt_interp.sweeps import write_json_atomic
+from rlprompt_interp.tracking import track_run
 
-from rlprompt_interp.sweeps import add_mode_arguments, apply_mode, write_json_atomic  # noqa: E402
-from rlprompt_interp.tracking import add_report_to_argument, track_run  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 MODES = {
     # A small budget on the embedded model: about half an hour on two CPU cores for the whole sweep.
@@ -43,34 +43,25 @@ MODES = {
                   steps=20, prompts_per_step=4, inputs_per_step=2, num_samples=2, bootstraps=1, dev_inputs=2,
                   eval_every=10, eval_limit=32, lr=1e-3, length_ratio=1.2, fluent_top_k=100,
                   condition="Rewrite this {source} restaurant review so that it is {target}:",
-                  action_space="words+punctuation", no_repeat=4, lm_prior=0.0),
+                  action_space="words+punctuation", no_repeat=4, prior_weight=0.0),
     # RLPrompt's text-style-transfer settings with the paper's models (a GPU is advised).
     "full": dict(policy="distilgpt2", task_model="distilgpt2", scorer="gpt2-xl", prompt_length=5, steps=1000,
                  prompts_per_step=16, inputs_per_step=4, num_samples=32, bootstraps=4, dev_inputs=16,
                  eval_every=50, eval_limit=500, lr=5e-5, length_ratio=1.5, fluent_top_k=0, condition="",
-                 action_space="all", no_repeat=0, lm_prior=0.0),
+                 action_space="all", no_repeat=0, prior_weight=0.0),
 }
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_mode_arguments(parser, {"quick": "embedded model, CPU budget", "full": "the paper's models"})
+    parser = experiment_parser(__doc__, "yelp-style-ppl-sweep", MODES, {"quick": "embedded model, CPU budget",
+                                                                        "full": "the paper's models"})
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     parser.add_argument("--directions", nargs="+", default=["0_to_1", "1_to_0"], choices=["0_to_1", "1_to_0"])
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "yelp-style"))
     parser.add_argument("--style-classifier", help="classifier folder or HF classifier (default: the one "
                                                    "`rlprompt-interp train-style-classifier` wrote)")
-    parser.add_argument("--output", help="output folder (default: runs/yelp-style-ppl-sweep-<mode>)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
-    add_report_to_argument(parser)
-    for key, value in MODES["quick"].items():  # every setting of a mode can be overridden
-        parser.add_argument("--" + key.replace("_", "-"), type=type(value), default=None,
-                            help=f"(quick: {value}, full: {MODES['full'][key]})")
-    args = apply_mode(parser.parse_args(argv), MODES)
-    if args.output is None:
-        args.output = str(ROOT / "runs" / f"yelp-style-ppl-sweep-{args.mode}")
-    return args
+    return parse_experiment_args(parser, argv, MODES)
 
 
 def sweep_config(args) -> dict:
@@ -96,8 +87,8 @@ def train_prompt(args, direction: str, alpha: float, models: dict, classifier, t
         reward = reward + alpha * Perplexity(models["scorer"], log=True)
     styles = {"0_to_1": ("negative", "positive"), "1_to_0": ("positive", "negative")}[direction]
     condition = args.condition.format(source=styles[0], target=styles[1]) if args.condition else None
-    policy = LMAdaptorPolicy(models["policy"], fluent_top_k=args.fluent_top_k or None, condition=condition,
-                             action_space=args.action_space, no_repeat=args.no_repeat, prior_weight=args.lm_prior)
+    policy = LMAdaptorPolicy(models["policy"], fluent_top_k=args.fluent_top_k or None, condition=condition, top_k=0,
+                             action_space=args.action_space, no_repeat=args.no_repeat, prior_weight=args.prior_weight)
     config = SQLConfig(prompt_length=args.prompt_length, steps=args.steps, prompts_per_step=args.prompts_per_step,
                        examples_per_step=args.inputs_per_step, lr=args.lr, eval_every=args.eval_every, seed=args.seed)
     train = {"input": list(task.load_split("train")["input"])}
@@ -173,39 +164,29 @@ def table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     directions = sorted({r["direction"] for r in rows})
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for direction, marker in zip(directions, "os"):
-        learned = sorted([r for r in rows if r["direction"] == direction and r["alpha"] is not None],
-                         key=lambda r: r["alpha"])
-        alphas = [r["alpha"] for r in learned]
-        axes[0].plot(alphas, [r["content"] for r in learned], marker=marker, label=f"content {direction}")
-        axes[0].plot(alphas, [r["style_accuracy"] for r in learned], marker=marker, linestyle="--",
-                     label=f"style acc {direction}")
-        axes[1].plot(alphas, [math.log(r["prompt_perplexity"]) for r in learned], marker=marker, label=direction)
-        base = [r for r in rows if r["direction"] == direction and r["alpha"] is None]
-        if base:
-            axes[0].axhline(base[0]["style_accuracy"], color="grey", linewidth=0.8, linestyle=":")
-    axes[0].set(xlabel="alpha (perplexity coefficient)", ylabel="score", title="content and style (dotted: no-prompt style)")
-    axes[1].set(xlabel="alpha (perplexity coefficient)", ylabel="log perplexity of the prompt", title="prompt perplexity")
-    axes[0].legend(fontsize=7)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with saved_figure(path, 2, (10, 4)) as axes:
+        for direction, marker in zip(directions, "os"):
+            learned = sorted([r for r in rows if r["direction"] == direction and r["alpha"] is not None],
+                             key=lambda r: r["alpha"])
+            alphas = [r["alpha"] for r in learned]
+            axes[0].plot(alphas, [r["content"] for r in learned], marker=marker, label=f"content {direction}")
+            axes[0].plot(alphas, [r["style_accuracy"] for r in learned], marker=marker, linestyle="--",
+                         label=f"style acc {direction}")
+            axes[1].plot(alphas, [math.log(r["prompt_perplexity"]) for r in learned], marker=marker, label=direction)
+            base = [r for r in rows if r["direction"] == direction and r["alpha"] is None]
+            if base:
+                axes[0].axhline(base[0]["style_accuracy"], color="grey", linewidth=0.8, linestyle=":")
+        axes[0].set(xlabel="alpha (perplexity coefficient)", ylabel="score",
+                    title="content and style (dotted: no-prompt style)")
+        axes[1].set(xlabel="alpha (perplexity coefficient)", ylabel="log perplexity of the prompt",
+                    title="prompt perplexity")
+        axes[0].legend(fontsize=7)
+        axes[1].legend(fontsize=7)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
     from rlprompt_interp.style.classifier import resolve_classifier
     from rlprompt_interp.models import load_lm, process_state
     from rlprompt_interp.rewards.style import StyleClassifier
@@ -234,4 +215,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -18,6 +18,9 @@ from .atomic import write_atomic
 from .notices import warn
 
 
+CHECKPOINT_FILE = "checkpoint.pt"  # every agent's training checkpoint in its output folder
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed (unreadable, or written by another run); the message names the fix."""
 

@@ -93,6 +93,9 @@ CPU_BF16_VARIABLE = "RLPROMPT_INTERP_CPU_BF16"
 # Reported accuracies are computed in this dtype unless a user asks for another, so the same prompt
 # scores the same on a CPU with bf16 instructions and on one without (bf16 is for training speed).
 EVAL_DTYPE = "float32"
+# what --dtype auto does, said once for every command and config that takes it
+AUTO_DTYPE_HELP = ("auto: bfloat16 where the device computes it fast (a GPU with bf16, a CPU with AMX or "
+                   "AVX512-BF16 instructions), float32 elsewhere")
 
 
 def cpu_supports_bf16() -> bool:

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from .atomic import write_json_atomic
+from .checkpoints import CHECKPOINT_FILE
 
 RESULT_FILE = "result.json"
 SWEEP_FILE = "sweep.json"
-CHECKPOINT_FILE = "checkpoint.pt"  # the agents' training checkpoint (SQLTrainer and continuous agents)
 
 
 def add_mode_arguments(parser, descriptions: Mapping[str, str]) -> None:
@@ -135,26 +135,21 @@ class Sweep:
 
 
 def add_data_arguments(parser, default_data_dir: str | Path = "auto") -> None:
-    """``--data-dir``, ``--seed-split`` and ``--threads``: what :func:`task_and_models` reads."""
+    """``--data-dir`` and ``--seed-split``: where :func:`task_and_models` reads the few-shot task."""
     parser.add_argument("--data-dir", default=str(default_data_dir),
                         help="RLPrompt's few-shot folder, or hub (the same K-shot split drawn from the hub); auto: "
                              "../shared/data/few-shot when it exists, else the hub")
     parser.add_argument("--seed-split", default="16-42", help="which few-shot split")
-    parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
 
 
 def task_and_models(args, task_name: str) -> tuple:
-    """What every cell of an experiment shares: torch threads (``args.threads``), the task (from
-    ``args.data_dir`` and ``args.seed_split``) and the frozen task LM and scorer (``args.task_model``,
-    ``args.scorer``), returned as ``(task, {"task": lm, "scorer": lm})``."""
-    import torch
-
+    """What every cell of an experiment shares: the task (from ``args.data_dir`` and ``args.seed_split``)
+    and the frozen task LM and scorer (``args.task_model``, ``args.scorer``), returned as
+    ``(task, {"task": lm, "scorer": lm})``."""
     from .models import EVAL_DTYPE, load_lm
     from .tasks import get_task
     from .tasks.sources import few_shot_source
 
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
     source, where = few_shot_source(args.data_dir, args.seed_split)
     args.data_dir = source["data_dir"] or "hub"  # what the sweep's settings record
     print(f"data: {where}", flush=True)

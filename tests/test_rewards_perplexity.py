@@ -5,8 +5,9 @@ import torch
 
 from rlprompt_interp.agents.rlprompt import build_reward, parse_reward_spec
 from rlprompt_interp.models import load_lm
+from rlprompt_interp.notices import RLPromptWarning
 from rlprompt_interp.perplexity import log_perplexity, perplexity
-from rlprompt_interp.rewards import ClassificationReward, Perplexity, PromptBatch, RewardError
+from rlprompt_interp.rewards import Perplexity, PromptBatch, RewardError, TaskGapReward
 from rlprompt_interp.tasks import get_task
 
 TEXTS = ["the movie was great", "great great great", "no yes no"]
@@ -24,7 +25,7 @@ def test_reward_is_minus_perplexity():
 def test_weighted_sum_of_accuracy_and_perplexity(sst_files):
     lm = load_lm("tiny-gpt2", device="cpu")
     task = get_task("sst-2", data_dir=sst_files)
-    accuracy, ppl = ClassificationReward(task, lm), Perplexity(lm)
+    accuracy, ppl = TaskGapReward(task, lm), Perplexity(lm)
     batch = {"sentence": ["good fun", "awful"], "label": [1, 0]}
     prompts = PromptBatch(TEXTS)
     combined = (accuracy + 0.01 * ppl)(prompts, batch)
@@ -32,8 +33,14 @@ def test_weighted_sum_of_accuracy_and_perplexity(sst_files):
     torch.testing.assert_close(combined.scores, expected)
     assert {"accuracy", "perplexity"} <= set(combined.logs)
     # the same from the CLI's spec string
-    spec = build_reward("accuracy=1,perplexity=0.01", task, lm, scorer="tiny-gpt2")
+    spec = build_reward("gap=1,perplexity=0.01", task, lm, scorer="tiny-gpt2")
     torch.testing.assert_close(spec(prompts, batch).scores, expected, atol=1e-3, rtol=1e-5)
+    assert {"gap/score", "accuracy"} <= set(spec(prompts, batch).logs)  # the gap reward is logged apart from accuracy
+
+
+def test_the_old_name_of_the_gap_reward_still_works_with_a_warning():
+    with pytest.warns(RLPromptWarning, match="'accuracy' is deprecated"):
+        assert parse_reward_spec("accuracy=1,perplexity=0.5") == [("gap", 1.0), ("perplexity", 0.5)]
 
 
 def prompt_lengths(prompts, **batch):
@@ -45,6 +52,6 @@ def test_reward_functions_from_the_command_line(sst_files):
     reward = build_reward("", None, lm, functions=[f"{__name__}:prompt_lengths=0.5"])
     assert reward(PromptBatch(["ab", "abcd"]), {}).scores.tolist() == [1.0, 2.0]
     with pytest.raises(ValueError, match="unknown reward"):
-        parse_reward_spec("accuracy=1,fluency=2")
+        parse_reward_spec("gap=1,fluency=2")
     with pytest.raises(RewardError, match="no function"):
         build_reward("", None, lm, functions=[f"{__name__}:missing"])

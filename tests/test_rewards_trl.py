@@ -31,8 +31,8 @@ def test_scores_equal_the_reward_on_the_same_batch_and_logs_reach_trl(task, tiny
     assert len(batch["label"]) == 3 and set(batch) == {"sentence", "label"}
     expected = reward(PromptBatch(texts, ids), batch)
     assert scores == pytest.approx(expected.scores.tolist())
-    assert wrapped.__name__ == "accuracy+perplexity"  # TRL logs rewards/accuracy+perplexity/mean
-    assert {"accuracy", "perplexity", "log_perplexity", "accuracy/score"} <= set(metrics)
+    assert wrapped.__name__ == "gap+perplexity"  # TRL logs rewards/gap+perplexity/mean
+    assert {"accuracy", "perplexity", "log_perplexity", "gap/score"} <= set(metrics)  # the gap apart from accuracy
     assert metrics["accuracy"] == pytest.approx(expected.logs["accuracy"])
     assert len(extra["accuracy/per_prompt"]) == 3  # per-prompt logs become completion-table columns
     assert wrapped.last_logs == metrics

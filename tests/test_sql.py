@@ -86,7 +86,7 @@ class TargetFraction(Reward):
 
 def learn(sign: float = 1.0, steps: int = 150):
     policy = LMAdaptorPolicy(load_lm("tiny-gpt2", device="cpu"))
-    config = SQLConfig(prompt_length=5, steps=steps, prompts_per_step=16, lr=1e-2, eval_every=0, seed=0)
+    config = SQLConfig(prompt_length=5, steps=steps, prompts_per_step=16, lr=1e-2, eval_every=None, seed=0)
     trainer = SQLTrainer(policy, TargetFraction(sign), config)
     before = trainer.greedy_prompt()[1]
     trainer.train(progress=False)
@@ -128,7 +128,7 @@ def test_the_lm_prior_starts_at_the_kl_optimum_and_learns():
     assert loss.item() < 1e-4
     # (the KL penalty holds the policy near the LM, so it commits less than RLPrompt's uniform start does)
     policy = LMAdaptorPolicy(lm, prior_weight=0.5)
-    config = SQLConfig(prompt_length=5, steps=150, prompts_per_step=16, lr=1e-2, eval_every=0, seed=0)
+    config = SQLConfig(prompt_length=5, steps=150, prompts_per_step=16, lr=1e-2, eval_every=None, seed=0)
     trainer = SQLTrainer(policy, TargetFraction(), config)
     trainer.train(progress=False)
     after = trainer.greedy_prompt()[1]
@@ -156,7 +156,7 @@ def test_rollouts_go_through_the_vector_env(monkeypatch):
 def test_a_warm_started_trainer_first_writes_the_given_prompt():
     lm = load_lm("tiny-gpt2", device="cpu")
     policy = LMAdaptorPolicy(lm, mlp_width=64)
-    config = SQLConfig(prompt_length=3, steps=1, prompts_per_step=4, eval_every=0, init_prompt=" the movie was", seed=0)
+    config = SQLConfig(prompt_length=3, steps=1, prompts_per_step=4, eval_every=None, init_prompt=" the movie was", seed=0)
     trainer = SQLTrainer(policy, TargetFraction(), config)
     assert trainer.greedy_prompt()[0] == " the movie was" and trainer.warm_start_steps > 0
     assert torch.equal(trainer.target[2].weight, policy.mlp[2].weight)  # the target network starts warm too

@@ -99,7 +99,7 @@ def test_a_time_budget_stops_training_and_scores_the_last_prompt(tmp_path):
             return super().__call__(prompts, batch)
 
     policy = LMAdaptorPolicy(load_lm("tiny-gpt2", device="cpu"), mlp_width=64)
-    config = SQLConfig(prompt_length=3, steps=1000, prompts_per_step=4, eval_every=100, max_seconds=0.5, seed=0)
+    config = SQLConfig(prompt_length=3, steps=1000, prompts_per_step=4, eval_every=100, max_minutes=0.5 / 60, seed=0)
     t = SQLTrainer(policy, Slow(), config, output_dir=tmp_path)
     best = t.train(progress=False)
     assert 1 <= t.step < 1000 and t.elapsed >= 0.5

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Callable
 
-from ..checkpoints import has_checkpoint
+from ..checkpoints import CHECKPOINT_FILE, has_checkpoint
 from ..prompts import LearnedPrompt
 from ..tasks import ClassificationTask
 
@@ -29,4 +29,4 @@ class Agent(ABC):
 
     def has_checkpoint(self, output_dir: str | Path) -> bool:
         """Whether ``output_dir`` holds a training checkpoint that ``fit(..., resume=True)`` continues."""
-        return has_checkpoint(Path(output_dir) / "checkpoint.pt")  # or the checkpoint.prev.pt kept beside it
+        return has_checkpoint(Path(output_dir) / CHECKPOINT_FILE)  # or the checkpoint.prev.pt kept beside it

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .. import checkpoints
+from ..checkpoints import CHECKPOINT_FILE
 from ..evaluation import evaluate_prompt
 from ..metrics.unembed import unembed, vocabulary_matrix
 from ..models import LoadedModel, compute_record, dtype_name, load_lm
@@ -29,7 +30,6 @@ from ..scoring import segment_example, soft_prompt_logits
 from ..tasks import ClassificationTask
 from .base import Agent
 
-CHECKPOINT_FILE = "checkpoint.pt"
 PROJECTION_METRICS = ("dot", "cosine", "euclidean")
 OPTIMIZERS = ("adamw", "adafactor")
 INITS = ("random-vocab", "text")

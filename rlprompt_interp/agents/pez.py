@@ -121,7 +121,8 @@ def check_same_vocabulary(lm: LoadedModel, scorer: LoadedModel) -> None:
         )
 
 
-def add_arguments(group) -> None:
+def add_arguments(parser) -> None:
+    group = parser.add_section("pez", "--agent pez", agents=("pez",))
     group.add_argument("--ppl-weight", type=float, default=0.0,
                        help="(pez) λ of J = L(P̄) + λ·Perplexity(f_U(P̄)); 0 is plain PEZ")
     group.add_argument("--ppl-form", choices=PPL_FORMS, default="perplexity",

@@ -6,38 +6,50 @@ Python::
     from rlprompt_interp.tasks import get_task
 
     task = get_task("sst-2", data_dir="../shared/data/few-shot")
-    agent = RLPromptAgent(model="smollm2-135m", reward="accuracy=1,perplexity=0.01")
+    agent = RLPromptAgent(model="smollm2-135m", reward="gap=1,perplexity=0.01")
     learned = agent.fit(task, prompt_length=5, steps=300, output_dir="runs/sst2")
 
-Command line: ``rlprompt-interp train --agent rlprompt --task sst-2 ... --reward accuracy=1,perplexity=0.01``.
+Command line: ``rlprompt-interp train --agent rlprompt --task sst-2 ... --reward gap=1,perplexity=0.01``, or a
+recipe (``--recipe embedded-sst2``). Each option is a field of one of the configs below (policy,
+soft Q-learning, reward; the models and the run's length are ``train``'s own), and its flag is made from it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..algorithms.trainer import CHECKPOINT_FILE, SQLConfig, SQLTrainer
+from ..algorithms.trainer import SQLConfig, SQLTrainer
+from ..checkpoints import CHECKPOINT_FILE
+from ..config import Config, ConfigError, ModelConfig, RunConfig, add_config_arguments, config_from_args, option
 from ..models import LoadedModel, compute_record, load_lm
-from ..policies import ACTION_SPACES, LMAdaptorPolicy
+from ..notices import warn
+from ..policies import LMAdaptorPolicy, PolicyConfig
 from ..prompts import LearnedPrompt
-from ..rewards import ClassificationReward, FunctionReward, Perplexity, Reward, WeightedSum, load_function
+from ..rewards import FunctionReward, Perplexity, Reward, TaskGapReward, WeightedSum, load_function
 from ..tasks import ClassificationTask
 from .base import Agent
 
-REWARD_NAMES = ("accuracy", "perplexity", "log-perplexity")
+REWARD_NAMES = ("gap", "perplexity", "log-perplexity")
+DEPRECATED_REWARD_NAMES = {"accuracy": "gap"}  # "accuracy" was the gap reward's name, not the accuracy
 
 
-def parse_reward_spec(spec: str) -> list[tuple[str, float]]:
-    """``"accuracy=1,perplexity=0.01"`` -> ``[("accuracy", 1.0), ("perplexity", 0.01)]``."""
+def parse_reward_spec(spec: str, *, quiet: bool = False) -> list[tuple[str, float]]:
+    """``"gap=1,perplexity=0.01"`` -> ``[("gap", 1.0), ("perplexity", 0.01)]`` (old names: with a warning)."""
     terms = []
     for item in filter(None, (part.strip() for part in spec.split(","))):
         name, sep, weight = item.partition("=")
         name = name.strip()
+        if name in DEPRECATED_REWARD_NAMES:
+            if not quiet:
+                warn(f"the reward name {name!r} is deprecated (it is RLPrompt's probability-gap reward, not the "
+                     f"accuracy); use {DEPRECATED_REWARD_NAMES[name]!r}")
+            name = DEPRECATED_REWARD_NAMES[name]
         if name not in REWARD_NAMES:
             raise ValueError(f"unknown reward {name!r} in {spec!r}; choose from {list(REWARD_NAMES)} "
                              "(or pass your own function with --reward-fn module:function)")
@@ -57,10 +69,10 @@ def build_reward(spec: str | Reward, task: ClassificationTask | None, task_lm: L
         terms.append((1.0, spec))
     else:
         for name, weight in parse_reward_spec(spec or ""):
-            if name == "accuracy":
+            if name == "gap":
                 if task is None:
-                    raise ValueError("the accuracy reward needs a classification task")
-                reward = ClassificationReward(task, task_lm, correct_coef=correct_coef, incorrect_coef=incorrect_coef)
+                    raise ValueError("the gap reward needs a classification task")
+                reward = TaskGapReward(task, task_lm, correct_coef=correct_coef, incorrect_coef=incorrect_coef)
             else:
                 reward = Perplexity(load_lm(scorer, role="scorer", dtype=dtype), log=name == "log-perplexity")
             terms.append((weight, reward))
@@ -70,7 +82,7 @@ def build_reward(spec: str | Reward, task: ClassificationTask | None, task_lm: L
         path, sep, weight = item.rpartition("=") if "=" in item else (item, "", "1")
         terms.append((float(weight), FunctionReward(load_function(path), name=path.partition(":")[2])))
     if not terms:
-        raise ValueError("no reward given: pass --reward (e.g. accuracy=1) or --reward-fn module:function")
+        raise ValueError("no reward given: pass --reward (e.g. gap=1) or --reward-fn module:function")
     return WeightedSum(terms)
 
 
@@ -92,50 +104,113 @@ def task_token_ids(task_lm: LoadedModel, text: str, policy_ids: list[int]) -> li
     return task_lm.tokenizer.encode(text, add_special_tokens=False)
 
 
+@dataclass
+class RewardConfig(Config):
+    """What a prompt is scored by: named terms with weights, your own functions, the gap reward's scale."""
+
+    reward: str = option("gap=1", "weighted terms, e.g. gap=1,perplexity=0.01 (names: gap, RLPrompt's "
+                                  "classification gap reward; perplexity; log-perplexity)")
+    reward_fn: list[str] = option([], "add your own f(prompts: list[str], **batch) -> list[float] (repeatable)",
+                                  metavar="MODULE:FUNCTION[=WEIGHT]", append=True)
+    log_perplexity: bool = option(False, "score perplexity terms as minus log-perplexity instead of minus perplexity")
+    correct_coef: float = option(200.0, "gap reward scale when correct", at_least=0)
+    incorrect_coef: float = option(180.0, "gap reward scale when wrong", at_least=0)
+
+    def check(self) -> None:
+        try:
+            parse_reward_spec(self.reward or "", quiet=True)
+        except ValueError as error:
+            raise ConfigError("reward", f"{self.reward!r} is not a reward: {error}") from None
+
+    def spec(self) -> str:
+        """The reward terms, with ``--log-perplexity`` applied and old names replaced."""
+        terms = parse_reward_spec(self.reward or "")
+        if self.log_perplexity:
+            terms = [("log-perplexity" if name == "perplexity" else name, weight) for name, weight in terms]
+        return ",".join(f"{name}={weight!r}" for name, weight in terms)
+
+
+@dataclass
+class RLPromptConfig:
+    """Every option of the RLPrompt agent, one config per concern; ``replace`` changes them by field name."""
+
+    models: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
+    sql: SQLConfig = dataclasses.field(default_factory=SQLConfig)
+    reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
+
+    def replace(self, **options) -> "RLPromptConfig":
+        """A copy with options changed by field name (``lr=1e-3, prior_weight=1``), each routed to its config."""
+        options = dict(options)
+        for old, (new, convert) in RENAMED_OPTIONS.items():
+            if old in options:
+                options[new] = convert(options.pop(old))
+        changes = {}
+        for section in dataclasses.fields(self):
+            current = getattr(self, section.name)
+            names = {f.name for f in dataclasses.fields(current)}
+            mine = {k: options.pop(k) for k in list(options) if k in names}
+            changes[section.name] = dataclasses.replace(current, **mine) if mine else current
+        if options:
+            known = sorted(f.name for section in changes.values() for f in dataclasses.fields(section))
+            raise TypeError(f"RLPromptAgent has no options {sorted(options)}; available: {known}")
+        return RLPromptConfig(**changes)
+
+    @classmethod
+    def from_args(cls, args) -> "RLPromptConfig":
+        """The config from parsed ``train`` flags (``--config`` files already merged in)."""
+        return cls(**{section.name: config_from_args(section.default_factory, args)
+                      for section in dataclasses.fields(cls)})
+
+    def to_dict(self) -> dict:
+        return {section.name: getattr(self, section.name).to_dict() for section in dataclasses.fields(self)}
+
+
+# older keyword names of RLPromptAgent -> (field, conversion)
+RENAMED_OPTIONS = {"reward_functions": ("reward_fn", list),
+                   "max_seconds": ("max_minutes", lambda seconds: None if seconds is None else seconds / 60)}
+
+
 class RLPromptAgent(Agent):
-    """RLPrompt: frozen policy LM + MLP, soft Q-learning, any Reward (default: the classification gap reward)."""
+    """RLPrompt: frozen policy LM + MLP, soft Q-learning, any Reward (default: the classification gap reward).
+
+    ``RLPromptAgent(config)`` or ``RLPromptAgent(**options)`` with any field of its configs
+    (``RLPromptConfig``: models, policy, soft Q-learning, reward); ``reward`` may also be a Reward object.
+    """
 
     name = "rlprompt"
 
-    def __init__(self, *, model: str = "auto", policy_model: str | None = None, scorer: str = "auto",
-                 reward: str | Reward = "accuracy=1", reward_functions: Sequence[str] = (),
-                 prompts_per_step: int = 16, examples_per_step: int = 16, lr: float | None = None,
-                 top_k: int | None = 256, top_p: float | None = None, fluent_top_k: int | None = None,
-                 prior_weight: float = 0.0, action_space: str = "all", no_repeat: int = 0,
-                 explore_fraction: float = 0.0, explore_top_k: int = 20, init_prompt: str | None = None,
-                 mlp_width: int = 2048, condition: str | None = None,
-                 loss: str = "mix",
-                 target_update: str = "polyak", target_rate: float = 1e-3, target_period: int = 100,
-                 zscore: bool = True, reward_range: tuple[float, float] | None = (0.0, 1.0),
-                 shaped_range: tuple[float, float] = (0.0, 5.0), max_grad_norm: float = 5.0,
-                 correct_coef: float = 200.0, incorrect_coef: float = 180.0, eval_every: int = 50,
-                 checkpoint_every: int | None = None, select_by: str = "reward", max_seconds: float | None = None,
-                 dtype: str = "auto", quiet: bool = False):
-        self.model, self.policy_model, self.scorer = model, policy_model, scorer
-        self.reward, self.reward_functions = reward, list(reward_functions)
-        self.policy_options = dict(mlp_width=mlp_width, condition=condition, top_k=top_k, top_p=top_p,
-                                   fluent_top_k=fluent_top_k, prior_weight=prior_weight, action_space=action_space,
-                                   no_repeat=no_repeat, explore_fraction=explore_fraction, explore_top_k=explore_top_k)
-        self.sql_options = dict(prompts_per_step=prompts_per_step, examples_per_step=examples_per_step,
-                                lr=5e-5 if lr is None else lr, loss=loss, target_update=target_update,
-                                target_rate=target_rate, target_period=target_period, zscore=zscore,
-                                reward_range=reward_range, shaped_range=shaped_range, max_grad_norm=max_grad_norm,
-                                eval_every=eval_every, checkpoint_every=checkpoint_every, select_by=select_by,
-                                init_prompt=init_prompt, max_seconds=max_seconds)
-        self.correct_coef, self.incorrect_coef = correct_coef, incorrect_coef
-        self.dtype, self.quiet = dtype, quiet
+    def __init__(self, config: RLPromptConfig | None = None, *, reward: str | Reward | None = None, **options):
+        if isinstance(reward, Reward):
+            self.reward_object = reward
+        else:
+            self.reward_object = None
+            if reward is not None:
+                options["reward"] = reward
+        self.config = (config or RLPromptConfig()).replace(**options)
+
+    @property
+    def quiet(self) -> bool:
+        return self.config.sql.quiet
+
+    @property
+    def dtype(self) -> str:
+        """The frozen models' dtype as given (``auto``...), as every agent reports it."""
+        return self.config.models.dtype
 
     def build(self, task: ClassificationTask, *, prompt_length: int, steps: int, seed: int = 0,
               output_dir: str | Path | None = None) -> SQLTrainer:
         """The trainer (policy, reward, data) this agent would run; ``fit`` runs it."""
-        task_lm = load_lm(self.model, role="task", dtype=self.dtype)
-        policy_lm = load_lm(self.policy_model or self.model, role="policy", dtype=self.dtype)
-        reward = build_reward(self.reward, task, task_lm, scorer=self.scorer, functions=self.reward_functions,
-                              correct_coef=self.correct_coef, incorrect_coef=self.incorrect_coef, dtype=self.dtype)
-        policy = LMAdaptorPolicy(policy_lm, **self.policy_options)
-        config = SQLConfig(prompt_length=prompt_length, steps=steps, seed=seed, **self.sql_options)
+        models, rewards = self.config.models, self.config.reward
+        task_lm = load_lm(models.model, role="task", dtype=models.dtype)
+        policy_lm = load_lm(self.config.policy.policy_model or models.model, role="policy", dtype=models.dtype)
+        reward = build_reward(self.reward_object or rewards.spec(), task, task_lm, scorer=models.scorer,
+                              functions=rewards.reward_fn, correct_coef=rewards.correct_coef,
+                              incorrect_coef=rewards.incorrect_coef, dtype=models.dtype)
+        policy = LMAdaptorPolicy(policy_lm, self.config.policy)
+        config = dataclasses.replace(self.config.sql, prompt_length=prompt_length, steps=steps, seed=seed)
         trainer = SQLTrainer(policy, reward, config, train_data=task_columns(task, "train"),
-                             dev_data=task_columns(task, "dev"), output_dir=output_dir)
+                             dev_data=task_columns(task, "dev"), output_dir=output_dir, method=self.name)
         trainer.task_lm = task_lm
         return trainer
 
@@ -166,95 +241,46 @@ class RLPromptAgent(Agent):
     def _learned(self, trainer: SQLTrainer, task: ClassificationTask, best: dict) -> LearnedPrompt:
         scores = {f"dev_{k}": v for k, v in best.items() if k not in ("text", "token_ids", "step")}
         scores["best_step"] = best["step"]
+        config = {**self.config.to_dict(), "sql": trainer.config.to_dict()}
         provenance = {"method": self.name, "model": trainer.task_lm.spec, "task_model": trainer.task_lm.spec,
                       "policy_model": trainer.policy.lm.spec, "task": task.name, "seed": trainer.config.seed,
                       "template": task.template.text, "verbalizers": list(task.verbalizers),
-                      "reward": repr(trainer.reward), "policy_token_ids": best["token_ids"],
-                      "config": {**_plain(asdict(trainer.config)), **self.policy_options},
+                      "reward": repr(trainer.reward), "policy_token_ids": best["token_ids"], "config": config,
                       "computed_with": compute_record(trainer.task_lm.dtype, trainer.task_lm.device)}
         return LearnedPrompt(text=best["text"], token_ids=task_token_ids(trainer.task_lm, best["text"], best["token_ids"]),
                              scores=scores, curve=list(trainer.curve), provenance=provenance)
 
 
-def _plain(config: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
-
-
 # --------------------------------------------------------------------------- command line
 
-
-def add_arguments(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--policy-model", help="policy LM (when omitted: the task LM, --model)")
-    group.add_argument("--prompts-per-step", type=int, default=16)
-    group.add_argument("--examples-per-step", type=int, default=16, help="training examples scored per step")
-    group.add_argument("--reward", default="accuracy=1", type=_reward_spec,
-                       help="weighted terms, e.g. accuracy=1,perplexity=0.01 (names: accuracy, perplexity, "
-                            "log-perplexity)")
-    group.add_argument("--reward-fn", action="append", default=[], metavar="MODULE:FUNCTION[=WEIGHT]",
-                       help="add your own f(prompts: list[str], **batch) -> list[float] (repeatable)")
-    group.add_argument("--log-perplexity", action="store_true",
-                       help="score perplexity terms as minus log-perplexity instead of minus perplexity")
-    group.add_argument("--fluent-top-k", type=int, help="only tokens in the top-k of the policy LM's own distribution")
-    group.add_argument("--lm-prior", type=float, default=0.0, metavar="BETA",
-                       help="Q-values start as BETA * log p_LM (soft Q-learning with a KL penalty towards the "
-                            "policy LM); 0 = RLPrompt's uniform start")
-    group.add_argument("--action-space", default="all", choices=list(ACTION_SPACES),
-                       help="tokens the policy may write: all, whole English words, or words and punctuation")
-    group.add_argument("--no-repeat", type=int, default=0, metavar="K",
-                       help="a token may not repeat any of the previous K tokens (1: no immediate repetition)")
-    group.add_argument("--lm-explore", type=float, default=0.0, metavar="FRACTION",
-                       help="share of each step's prompts written by an LM-guided behaviour policy (uniform over "
-                            "the policy LM's top tokens, --lm-explore-top-k); the action space stays unconstrained")
-    group.add_argument("--lm-explore-top-k", type=int, default=20, metavar="K")
-    group.add_argument("--init-prompt", metavar="TEXT",
-                       help="warm start: fit the policy first so that its greedy prompt begins with TEXT")
-    group.add_argument("--top-k", type=int, default=256, help="sample from the top-k tokens (0: all)")
-    group.add_argument("--top-p", type=float, help="nucleus sampling instead of top-k")
-    group.add_argument("--mlp-width", type=int, default=2048)
-    group.add_argument("--condition", help="the text the policy writes the prompt after (when omitted: its BOS/EOS token)")
-    group.add_argument("--sql-loss", default="mix",
-                       choices=["mix", "single", "single_reversed", "multi", "multi_reversed"])
-    group.add_argument("--target-update", default="polyak", choices=["polyak", "copy"])
-    group.add_argument("--target-rate", type=float, default=1e-3, help="Polyak rate of the target network")
-    group.add_argument("--target-period", type=int, default=100, help="steps between copies (--target-update copy)")
-    group.add_argument("--no-zscore", dest="zscore", action="store_false", help="no z-scores of each step's rewards")
-    group.add_argument("--reward-shaping", type=float, nargs=4, default=[0.0, 1.0, 0.0, 5.0],
-                       metavar=("OLD_MIN", "OLD_MAX", "NEW_MIN", "NEW_MAX"),
-                       help="linear map of the (z-scored) reward")
-    group.add_argument("--no-reward-shaping", dest="reward_shaping", action="store_const", const=None)
-    group.add_argument("--max-grad-norm", type=float, default=5.0)
-    group.add_argument("--correct-coef", type=float, default=200.0, help="gap reward scale when correct")
-    group.add_argument("--incorrect-coef", type=float, default=180.0, help="gap reward scale when wrong")
-    group.add_argument("--select-by", default="reward", choices=["reward", "accuracy"],
-                       help="the dev figure that picks the best prompt")
-    group.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (when omitted: --eval-every)")
+SECTIONS = {"policy": (PolicyConfig, "rlprompt: the policy"), "sql": (SQLConfig, "rlprompt: soft Q-learning"),
+            "reward": (RewardConfig, "rlprompt, grpo, rloo: the reward")}
 
 
-def _reward_spec(text: str) -> str:
-    """Check ``--reward`` while parsing, so a typo is a usage error, not a traceback."""
-    try:
-        parse_reward_spec(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
+def add_arguments(parser) -> None:
+    """The RL options, a flag per config field (the run's and the models' are ``train``'s own flags)."""
+    shared = {f.name for config in (RunConfig, ModelConfig) for f in dataclasses.fields(config)}
+    for key, (config, title) in SECTIONS.items():
+        group = parser.add_section(key, title, agents=("rlprompt", "grpo", "rloo"))
+        add_config_arguments(group, config, skip=shared)
+    group = parser.sections["sql"].group  # the old four-number spelling of --reward-range and --shaped-range
+    group.add_argument("--reward-shaping", type=float, nargs=4, action=_RewardShaping, help=argparse.SUPPRESS,
+                       default=argparse.SUPPRESS)
+    group.add_argument("--no-reward-shaping", nargs=0, action=_RewardShaping, help=argparse.SUPPRESS,
+                       default=argparse.SUPPRESS)
+
+
+class _RewardShaping(argparse.Action):
+    """The old ``--reward-shaping OLD_MIN OLD_MAX NEW_MIN NEW_MAX`` / ``--no-reward-shaping`` (deprecated)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values:
+            warn("--reward-shaping is deprecated; use --reward-range OLD_MIN OLD_MAX --shaped-range NEW_MIN NEW_MAX")
+            namespace.reward_range, namespace.shaped_range = tuple(values[:2]), tuple(values[2:])
+        else:
+            warn("--no-reward-shaping is deprecated; put reward_range: null in a --config file")
+            namespace.reward_range = None
 
 
 def from_cli_args(args: argparse.Namespace) -> RLPromptAgent:
-    reward = args.reward
-    if args.log_perplexity:
-        reward = ",".join(t.replace("perplexity", "log-perplexity") if t.strip().startswith("perplexity") else t
-                          for t in reward.split(","))
-    shaping = args.reward_shaping
-    return RLPromptAgent(
-        model=args.model, policy_model=args.policy_model, scorer=args.scorer, reward=reward,
-        reward_functions=args.reward_fn, prompts_per_step=args.prompts_per_step,
-        examples_per_step=args.examples_per_step, lr=args.lr, top_k=None if args.top_p else (args.top_k or None),
-        top_p=args.top_p, fluent_top_k=args.fluent_top_k, prior_weight=args.lm_prior, action_space=args.action_space,
-        no_repeat=args.no_repeat, explore_fraction=args.lm_explore, explore_top_k=args.lm_explore_top_k,
-        init_prompt=args.init_prompt, mlp_width=args.mlp_width, condition=args.condition, loss=args.sql_loss,
-        target_update=args.target_update, target_rate=args.target_rate, target_period=args.target_period,
-        zscore=args.zscore, reward_range=tuple(shaping[:2]) if shaping else None,
-        shaped_range=tuple(shaping[2:]) if shaping else (0.0, 1.0), max_grad_norm=args.max_grad_norm,
-        correct_coef=args.correct_coef, incorrect_coef=args.incorrect_coef, eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every, select_by=args.select_by,
-        max_seconds=args.max_minutes * 60 if args.max_minutes else None, dtype=args.dtype, quiet=args.quiet)
+    return RLPromptAgent(RLPromptConfig.from_args(args))

@@ -16,7 +16,7 @@ class SoftPromptAgent(ContinuousPromptAgent):
     config_class = ContinuousConfig
 
 
-def add_arguments(group) -> None:
+def add_arguments(parser) -> None:
     """No flags of its own: the continuous agents' shared ones cover it."""
 
 

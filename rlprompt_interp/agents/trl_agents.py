@@ -23,7 +23,7 @@ through accelerate, as TRL does.
 Python::
 
     from rlprompt_interp.agents import get_agent
-    agent = get_agent("grpo", model="smollm2-135m", reward="accuracy=1,perplexity=0.01")
+    agent = get_agent("grpo", model="smollm2-135m", reward="gap=1,perplexity=0.01")
     learned = agent.fit(task, prompt_length=5, steps=200, output_dir="runs/grpo")
 
 Command line: ``rlprompt-interp train --agent grpo --task sst-2 ... --lora-rank 16 --kl-beta 0.01``.
@@ -45,12 +45,13 @@ import torch
 from transformers import GenerationConfig, TrainerCallback
 
 from ..atomic import write_json_atomic
+from ..config import config_from_args
 from ..models import LoadedModel, compute_record, default_device, load_lm
 from ..prompts import LearnedPrompt
 from ..rewards import PromptBatch, Reward, TRLReward
 from ..tasks import ClassificationTask
 from .base import Agent
-from .rlprompt import build_reward, parse_reward_spec, task_columns, task_token_ids
+from .rlprompt import RewardConfig, build_reward, task_columns, task_token_ids
 
 TRAINER_DIR = "trainer"  # the HF Trainer's output_dir inside the agent's output_dir
 STATE_FILE = "rlprompt_interp_state.json"  # dev results, curve and time spent, inside each checkpoint
@@ -199,7 +200,7 @@ class TRLPromptAgent(Agent):
     config_name = ""
 
     def __init__(self, *, model: str = "auto", policy_model: str | None = None, scorer: str = "auto",
-                 reward: str | Reward = "accuracy=1", reward_functions: Sequence[str] = (),
+                 reward: str | Reward = "gap=1", reward_functions: Sequence[str] = (),
                  prompts_per_step: int = 16, examples_per_step: int = 16, lr: float | None = None,
                  condition: str | None = None, full_finetune: bool = False, lora_rank: int = 16,
                  lora_alpha: float = 32.0, lora_dropout: float = 0.0,
@@ -423,13 +424,11 @@ class RLOOAgent(TRLPromptAgent):
 # --------------------------------------------------------------------------- command line
 
 
-def add_arguments(group: argparse._ArgumentGroup) -> None:
-    """The flags of grpo and rloo (both registered from this module: the second call adds nothing)."""
-    try:
-        group.add_argument("--full-finetune", action="store_true",
-                           help="(grpo, rloo) train every weight of the policy LM instead of a LoRA adapter")
-    except argparse.ArgumentError:
-        return
+def add_arguments(parser) -> None:
+    """The flags of grpo and rloo (``train`` calls each agent module's once)."""
+    group = parser.add_section("trl", "--agent grpo, rloo", agents=("grpo", "rloo"))
+    group.add_argument("--full-finetune", action="store_true",
+                       help="(grpo, rloo) train every weight of the policy LM instead of a LoRA adapter")
     group.add_argument("--lora-rank", type=int, default=16, help="(grpo, rloo) LoRA rank r")
     group.add_argument("--lora-alpha", type=float, default=32.0, help="(grpo, rloo) LoRA scaling alpha")
     group.add_argument("--lora-dropout", type=float, default=0.0, help="(grpo, rloo) LoRA dropout")
@@ -465,13 +464,10 @@ def trl_option(text: str) -> tuple[str, Any]:
 
 
 def from_cli_args(args: argparse.Namespace) -> TRLPromptAgent:
-    terms = parse_reward_spec(args.reward)
-    if args.log_perplexity:
-        terms = [("log-perplexity" if name == "perplexity" else name, weight) for name, weight in terms]
     agent_class = {"grpo": GRPOAgent, "rloo": RLOOAgent}[args.agent]
     return agent_class(
         model=args.model, policy_model=args.policy_model, scorer=args.scorer,
-        reward=",".join(f"{name}={weight:g}" for name, weight in terms), reward_functions=args.reward_fn,
+        reward=config_from_args(RewardConfig, args).spec(), reward_functions=args.reward_fn,
         prompts_per_step=args.prompts_per_step, examples_per_step=args.examples_per_step, lr=args.lr,
         condition=args.condition, full_finetune=args.full_finetune, lora_rank=args.lora_rank,
         lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, lora_target_modules=_targets(args),

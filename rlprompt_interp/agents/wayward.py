@@ -75,7 +75,8 @@ def read_target(path: str | Path, key: str | None) -> str:
     return targets[key]
 
 
-def add_arguments(group) -> None:
+def add_arguments(parser) -> None:
+    group = parser.add_section("wayward", "--agent wayward", agents=("wayward",))
     group.add_argument("--target-text", help="(wayward) the text the prompt is pulled toward")
     group.add_argument("--target-file", help="(wayward) a JSON object name -> text, e.g. natural_prompts.json")
     group.add_argument("--target-key", help="(wayward) which entry of --target-file")

@@ -18,7 +18,7 @@ reward call; a weighted sum also logs ``time/<term>``) and ``time/update`` (loss
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -26,39 +26,55 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoints import load_checkpoint, parameter_shapes, save_checkpoint
+from ..checkpoints import CHECKPOINT_FILE, load_checkpoint, parameter_shapes, save_checkpoint
+from ..config import ConfigError, RunConfig, option
 from ..envs.prompt_env import PromptVectorEnv
 from ..models import dtype_name
 from ..policies import LMAdaptorPolicy, Rollout
 from ..rewards import Reward, as_reward, linear_map, zscore_by_key
 from .sql import TargetUpdater, sql_loss
 
-CHECKPOINT_FILE = "checkpoint.pt"
+LOSSES = ("mix", "single", "single_reversed", "multi", "multi_reversed")
 
 
 @dataclass
-class SQLConfig:
-    """Hyper-parameters of a run (RLPrompt's defaults where it has one)."""
+class SQLConfig(RunConfig):
+    """Soft Q-learning of one run (RLPrompt's defaults where it has one), on top of the run's length and seed."""
 
-    prompt_length: int = 5
-    steps: int = 1000
-    prompts_per_step: int = 16
-    examples_per_step: int = 16
-    lr: float = 5e-5
-    max_grad_norm: float = 5.0
-    loss: str = "mix"
-    target_update: str = "polyak"
-    target_rate: float = 1e-3
-    target_period: int = 100
-    zscore: bool = True  # standardise the step's rewards over its prompts first ...
-    reward_range: tuple[float, float] | None = (0.0, 1.0)  # ... then map [old_min, old_max] linearly ...
-    shaped_range: tuple[float, float] = (0.0, 5.0)  # ... onto [new_min, new_max] (RLPrompt: z-score x 5)
-    eval_every: int = 50
-    checkpoint_every: int | None = None  # default: eval_every
-    select_by: str = "reward"  # the dev figure that picks the best prompt: "reward" or "accuracy"
-    init_prompt: str | None = None  # warm start: the policy's first greedy prompt begins with this text
-    max_seconds: float | None = None  # a time budget: stop after the step that spends it (counted over resumes)
-    seed: int = 0
+    lr: float = option(5e-5, "Adam's learning rate of the MLP", above=0, why="a learning rate is a step size, e.g. 1e-3")
+    prompts_per_step: int = option(16, "prompts sampled per step", at_least=1,
+                                   why="each step samples this many prompts")
+    examples_per_step: int = option(16, "training examples scored per step", at_least=1,
+                                    why="each prompt is scored on this many training examples")
+    max_grad_norm: float = option(5.0, "gradients are clipped to this norm", above=0)
+    loss: str = option("mix", "soft Q-learning loss (mix: the mean of the others)", choices=LOSSES,
+                       aliases=["--sql-loss"])
+    target_update: str = option("polyak", "how the target network follows the MLP", choices=("polyak", "copy"))
+    target_rate: float = option(1e-3, "Polyak rate of the target network", above=0, at_most=1)
+    target_period: int = option(100, "steps between copies (--target-update copy)", at_least=1)
+    zscore: bool = option(True, "standardise each step's rewards over its prompts before the linear map")
+    reward_range: tuple[float, float] | None = option(
+        (0.0, 1.0), "the (z-scored) reward's [OLD_MIN, OLD_MAX], mapped linearly onto --shaped-range",
+        metavar=("OLD_MIN", "OLD_MAX"))
+    shaped_range: tuple[float, float] = option((0.0, 5.0), "[NEW_MIN, NEW_MAX] of that map (RLPrompt: z-score x 5)",
+                                               metavar=("NEW_MIN", "NEW_MAX"))
+    checkpoint_every: int | None = option(None, "steps between checkpoints (when omitted: --eval-every)", at_least=1)
+    select_by: str = option("reward", "the dev figure that picks the best prompt", choices=("reward", "accuracy"))
+    init_prompt: str | None = option(None, "warm start: fit the policy first so that its greedy prompt begins "
+                                           "with TEXT", metavar="TEXT")
+
+    def check(self) -> None:
+        if self.prompt_length < 1:
+            raise ConfigError("prompt_length", f"must be at least 1, got {self.prompt_length}: a prompt needs at "
+                                               "least one token")
+        if self.zscore and self.prompts_per_step < 2:
+            raise ConfigError("prompts_per_step", f"{self.prompts_per_step} with z-scores gives every prompt the "
+                              "shaped reward 0, so nothing is learned: sample at least 2 prompts per step, or pass "
+                              "--no-zscore")
+
+    @property
+    def max_seconds(self) -> float | None:
+        return None if self.max_minutes is None else self.max_minutes * 60
 
 
 @dataclass
@@ -77,10 +93,9 @@ class SQLTrainer:
 
     def __init__(self, policy: LMAdaptorPolicy, reward: Reward | Callable, config: SQLConfig,
                  train_data: dict | None = None, dev_data: dict | None = None,
-                 output_dir: str | Path | None = None):
-        if config.select_by not in ("reward", "accuracy"):
-            raise ValueError(f"select_by must be 'reward' or 'accuracy', got {config.select_by!r}")
+                 output_dir: str | Path | None = None, method: str = "rlprompt"):
         self.policy, self.reward, self.config = policy, as_reward(reward), config
+        self.method = method  # the agent's name, recorded in checkpoints
         self.train_data, self.dev_data = train_data or {}, dev_data
         self.output_dir = Path(output_dir) if output_dir is not None else None
         tokenizer, length = policy.lm.tokenizer, config.prompt_length
@@ -203,7 +218,7 @@ class SQLTrainer:
                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
                 "env_rng": self.env.np_random.bit_generator.state, "reward": self.reward.state_dict(),
                 "elapsed": self.elapsed, "best": self.best, "curve": self.curve,
-                "config": _plain(asdict(self.config))}
+                "config": self.config.to_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = state["step"]
@@ -234,7 +249,7 @@ class SQLTrainer:
         return self.config.max_seconds is not None and self.elapsed >= self.config.max_seconds
 
     def train(self, *, progress: bool = True, stop_after: int | None = None) -> dict:
-        """Run until ``config.steps`` (or ``stop_after`` more steps, or ``config.max_seconds``); returns the
+        """Run until ``config.steps`` (or ``stop_after`` more steps, or ``config.max_minutes``); returns the
         best dev result. A run stopped by the clock scores its greedy prompt at the step it stopped."""
         cfg = self.config
         every = cfg.checkpoint_every or cfg.eval_every
@@ -274,7 +289,7 @@ class SQLTrainer:
 def trainer_identity(trainer: SQLTrainer) -> dict:
     """What a checkpoint must match to be resumed by ``trainer`` (see ``checkpoints``)."""
     task_lm = getattr(trainer, "task_lm", None)
-    return {"method": "rlprompt", "policy_model": trainer.policy.lm.spec, "task_model": getattr(task_lm, "spec", None),
+    return {"method": trainer.method, "policy_model": trainer.policy.lm.spec, "task_model": getattr(task_lm, "spec", None),
             "prompt_length": trainer.config.prompt_length, "mlp_shapes": parameter_shapes(trainer.policy.mlp),
             "dtype": dtype_name(trainer.policy.lm.dtype)}
 
@@ -295,12 +310,3 @@ def _step_means(info: dict) -> dict:
 def _brief(result: dict) -> str:
     keys = ("reward", "accuracy", "perplexity")
     return " ".join(f"{k}={result[k]:.4g}" for k in keys if k in result) + f" {result['text']!r}"
-
-
-def _plain(value):
-    """Config values as plain lists/numbers/strings, loadable with ``weights_only=True``."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

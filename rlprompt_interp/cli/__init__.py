@@ -14,6 +14,7 @@ from typing import Callable
 
 from ..agents.continuous import ContinuousPromptError
 from ..checkpoints import CheckpointError
+from ..config import ConfigError
 from ..metrics.errors import MetricInputError
 from ..models import ModelLoadError
 from ..notices import print_as_one_line
@@ -26,7 +27,7 @@ from .common import Parser, UsageError, quiet_libraries
 
 USER_ERRORS = (ModelLoadError, TaskDataError, TemplateError, UnknownTaskError, VerbalizerError, FileNotFoundError,
                MetricInputError, ContinuousPromptError, FileExistsError, RewardError, StyleClassifierError,
-               CheckpointError, PromptFileError, TrackingError, UsageError)
+               CheckpointError, PromptFileError, TrackingError, UsageError, ConfigError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +57,8 @@ def run_reporting_errors(function: Callable[..., int], *args) -> int:
     try:
         return function(*args)
     except USER_ERRORS as error:
-        print(f"rlprompt-interp: error: {error}", file=sys.stderr)
+        message = error.flag_message() if isinstance(error, ConfigError) else error  # name the flag, not the field
+        print(f"rlprompt-interp: error: {message}", file=sys.stderr)
         return 2
 
 

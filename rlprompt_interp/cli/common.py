@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..models import EVAL_DTYPE
+from ..config import ConfigFileParser
+from ..models import AUTO_DTYPE_HELP, EVAL_DTYPE
 from ..tasks import TaskDataError, VerbalizerError
 
-# what --dtype auto does, said once for every command that takes it
-AUTO_DTYPE_HELP = ("auto: bfloat16 where the device computes it fast (a GPU with bf16, a CPU with AMX or "
-                   "AVX512-BF16 instructions), float32 elsewhere")
 EVAL_DTYPE_HELP = (f"dtype of the models that score the prompt: {EVAL_DTYPE} by default, so a reported accuracy does "
                    f"not depend on the CPU it was computed on; {AUTO_DTYPE_HELP}; or bfloat16, float16")
 
@@ -18,8 +16,9 @@ class UsageError(ValueError):
     """A command-line value that cannot work; the message names the flag and the fix."""
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse whose usage errors read like every other user error: one ``rlprompt-interp: error:`` line, exit 2."""
+class Parser(ConfigFileParser):
+    """argparse whose usage errors read like every other user error: one ``rlprompt-interp: error:`` line, exit 2;
+    with ``--config FILE`` where a command adds it."""
 
     def error(self, message: str):
         self.exit(2, f"rlprompt-interp: error: {message} (see `{self.prog} --help`)\n")
@@ -36,8 +35,8 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_task_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("task")
+def add_task_arguments(parser: Parser) -> None:
+    group = parser.add_section("task", "task")
     group.add_argument("--task", required=True,
                        help="a built-in task (sst-2, sst-5, agnews, subj, trec, boolq, cb, rte, copa, wsc), a "
                             "task.json file, or the name of a new task given with --data-files")

@@ -17,6 +17,7 @@ token id (``Discrete(vocab_size)``); reward 0 until the last token, then the pro
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -45,8 +46,9 @@ def _scalar_logs(logs: dict, row: int | None = None) -> dict:
     return result
 
 
-class _PromptTask:
-    """What both environments share: decoding ids, drawing the example batch, calling the reward."""
+class _PromptScorer:
+    """What both environments share: decoding ids, drawing the example batch, calling the reward (not a
+    classification task, which the reward may hold)."""
 
     def __init__(self, reward: Reward | Callable, tokenizer, prompt_length: int, vocab_size: int | None,
                  data: dict | None, examples_per_episode: int | None):
@@ -77,7 +79,16 @@ class _PromptTask:
         return texts, scores, out.logs
 
 
-class PromptEnv(gymnasium.Env):
+class _OldTaskName:
+    """``env.task``: the old name of ``env.scorer`` (it never was a classification task), kept for old callers."""
+
+    @property
+    def task(self) -> _PromptScorer:
+        warnings.warn("env.task is deprecated; use env.scorer", DeprecationWarning, stacklevel=2)
+        return self.scorer
+
+
+class PromptEnv(_OldTaskName, gymnasium.Env):
     """One prompt of ``prompt_length`` tokens per episode, scored by ``reward`` at the last token.
 
     ``data``: examples as columns (``{"sentence": [...], "label": [...]}``) passed to the reward,
@@ -88,9 +99,9 @@ class PromptEnv(gymnasium.Env):
 
     def __init__(self, reward: Reward | Callable, tokenizer, prompt_length: int = 5, *, vocab_size: int | None = None,
                  data: dict | None = None, examples_per_episode: int | None = None):
-        self.task = _PromptTask(reward, tokenizer, prompt_length, vocab_size, data, examples_per_episode)
-        self.action_space = spaces.Discrete(self.task.vocab_size)
-        self.observation_space = _observation_space(self.task.vocab_size, prompt_length)
+        self.scorer = _PromptScorer(reward, tokenizer, prompt_length, vocab_size, data, examples_per_episode)
+        self.action_space = spaces.Discrete(self.scorer.vocab_size)
+        self.observation_space = _observation_space(self.scorer.vocab_size, prompt_length)
         self._ids = np.zeros(prompt_length, dtype=np.int64)
         self._length = 0
         self._batch: dict = {}
@@ -102,24 +113,24 @@ class PromptEnv(gymnasium.Env):
         super().reset(seed=seed)
         self._ids[:] = 0
         self._length = 0
-        self._batch = self.task.batch(self.np_random)
+        self._batch = self.scorer.batch(self.np_random)
         return self._obs(), {}
 
     def step(self, action):
-        if self._length >= self.task.prompt_length:
+        if self._length >= self.scorer.prompt_length:
             raise RuntimeError("the prompt is finished; call reset() before stepping again")
         if not self.action_space.contains(int(action)):
-            raise ValueError(f"action {action!r} is not a token id in [0, {self.task.vocab_size})")
+            raise ValueError(f"action {action!r} is not a token id in [0, {self.scorer.vocab_size})")
         self._ids[self._length] = int(action)
         self._length += 1
-        if self._length < self.task.prompt_length:
+        if self._length < self.scorer.prompt_length:
             return self._obs(), 0.0, False, False, {}
-        texts, scores, logs = self.task.score(self._ids[None], self._batch)
+        texts, scores, logs = self.scorer.score(self._ids[None], self._batch)
         info = {"text": texts[0], **_scalar_logs(logs, row=0)}
         return self._obs(), float(scores[0]), True, False, info
 
 
-class PromptVectorEnv(VectorEnv):
+class PromptVectorEnv(_OldTaskName, VectorEnv):
     """N prompts built in lock-step; the reward is called once with all N when they finish.
 
     Autoreset is ``next-step``: the step after the last token starts N new prompts (actions ignored).
@@ -132,10 +143,10 @@ class PromptVectorEnv(VectorEnv):
                  vocab_size: int | None = None, data: dict | None = None, examples_per_episode: int | None = None):
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        self.task = _PromptTask(reward, tokenizer, prompt_length, vocab_size, data, examples_per_episode)
+        self.scorer = _PromptScorer(reward, tokenizer, prompt_length, vocab_size, data, examples_per_episode)
         self.num_envs = num_envs
-        self.single_action_space = spaces.Discrete(self.task.vocab_size)
-        self.single_observation_space = _observation_space(self.task.vocab_size, prompt_length)
+        self.single_action_space = spaces.Discrete(self.scorer.vocab_size)
+        self.single_observation_space = _observation_space(self.scorer.vocab_size, prompt_length)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self._ids = np.zeros((num_envs, prompt_length), dtype=np.int64)
@@ -149,7 +160,7 @@ class PromptVectorEnv(VectorEnv):
     def _start(self) -> None:
         self._ids[:] = 0
         self._length = 0
-        self._batch = self.task.batch(self.np_random)
+        self._batch = self.scorer.batch(self.np_random)
         self._needs_reset = False
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -163,13 +174,13 @@ class PromptVectorEnv(VectorEnv):
             self._start()
             return self._obs(), np.zeros(self.num_envs), zeros, zeros.copy(), {}
         actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
-        if (actions < 0).any() or (actions >= self.task.vocab_size).any():
-            raise ValueError(f"actions must be token ids in [0, {self.task.vocab_size}), got {actions.tolist()}")
+        if (actions < 0).any() or (actions >= self.scorer.vocab_size).any():
+            raise ValueError(f"actions must be token ids in [0, {self.scorer.vocab_size}), got {actions.tolist()}")
         self._ids[:, self._length] = actions
         self._length += 1
-        if self._length < self.task.prompt_length:
+        if self._length < self.scorer.prompt_length:
             return self._obs(), np.zeros(self.num_envs), zeros, zeros.copy(), {}
-        texts, scores, logs = self.task.score(self._ids, self._batch)
+        texts, scores, logs = self.scorer.score(self._ids, self._batch)
         infos: dict[str, Any] = {"text": np.array(texts, dtype=object), "_text": ~zeros}
         for key in _scalar_logs(logs, row=0):
             value = logs[key]

@@ -36,6 +36,7 @@ Shapes: N prompts, L prompt tokens, d hidden size, V head rows (the action space
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -43,8 +44,9 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
+from ..config import Config, option
 from ..models import LoadedModel, cache_argument, load_lm
-from .action_space import vocabulary_mask
+from .action_space import ACTION_SPACES, vocabulary_mask
 
 
 @dataclass
@@ -98,9 +100,37 @@ def ban_tokens(allowed: torch.Tensor, banned: torch.Tensor) -> torch.Tensor:
     return padded[..., :-1]
 
 
+@dataclass
+class PolicyConfig(Config):
+    """What the policy may write and how it samples (RLPrompt's values where it has one)."""
+
+    policy_model: str | None = option(None, "policy LM (when omitted: the task LM, --model)")
+    mlp_width: int = option(2048, "width of the trainable MLP between the frozen LM and its head", at_least=1)
+    condition: str | None = option(None, "the text the policy writes the prompt after (when omitted: its BOS/EOS "
+                                         "token); with the LM prior it decides what the LM proposes")
+    top_k: int = option(256, "sample from the top-k tokens (0: all; ignored with --top-p)", at_least=0)
+    top_p: float | None = option(None, "nucleus sampling instead of top-k", above=0, at_most=1)
+    fluent_top_k: int | None = option(None, "only tokens in the top-k of the policy LM's own distribution",
+                                      at_least=1)
+    prior_weight: float = option(0.0, "Q-values start as BETA * log p_LM (soft Q-learning with a KL penalty "
+                                      "towards the policy LM); 0 = RLPrompt's uniform start",
+                                 at_least=0, metavar="BETA", aliases=["--lm-prior"])
+    action_space: str = option("all", "tokens the policy may write: all, whole English words, or words and "
+                                      "punctuation", choices=ACTION_SPACES)
+    no_repeat: int = option(0, "a token may not repeat any of the previous K tokens (1: no immediate repetition)",
+                            at_least=0, metavar="K")
+    explore_fraction: float = option(0.0, "share of each step's prompts written by an LM-guided behaviour policy "
+                                          "(uniform over the policy LM's --explore-top-k likeliest tokens); the "
+                                          "action space stays unconstrained",
+                                     at_least=0, at_most=1, metavar="FRACTION", aliases=["--lm-explore"])
+    explore_top_k: int = option(20, "how many of the LM's likeliest tokens the behaviour policy draws from",
+                                at_least=1, metavar="K", aliases=["--lm-explore-top-k"])
+
+
 class LMAdaptorPolicy(nn.Module):
     """Frozen causal LM + trainable MLP before its head; only ``self.mlp`` has parameters to train.
 
+    The options are :class:`PolicyConfig`'s fields, given as ``config`` or as keywords (which override it).
     ``condition``: the text the prompt is written after (default: the tokenizer's BOS token, or
     EOS when there is none). ``prior_weight``: beta of the LM prior (module docstring; 0 =
     RLPrompt). ``action_space``: ``all``, ``words`` (whole English words only) or
@@ -117,35 +147,28 @@ class LMAdaptorPolicy(nn.Module):
     Q-values like the policy's own, while the action space stays the whole vocabulary.
     """
 
-    def __init__(self, lm: LoadedModel | str = "auto", *, mlp_width: int = 2048, condition: str | None = None,
-                 prior_weight: float = 0.0, action_space: str = "all", no_repeat: int = 0,
-                 explore_fraction: float = 0.0, explore_top_k: int = 20,
-                 logit_bias: Mapping[int, float] | torch.Tensor | None = None, fluent_top_k: int | None = None,
-                 top_k: int | None = None, top_p: float | None = None, allow_special: bool = False,
-                 init_std: float = 1e-4):
+    def __init__(self, lm: LoadedModel | str = "auto", config: PolicyConfig | None = None, *,
+                 logit_bias: Mapping[int, float] | torch.Tensor | None = None, allow_special: bool = False,
+                 init_std: float = 1e-4, **options):
         super().__init__()
+        config = dataclasses.replace(config or PolicyConfig(), **options)  # checks the options' bounds
+        self.config = config
         self.lm = lm if isinstance(lm, LoadedModel) else load_lm(lm, role="policy")
         if self.lm.is_encoder_decoder:
             raise ValueError(f"the policy needs a causal LM; {self.lm.spec!r} is an encoder-decoder")
-        if prior_weight < 0:
-            raise ValueError(f"the LM prior's weight must be >= 0, got {prior_weight}")
-        if no_repeat < 0:
-            raise ValueError(f"no_repeat counts previous tokens and must be >= 0, got {no_repeat}")
-        if not 0.0 <= explore_fraction <= 1.0 or explore_top_k < 1:
-            raise ValueError(f"explore_fraction must be in [0, 1] and explore_top_k >= 1; got {explore_fraction}, "
-                             f"{explore_top_k}")
-        config = self.lm.model.config.get_text_config(decoder=True)
-        self.hidden_size = config.hidden_size
+        self.hidden_size = self.lm.model.config.get_text_config(decoder=True).hidden_size
         self.head = self.lm.model.get_output_embeddings()
         self.vocab_size = self.head.weight.shape[0]
         self.init_std = init_std
-        self.mlp = adaptor_mlp(self.hidden_size, mlp_width, init_std).to(self.lm.device, torch.float32)
-        self.top_k, self.top_p, self.fluent_top_k = top_k, top_p, fluent_top_k
-        self.prior_weight, self.action_space, self.no_repeat = float(prior_weight), action_space, int(no_repeat)
-        self.explore_fraction, self.explore_top_k = float(explore_fraction), int(explore_top_k)
-        self.condition = condition
-        self.condition_ids = self._condition_ids(condition)
-        space = self._space(action_space, allow_special)
+        self.mlp = adaptor_mlp(self.hidden_size, config.mlp_width, init_std).to(self.lm.device, torch.float32)
+        # top-p replaces top-k; top-k 0 samples from every token
+        self.top_k, self.top_p = None if config.top_p else (config.top_k or None), config.top_p
+        self.fluent_top_k, self.prior_weight = config.fluent_top_k, float(config.prior_weight)
+        self.action_space, self.no_repeat = config.action_space, int(config.no_repeat)
+        self.explore_fraction, self.explore_top_k = float(config.explore_fraction), int(config.explore_top_k)
+        self.condition = config.condition
+        self.condition_ids = self._condition_ids(config.condition)
+        space = self._space(config.action_space, allow_special)
         self.register_buffer("space", space, persistent=False)  # bool [V]: the static action space
         self.register_buffer("bias", self._bias(logit_bias, space), persistent=False)
 

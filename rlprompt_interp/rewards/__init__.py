@@ -1,11 +1,13 @@
-"""Composable rewards that score finished prompts: ``TaskAccuracy(task, lm) + 0.01 * Perplexity(scorer)``."""
+"""Composable rewards that score finished prompts: ``TaskGapReward(task, lm) + 0.01 * Perplexity(scorer)``.
+
+``ClassificationReward`` and ``TaskAccuracy`` are older names of ``TaskGapReward``."""
 
 from .base import FunctionReward, PromptBatch, Reward, RewardError, RewardOutput, WeightedSum, as_reward, load_function
-from .classification import ClassificationReward, TaskAccuracy, gap_reward
+from .classification import ClassificationReward, TaskAccuracy, TaskGapReward, gap_reward
 from .perplexity import Perplexity
 from .shaping import linear_map, zscore_by_key
 from .trl import TRLReward
 
 __all__ = ["FunctionReward", "PromptBatch", "Reward", "RewardError", "RewardOutput", "WeightedSum", "as_reward",
-           "load_function", "ClassificationReward", "TaskAccuracy", "gap_reward", "Perplexity", "linear_map",
+           "load_function", "TaskGapReward", "ClassificationReward", "TaskAccuracy", "gap_reward", "Perplexity", "linear_map",
            "zscore_by_key", "TRLReward"]

@@ -53,8 +53,9 @@ def batch_examples(batch: dict, fields: Sequence[str]) -> tuple[list[dict], torc
     return examples, torch.as_tensor(list(batch["label"]), dtype=torch.long)
 
 
-class ClassificationReward(Reward):
-    """The RLPrompt gap reward of a classification task under a frozen task LM (``TaskAccuracy``).
+class TaskGapReward(Reward):
+    """RLPrompt's probability-gap reward of a classification task under a frozen task LM (logged as
+    ``gap``; its logs also carry the ``accuracy``, a different figure).
 
     ``batch`` holds the examples column-wise: the template's text fields and ``label``.
     Prompts' token ids (``PromptBatch.token_ids``) are used as they are when they decode to the
@@ -64,7 +65,7 @@ class ClassificationReward(Reward):
     (default 2 GiB; ``None``: unbounded), dropping the least recently used (``bounded_cache``).
     """
 
-    name = "accuracy"
+    name = "gap"
 
     def __init__(self, task: ClassificationTask, lm: LoadedModel | str = "auto", *, correct_coef: float = 200.0,
                  incorrect_coef: float = 180.0, batch_size: int = 128, use_cache: bool = True,
@@ -104,7 +105,7 @@ class ClassificationReward(Reward):
         self._memo.clear()
 
     def __repr__(self) -> str:
-        return f"ClassificationReward({self.task.name}, {self.lm.spec})"
+        return f"TaskGapReward({self.task.name}, {self.lm.spec})"
 
     # ------------------------------------------------------------------ prompt tokens
 
@@ -232,7 +233,7 @@ class ClassificationReward(Reward):
             self._memo[(tuple(ids), tuple(split))] = row
 
 
-TaskAccuracy = ClassificationReward
+ClassificationReward = TaskAccuracy = TaskGapReward  # the names it had before
 
 
 def _common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:

@@ -1,0 +1,380 @@
+"""Typed options: one dataclass field per option, holding its default, its help and its bounds.
+
+An option is declared once, as a field made with :func:`option`. From that field come the command
+line flag (``--field-name``, with its type, default and help: :func:`add_config_arguments`), the
+check of its value (``Config.__post_init__``, so the Python API refuses what the CLI refuses) and
+its entry in the ``config.yaml`` a run writes and ``--config`` reads back, flags overriding the
+file. That is TRL's convention (a ``GRPOConfig`` dataclass read by ``TrlParser``).
+
+We generate the flags here rather than with transformers' ``HfArgumentParser`` because that class is
+a whole parser of its own: ``train`` is one sub-command of ``rlprompt-interp`` whose flags come from
+several configs as argument groups beside hand-written ones (the task's), keeps dashed flag names and
+deprecated old spellings, and reports a usage error as one line like every other command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.resources
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+from .atomic import write_atomic
+from .models import AUTO_DTYPE_HELP
+from .notices import warn
+
+ENVIRONMENT = "environment"  # the section of a written config that records, and is not read back
+RECIPES = "rlprompt_interp.recipes"
+
+
+class ConfigError(ValueError):
+    """An option value outside its bounds; ``flag_message`` names the command-line flag instead of the field."""
+
+    def __init__(self, field: str, problem: str):
+        self.field, self.problem = field, problem
+        super().__init__(f"{field} {problem}")
+
+    def flag_message(self) -> str:
+        return f"{flag_name(self.field)} {self.problem}"
+
+
+def flag_name(field: str) -> str:
+    """``prompts_per_step`` -> ``--prompts-per-step`` (a name that is already a flag stays as it is)."""
+    return field if field.startswith("--") else "--" + field.replace("_", "-")
+
+
+def option(default: Any, help: str, *, at_least: float | None = None, above: float | None = None,
+           at_most: float | None = None, choices: typing.Sequence | None = None, why: str | None = None,
+           aliases: typing.Sequence[str] = (), metavar: str | tuple | None = None, append: bool = False,
+           required: bool = False) -> Any:
+    """A config field: its default, help text and bounds (checked on construction), deprecated flag
+    spellings (``aliases``), ``append=True`` for a list given one item per flag, ``required`` for a flag
+    that the command line (or a config file) must give."""
+    metadata = dict(help=help, at_least=at_least, above=above, at_most=at_most, choices=choices, why=why,
+                    aliases=tuple(aliases), metavar=metavar, append=append, required=required)
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass
+class Config:
+    """Base of every config: checks each field's bounds, then the subclass's cross-field ``check``."""
+
+    def __post_init__(self):
+        hints = field_types(type(self))
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, list) and _origin(hints[field.name]) is tuple:
+                value = tuple(value)  # a YAML or JSON list for a tuple field
+                setattr(self, field.name, value)
+            check_value(field, value)
+        self.check()
+
+    def check(self) -> None:
+        """Checks that involve several fields (subclasses raise :class:`ConfigError`)."""
+
+    def to_dict(self) -> dict:
+        return plain(dataclasses.asdict(self))
+
+
+def check_value(field: dataclasses.Field, value: Any) -> None:
+    meta = field.metadata
+    if value is None or not meta:
+        return
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise ConfigError(field.name, f"must be one of {list(meta['choices'])}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    low, above, high = meta.get("at_least"), meta.get("above"), meta.get("at_most")
+    if (low is not None and value < low) or (above is not None and value <= above) or (high is not None and value > high):
+        bound = f"at least {low:g}" if low is not None else f"above {above:g}" if above is not None else ""
+        if high is not None:
+            bound = f"{bound} and at most {high:g}" if bound else f"at most {high:g}"
+        why = f": {meta['why'] or meta['help']}" if meta.get("why") or meta.get("help") else ""
+        raise ConfigError(field.name, f"must be {bound}, got {value:g}{why}")
+
+
+def plain(value: Any) -> Any:
+    """Plain dicts, lists, numbers and strings, recursively (tuples as lists, other objects and ``str``
+    subclasses such as ``torch.__version__`` as text): what YAML, JSON and ``torch.load(weights_only=True)``
+    take back."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    return str(value)
+
+
+# --------------------------------------------------------------------------- flags from fields
+
+
+def field_types(config_class: type) -> dict[str, Any]:
+    return typing.get_type_hints(config_class)
+
+
+def _origin(annotation) -> Any:
+    return typing.get_origin(annotation)
+
+
+def _without_none(annotation) -> Any:
+    """``X | None`` -> ``X``."""
+    if _origin(annotation) in (typing.Union, types.UnionType):
+        members = [member for member in typing.get_args(annotation) if member is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def add_config_arguments(group, config_class: type, *, skip: typing.Collection[str] = ()) -> list[str]:
+    """A flag per field of ``config_class`` (except ``skip``), named after the field; returns their dests.
+
+    ``--name VALUE`` sets the field; a bool field that defaults to True gets ``--no-name``, one that
+    defaults to False ``--name``; ``tuple`` fields take their values in a row, ``append`` lists one per flag.
+    Each deprecated alias sets the same field and warns.
+    """
+    hints = field_types(config_class)
+    dests = []
+    for field in dataclasses.fields(config_class):
+        if field.name in skip or "help" not in field.metadata:
+            continue
+        kind = _without_none(hints[field.name])
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        meta = field.metadata
+        flag = flag_name(field.name)
+        if kind is bool:
+            flag = flag_name(f"no_{field.name}") if default else flag
+            group.add_argument(flag, dest=field.name, action="store_false" if default else "store_true",
+                               help=f"turn off: {meta['help']}" if default else meta["help"])
+            dests.append(field.name)
+            continue
+        spec: dict[str, Any] = dict(dest=field.name, default=default, help=meta["help"])
+        if meta.get("metavar"):
+            spec["metavar"] = meta["metavar"]
+        if meta.get("required"):
+            spec["required"] = True
+        if _origin(kind) is tuple:
+            items = typing.get_args(kind)
+            spec.update(nargs=len(items), type=items[0])
+        elif _origin(kind) is list:
+            spec.update(type=typing.get_args(kind)[0])
+            spec.update(action="append") if meta.get("append") else spec.update(nargs="+")
+        elif _origin(kind) is Literal:
+            spec.update(choices=list(typing.get_args(kind)), type=type(typing.get_args(kind)[0]))
+        else:
+            spec["type"] = kind
+            if meta.get("choices") is not None:
+                spec["choices"] = list(meta["choices"])
+        group.add_argument(flag, **spec)
+        for alias in meta.get("aliases", ()):
+            alias_spec = {k: v for k, v in spec.items() if k not in ("default", "help", "action")}
+            group.add_argument(alias, **alias_spec, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+                               action=DeprecatedFlag, replacement=flag)
+        dests.append(field.name)
+    return dests
+
+
+class DeprecatedFlag(argparse.Action):
+    """An old spelling of a flag: sets the same value and says which flag replaces it."""
+
+    def __init__(self, option_strings, dest, replacement: str, **kwargs):
+        self.replacement = replacement
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        warn(f"{option_string} is deprecated; use {self.replacement}")
+        setattr(namespace, self.dest, values)
+
+
+def config_from_args(config_class: type, args: argparse.Namespace | Mapping):
+    """``config_class`` from the parsed flags. A field absent from ``args`` takes its default, and so does
+    a field that cannot be None given None: a flag shared by several agents whose unset value means "the
+    agent's own" (``--lr``)."""
+    values = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
+    hints = field_types(config_class)
+    chosen = {}
+    for field in dataclasses.fields(config_class):
+        if field.name in values and (values[field.name] is not None or _accepts_none(hints[field.name])):
+            chosen[field.name] = values[field.name]
+    return config_class(**chosen)
+
+
+def _accepts_none(annotation) -> bool:
+    return _origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A YAML or JSON config as flat ``{option: value}``: the sections of a written config are merged, its
+    ``environment`` section (what ran it, for the record) is left out."""
+    path = Path(path)
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise ConfigError("--config", f"cannot read {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError("--config", f"{path} must hold a mapping of option: value")
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == ENVIRONMENT:
+            continue
+        if isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def write_config_file(path: str | Path, sections: Mapping[str, Any]) -> Path:
+    """Write ``sections`` atomically as YAML (``.json``: JSON), in the order given."""
+    path = Path(path)
+    data = plain(dict(sections))
+    if path.suffix == ".json":
+        text = json.dumps(data, indent=2) + "\n"
+    else:
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110, default_flow_style=None)
+    return write_atomic(path, lambda temporary: Path(temporary).write_text(text))
+
+
+def recipe_names() -> list[str]:
+    return sorted(Path(item.name).stem for item in importlib.resources.files(RECIPES).iterdir()
+                  if item.name.endswith(".yaml"))
+
+
+def recipe_path(name: str) -> Path:
+    """The shipped config file of a named recipe (``rlprompt_interp/recipes/NAME.yaml``)."""
+    path = Path(str(importlib.resources.files(RECIPES).joinpath(f"{name}.yaml")))
+    if not path.is_file():
+        raise ConfigError("--recipe", f"has no recipe {name!r}; choose one of {recipe_names()}")
+    return path
+
+
+@dataclasses.dataclass
+class Section:
+    """A named group of flags: one section of a written config; ``agents``: the agents that read it (None: all)."""
+
+    group: Any
+    agents: tuple[str, ...] | None = None
+
+
+class ConfigFileParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that also takes ``--config FILE`` and ``--recipe NAME`` (when
+    :meth:`add_config_file_arguments` added them): the file's values become the defaults, so a flag
+    given on the command line, before or after ``--config``, overrides the file (``TrlParser``'s rule).
+
+    Its flags come in named sections (:meth:`add_section`); :meth:`section_values` gives the parsed
+    values section by section, the shape of the config file a run writes.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sections: dict[str, Section] = {}
+
+    def add_section(self, key: str, title: str, *, agents: typing.Sequence[str] | None = None):
+        """The argument group of section ``key`` (made on first use)."""
+        if key not in self.sections:
+            self.sections[key] = Section(self.add_argument_group(title), tuple(agents) if agents else None)
+        return self.sections[key].group
+
+    def section_values(self, args: argparse.Namespace, *, agent: str | None = None,
+                       leave_out: typing.Collection[str] = ()) -> dict[str, dict]:
+        """``{section: {option: value}}`` of the sections ``agent`` reads, without the ``leave_out`` options."""
+        values = vars(args)
+        result = {}
+        for key, section in self.sections.items():
+            if agent is not None and section.agents is not None and agent not in section.agents:
+                continue
+            dests = dict.fromkeys(action.dest for action in section.group._group_actions)
+            chosen = {dest: values[dest] for dest in dests if dest in values and dest not in leave_out}
+            if chosen:
+                result.setdefault(key, {}).update(chosen)
+        return result
+
+    def add_config_file_arguments(self, group=None, *, recipes: bool = True) -> None:
+        group = group or self
+        group.add_argument("--config", metavar="FILE",
+                           help="read options from a YAML or JSON file (e.g. a run's OUTPUT/config.yaml); flags "
+                                "given on the command line override it")
+        if recipes:
+            group.add_argument("--recipe", metavar="NAME",
+                               help=f"a config file shipped with the package, by name; flags override it "
+                                    f"(recipes: {', '.join(recipe_names())})")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        if any(action.dest == "config" for action in self._actions):
+            self._apply_config_files(args)
+        return super().parse_known_args(args, namespace)
+
+    def _apply_config_files(self, args: list[str]) -> None:
+        scan = argparse.ArgumentParser(add_help=False)
+        scan.add_argument("--config")
+        scan.add_argument("--recipe")
+        given, _ = scan.parse_known_args(args)
+        try:
+            values = {}
+            if given.recipe:
+                values.update(read_config_file(recipe_path(given.recipe)))
+            if given.config:
+                values.update(read_config_file(given.config))
+        except (ConfigError, OSError) as error:
+            self.error(str(error))
+        actions = {action.dest: action for action in self._actions}
+        unknown = sorted(set(values) - set(actions))
+        if unknown:
+            self.error(f"--config: unknown options {unknown} in {given.config or given.recipe}")
+        for dest, value in values.items():
+            values[dest] = _convert(actions[dest], value)
+            actions[dest].required = False  # the file gives it
+        self.set_defaults(**values)
+
+
+def _convert(action: argparse.Action, value: Any) -> Any:
+    """A file's value through the flag's type, as if typed on the command line (YAML reads ``1e-3`` as text)."""
+    if action.type is None or value is None:
+        return value
+    if isinstance(value, list):
+        return [action.type(item) if isinstance(item, str) else item for item in value]
+    return action.type(value) if isinstance(value, str) else value
+
+
+# --------------------------------------------------------------------------- options every agent shares
+
+
+@dataclasses.dataclass
+class ModelConfig(Config):
+    """Which language models a run loads, and in what precision."""
+
+    model: str = option("auto", "task LM (hub id, folder or embedded name)")
+    scorer: str = option("auto", "perplexity scorer LM (gpt2-xl online, smollm2-135m offline)")
+    dtype: str = option("auto", f"dtype of the frozen models during training; {AUTO_DTYPE_HELP}; or float32, "
+                                "bfloat16, float16 (a run resumes only in its own dtype)")
+
+
+@dataclasses.dataclass
+class RunConfig(Config):
+    """How long a run trains, from which seed, and how often it scores its prompt on dev."""
+
+    prompt_length: int = option(5, "prompt tokens (wayward: 0 takes its target text's length)", at_least=0)
+    steps: int = option(1000, "training steps", at_least=1,
+                        why="a run of no steps learns nothing (evaluate a prompt with `rlprompt-interp eval`)")
+    seed: int = option(0, "seed of the run's initialisation and sampling")
+    lr: float | None = option(None, "learning rate (when omitted: the agent's own; rlprompt: 5e-5)", above=0,
+                              why="a learning rate is a step size, e.g. 1e-3")
+    eval_every: int | None = option(50, "evaluate on the dev split every K steps", at_least=1,
+                                    why="the best prompt is chosen on dev every K steps")
+    max_minutes: float | None = option(None, "stop training after this many minutes (over resumes)", above=0,
+                                       why="the training time budget")
+    quiet: bool = option(False, "no progress bars")

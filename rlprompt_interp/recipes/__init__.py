@@ -1,0 +1,5 @@
+"""Named recipes: config files that ``rlprompt-interp train --recipe NAME`` (or ``--config``) reads.
+
+``embedded-sst2``: SST-2 on the embedded SmolLM2-135M with the LM prior, 100 steps on a CPU (README,
+"Train a prompt"). ``rlprompt-paper``: RLPrompt's few-shot classification setting (Deng et al., 2022).
+"""

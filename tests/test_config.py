@@ -1,0 +1,161 @@
+"""Options declared once: config fields give the flags, refuse bad values in Python as on the command line,
+and a run's written config.yaml replays it (flags overriding the file); recipes are shipped config files."""
+
+import argparse
+import dataclasses
+import re
+
+import pytest
+import yaml
+
+from rlprompt_interp.agents.rlprompt import RewardConfig, RLPromptAgent, RLPromptConfig
+from rlprompt_interp.algorithms import SQLConfig
+from rlprompt_interp.cli import build_parser, main
+from rlprompt_interp.cli.common import Parser
+from rlprompt_interp.config import (ConfigError, ModelConfig, RunConfig, add_config_arguments, option,
+                                    read_config_file, recipe_path)
+from rlprompt_interp.notices import RLPromptWarning
+from rlprompt_interp.policies import PolicyConfig
+from rlprompt_interp.prompts import LearnedPrompt
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def train_parser():
+    return build_parser()._subparsers._group_actions[0].choices["train"]
+
+
+def test_train_help_lists_every_rl_option_once_with_its_default_and_help():
+    parser = train_parser()
+    listed = [action for action in parser._actions if action.help != argparse.SUPPRESS]
+    text = re.sub(r"\s+", " ", parser.format_help())
+    fields = {f.name: f for config in (SQLConfig, RunConfig, ModelConfig, PolicyConfig, RewardConfig)
+              for f in dataclasses.fields(config)}  # RunConfig's lr (the shared flag) replaces SQLConfig's
+    for name, field in fields.items():
+        flag = "--" + ("no-" if field.default is True else "") + name.replace("_", "-")
+        owners = [action for action in listed if flag in action.option_strings]
+        assert len(owners) == 1 and owners[0].dest == name, flag
+        assert owners[0].help.endswith(field.metadata["help"]), flag
+        assert re.sub(r"\s+", " ", field.metadata["help"]) in text, flag
+    assert "Polyak rate of the target network (default: 0.001)" in text
+    assert "--lm-prior" not in text  # deprecated spellings work but are not listed
+
+
+def test_a_new_field_is_a_new_flag():
+    @dataclasses.dataclass
+    class Extended(SQLConfig):
+        warmup_steps: int = option(0, "steps of linear learning-rate warm-up", at_least=0)
+
+    parser = Parser(prog="x")
+    add_config_arguments(parser, Extended)
+    assert "--warmup-steps" in parser.format_help() and "learning-rate warm-up" in parser.format_help()
+    args = parser.parse_args(["--warmup-steps", "7", "--target-rate", "0.01"])
+    assert (args.warmup_steps, args.target_rate) == (7, 0.01)
+    with pytest.raises(ConfigError, match="warmup_steps must be at least 0"):
+        Extended(warmup_steps=-1)
+
+
+def test_the_python_api_refuses_what_the_command_line_refuses():
+    with pytest.raises(ConfigError, match="target_rate must be above 0 and at most 1"):
+        RLPromptAgent(target_rate=2.0)
+    with pytest.raises(ConfigError, match="top_p must be above 0 and at most 1"):
+        PolicyConfig(top_p=1.5)
+    with pytest.raises(ConfigError, match="loss must be one of"):
+        SQLConfig(loss="huber")
+    with pytest.raises(ConfigError, match="unknown reward 'fluency'"):
+        RewardConfig(reward="gap=1,fluency=2")
+    with pytest.raises(TypeError, match="no options \\['no_such_option'\\]"):
+        RLPromptAgent(no_such_option=1)
+    agent = RLPromptAgent(lr=1e-3, prior_weight=1.0, shaped_range=[0, 20], reward="gap=1", max_seconds=90)
+    assert agent.config.sql.lr == 1e-3 and agent.config.policy.prior_weight == 1.0
+    assert agent.config.sql.shaped_range == (0, 20) and agent.config.sql.max_minutes == 1.5
+
+
+def test_old_flag_spellings_still_work_with_a_warning():
+    parser = build_parser()
+    with pytest.warns(RLPromptWarning, match="--lm-prior is deprecated; use --prior-weight"):
+        args = parser.parse_args(["train", "--task", "sst-2", "--output", "x", "--lm-prior", "1",
+                                  "--sql-loss", "single", "--reward-shaping", "0", "1", "0", "20"])
+    config = RLPromptConfig.from_args(args)
+    assert config.policy.prior_weight == 1.0 and config.sql.loss == "single"
+    assert config.sql.reward_range == (0, 1) and config.sql.shaped_range == (0, 20)
+
+
+@pytest.fixture
+def run_args(sst_files):
+    return ["train", "--task", "sst-2", "--data-dir", str(sst_files), "--model", "tiny-gpt2", "--prompt-length", "3",
+            "--prompts-per-step", "4", "--examples-per-step", "4", "--eval-every", "2", "--lr", "1e-3",
+            "--mlp-width", "64", "--prior-weight", "0.5", "--quiet", "--no-test-eval", "--steps", "4"]
+
+
+def without_times(curve):
+    return [{k: v for k, v in row.items() if not k.startswith("time")} for row in curve]
+
+
+def test_a_run_writes_the_config_that_replays_it(tmp_path, run_args):
+    assert main(run_args + ["--output", str(tmp_path / "A")]) == 0
+    written = yaml.safe_load((tmp_path / "A" / "config.yaml").read_text())
+    assert written["policy"]["prior_weight"] == 0.5 and written["sql"]["prompts_per_step"] == 4
+    assert written["models"] == {"model": "tiny-gpt2", "scorer": "auto", "dtype": "auto"}
+    assert written["environment"]["task_definition"]["verbalizers"] == [" terrible", " great"]
+    environment = written["environment"]
+    assert {"torch", "transformers"} <= set(environment["versions"]) and environment["computed_with"]["device"] == "cpu"
+    assert set(written) >= {"task", "training", "policy", "sql", "reward"} and "pez" not in written
+
+    assert main(["train", "--config", str(tmp_path / "A" / "config.yaml"), "--output", str(tmp_path / "B")]) == 0
+    first, again = LearnedPrompt.load(tmp_path / "A"), LearnedPrompt.load(tmp_path / "B")
+    assert [row["sample"] for row in again.curve] == [row["sample"] for row in first.curve]  # the same prompts
+    assert without_times(again.curve) == without_times(first.curve) and again.text == first.text
+
+
+def test_flags_override_the_config_file_wherever_they_stand(tmp_path, run_args):
+    assert main(run_args + ["--output", str(tmp_path / "A")]) == 0
+    config = str(tmp_path / "A" / "config.yaml")
+    assert main(["train", "--steps", "2", "--config", config, "--output", str(tmp_path / "B")]) == 0
+    assert main(["train", "--config", config, "--output", str(tmp_path / "C"), "--top-k", "5"]) == 0
+    assert read_config_file(tmp_path / "B" / "config.yaml")["steps"] == 2
+    assert len(LearnedPrompt.load(tmp_path / "B").curve) == 2
+    replayed = read_config_file(tmp_path / "C" / "config.yaml")
+    assert replayed["top_k"] == 5 and replayed["prior_weight"] == 0.5 and replayed["steps"] == 4
+
+
+def test_a_config_file_with_an_unknown_option_is_one_clear_error(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("policy:\n  prior_wieght: 1\n")
+    with pytest.raises(SystemExit):
+        main(["train", "--config", str(tmp_path / "bad.yaml"), "--task", "sst-2", "--output", "x"])
+    assert "unknown options ['prior_wieght']" in capsys.readouterr().err
+
+
+def test_the_embedded_recipe_is_readmes_command_in_one_line():
+    parser = build_parser()
+    long = parser.parse_args([
+        "train", "--agent", "rlprompt", "--task", "sst-2", "--data-dir", "d", "--verbalizers", " negative", " positive",
+        "--model", "smollm2-135m", "--prompt-length", "5", "--steps", "100", "--prompts-per-step", "8",
+        "--examples-per-step", "16", "--lr", "1e-3", "--eval-every", "10", "--reward", "gap=1", "--prior-weight", "1",
+        "--reward-range", "0", "1", "--shaped-range", "0", "20", "--action-space", "words+punctuation",
+        "--no-repeat", "4", "--condition", "Classify the sentiment of this movie review as positive or negative.",
+        "--output", "o"])
+    short = build_parser().parse_args(["train", "--recipe", "embedded-sst2", "--data-dir", "d", "--output", "o"])
+    assert RLPromptConfig.from_args(short) == RLPromptConfig.from_args(long)
+    assert (short.task, short.verbalizers, short.steps) == ("sst-2", [" negative", " positive"], 100)
+    paper = read_config_file(recipe_path("rlprompt-paper"))
+    assert paper["model"] == "distilgpt2" and paper["prior_weight"] == 0 and paper["top_k"] == 256
+    with pytest.raises(ConfigError, match="no recipe 'nope'"):
+        recipe_path("nope")
+
+
+def test_experiment_scripts_read_config_files_too(tmp_path):
+    from conftest import load_experiment
+
+    (tmp_path / "sweep.yaml").write_text("steps: 7\nlr: 1e-3\nseeds: [4, 5]\narms: [acc=1]\n")
+    script = load_experiment("sst2_ppl_sweep")
+    args = script.parse_args(["--config", str(tmp_path / "sweep.yaml"), "--seeds", "9"])
+    assert (args.steps, args.lr, args.seeds) == (7, 1e-3, [9])  # the file over the mode, the flag over the file
+    assert args.arms[0]["acc"] == 1.0 and args.prompts_per_step == 8  # the rest from the quick mode
+
+
+def test_a_null_in_a_config_file_turns_an_option_off(tmp_path):
+    (tmp_path / "off.yaml").write_text("sql:\n  reward_range: null\n")
+    args = build_parser().parse_args(["train", "--task", "sst-2", "--output", "o", "--config", str(tmp_path / "off.yaml")])
+    config = RLPromptConfig.from_args(args)
+    assert config.sql.reward_range is None and config.sql.lr == 5e-5  # unset --lr: the agent's own
