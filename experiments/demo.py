@@ -5,7 +5,7 @@ machine (a CPU with bf16 instructions, where ``--dtype auto`` trains in bf16) sp
 minutes on more steps; the test accuracies are computed in fp32 on every machine.
 
 Policy, task LM and perplexity scorer are the embedded default (SmolLM2-135M). The script prints
-the test accuracy with no prompt, trains soft Q-learning with the accuracy reward, and prints the
+the test accuracy with no prompt, trains soft Q-learning with the classification gap reward, and prints the
 test accuracy of the best prompt found on the dev split, on the same test sentences (a random
 ``--test-limit`` of them, stratified by label; 0 scores all 1,821).
 
@@ -49,9 +49,9 @@ def main() -> None:
     parser.add_argument("--examples-per-step", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--fluent-top-k", type=int, default=20, help="0: the whole vocabulary")
-    parser.add_argument("--lm-prior", type=float, default=0.0, help="beta of the LM prior (0: RLPrompt)")
+    parser.add_argument("--prior-weight", type=float, default=0.0, help="beta of the LM prior (0: RLPrompt)")
     parser.add_argument("--condition", default=CONDITION, help="the text the policy writes the prompt after")
-    parser.add_argument("--reward", default="accuracy=1", help="e.g. accuracy=1,log-perplexity=10")
+    parser.add_argument("--reward", default="gap=1", help="e.g. gap=1,log-perplexity=10")
     parser.add_argument("--test-limit", type=int, default=400, help="a random N test examples, stratified (0: all 1821)")
     parser.add_argument("--output", help="run folder (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0)
@@ -75,7 +75,7 @@ def main() -> None:
 
     agent = RLPromptAgent(model=args.model, scorer=args.model, reward=args.reward, lr=args.lr,
                           prompts_per_step=args.prompts_per_step, examples_per_step=args.examples_per_step,
-                          fluent_top_k=args.fluent_top_k or None, prior_weight=args.lm_prior, condition=args.condition,
+                          fluent_top_k=args.fluent_top_k or None, prior_weight=args.prior_weight, condition=args.condition,
                           eval_every=10, max_seconds=args.max_minutes * 60, dtype=args.dtype)
     output = args.output or tempfile.mkdtemp(prefix="rlprompt-demo-")
     with track_run(args.report_to, output, config=vars(args)) as tracker:
