@@ -31,6 +31,7 @@ def test_sweep_writes_table_json_plot_and_resumes_a_killed_cell(sst_files, tmp_p
         assert record["prompt_perplexity"] > 1 and record["prompt"]
         assert [point["step"] for point in record["dev_curve"]] == [1, 2]
         assert LearnedPrompt.load(record["learned_prompt"]).text == record["prompt"]  # the folder eval reads
+        assert record["eval_computed_with"]["dtype"] == "float32" and record["train_computed_with"]["device"] == "cpu"
     assert [(row["acc"], row["ppl"], row["log_ppl"], row["prior"], row["fluent"]) for row in results["summary"]] == [
         (1.0, 0.0, 0.0, 0.0, 0), (0.0, 1.0, 0.0, 0.0, 0), (1.0, 0.0, 0.0, 0.0, 5), (1.0, 0.0, 0.5, 1.0, 0)]
     table = (output / "results.md").read_text()
