@@ -123,8 +123,8 @@ class SQLTrainer:
             return 0
         ids = self.policy.lm.tokenizer.encode(text, add_special_tokens=False)
         if not ids or len(ids) > self.config.prompt_length:
-            raise ValueError(f"the warm-start prompt {text!r} has {len(ids)} tokens; it needs between 1 and "
-                             f"--prompt-length ({self.config.prompt_length})")
+            raise ConfigError("init_prompt", f"{text!r} is {len(ids)} tokens of the policy LM; it needs between 1 "
+                                             f"and --prompt-length ({self.config.prompt_length})")
         return self.policy.warm_start(ids)
 
     # ------------------------------------------------------------------ one step

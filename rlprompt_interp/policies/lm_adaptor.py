@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
-from ..config import Config, option
+from ..config import Config, ConfigError, option
 from ..models import LoadedModel, cache_argument, load_lm
 from .action_space import ACTION_SPACES, vocabulary_mask
 
@@ -348,8 +348,9 @@ class LMAdaptorPolicy(nn.Module):
             blocked = ~torch.isfinite(self.rollout_q_values(rollout)).gather(-1, ids.unsqueeze(-1)).squeeze(-1)[0]
         if blocked.any():
             bad = [self.lm.tokenizer.decode([int(ids[0, i])]) for i in blocked.nonzero().flatten().tolist()]
-            raise ValueError(f"the warm-start prompt's tokens {bad} are outside the policy's action space "
-                             f"({self.action_space!r}, no_repeat={self.no_repeat}, fluent_top_k={self.fluent_top_k})")
+            raise ConfigError("init_prompt", f"has tokens {bad} outside the policy's action space (--action-space "
+                                             f"{self.action_space}, --no-repeat {self.no_repeat}, --fluent-top-k "
+                                             f"{self.fluent_top_k}): choose a prompt the policy may write")
         optimizer = torch.optim.Adam(self.mlp.parameters(), lr=lr)
         for step in range(max_steps + 1):
             logp = self.rollout_q_values(rollout).log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
