@@ -135,7 +135,9 @@ class RewardConfig(Config):
 
     reward: str = option("gap=1", "weighted terms, e.g. gap=1,perplexity=0.01 (names: gap, RLPrompt's "
                                   "classification gap reward; perplexity; log-perplexity)")
-    reward_fn: list[str] = option([], "add your own f(prompts: list[str], **batch) -> list[float] (repeatable)",
+    reward_fn: list[str] = option([], "add your own f(prompts: list[str], **batch) -> list[float] from "
+                                      "MODULE.py (the working folder is on the import path), times WEIGHT "
+                                      "(default 1); repeatable. --reward '' leaves it alone",
                                   metavar="MODULE:FUNCTION[=WEIGHT]", append=True)
     log_perplexity: bool = option(False, "score perplexity terms as minus log-perplexity instead of minus perplexity")
     correct_coef: float = option(200.0, "gap reward scale when correct", at_least=0)
@@ -282,8 +284,9 @@ class RLPromptAgent(Agent):
 
 # --------------------------------------------------------------------------- command line
 
-SECTIONS = {"policy": (PolicyConfig, "rlprompt: the policy"), "sql": (SQLConfig, "rlprompt: soft Q-learning"),
-            "reward": (RewardConfig, "rlprompt, grpo, rloo: the reward")}
+SECTIONS = {"policy": (PolicyConfig, "--agent rlprompt: the policy (grpo and rloo read the flags marked so)"),
+            "sql": (SQLConfig, "--agent rlprompt: soft Q-learning (grpo and rloo read the flags marked so)"),
+            "reward": (RewardConfig, "--agent rlprompt, grpo, rloo: the reward")}
 
 
 def add_arguments(parser) -> None:

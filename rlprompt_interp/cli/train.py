@@ -113,8 +113,7 @@ def _version(package: str) -> str | None:
 def register(commands) -> None:
     from ..agents.continuous import add_continuous_arguments
 
-    train = commands.add_parser("train", help="learn a prompt with one of the agents",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train = commands.add_parser("train", help="learn a prompt with one of the agents")
     add_task_arguments(train)
     common = train.add_section("training", "training (every agent)")
     train.add_config_file_arguments(common)
