@@ -5,12 +5,7 @@ import argparse
 
 import pytest
 
-from rlprompt_interp.cli import build_parser
-
-
-def sub_commands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    return next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction)).choices
+from conftest import cli_sub_commands
 
 
 def options(command: argparse.ArgumentParser):
@@ -18,9 +13,9 @@ def options(command: argparse.ArgumentParser):
             if action.option_strings and action.help != argparse.SUPPRESS and action.dest != "help"]
 
 
-@pytest.mark.parametrize("name", sorted(sub_commands()))
+@pytest.mark.parametrize("name", sorted(cli_sub_commands()))
 def test_every_option_has_help_and_one_true_default(name):
-    command = sub_commands()[name]
+    command = cli_sub_commands()[name]
     formatter = command._get_formatter()
     for action in options(command):
         flag = action.option_strings[0]
@@ -32,7 +27,7 @@ def test_every_option_has_help_and_one_true_default(name):
 
 
 def test_train_help_names_the_agents_that_read_each_flag():
-    train = sub_commands()["train"]
+    train = cli_sub_commands()["train"]
     text = train.format_help()
     assert "--no-test-eval        (on unless this flag is given)" in text
     helps = {action.option_strings[0]: action.help for action in options(train)}

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_experiment
-from rlprompt_interp.cli import build_parser
+from conftest import cli_sub_commands, load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -57,11 +56,6 @@ def all_commands():
             for page in PAGES for _, code in code_blocks(page, "bash") for words in shell_commands(code)]
 
 
-def sub_commands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    return next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction)).choices
-
-
 def check_flags(parser: argparse.ArgumentParser, argv: list[str], where: str) -> None:
     """Every ``--flag`` of ``argv`` is one of ``parser``'s own spellings (no abbreviation), then ``argv`` parses
     (unless it reads a ``--config`` file, which the docs name but do not ship)."""
@@ -98,7 +92,7 @@ def test_every_command_exists_with_its_flags(page, words, monkeypatch, capsys):
     tool = words[0]
     assert tool in SHELL_TOOLS, f"{where}: a command this test does not know how to check"
     if tool == "rlprompt-interp":
-        command = sub_commands().get(words[1])
+        command = cli_sub_commands().get(words[1])
         assert command is not None, f"{where}: no sub-command {words[1]!r}"
         check_flags(command, words[2:], where)
     elif tool == "make":
