@@ -184,3 +184,11 @@ def test_your_own_task_and_reward_runs_as_written(tmp_path):
     scores = json.loads((tmp_path / "runs" / "mine" / "scores.json").read_text())
     assert 0 <= scores["test_accuracy"] <= 1
     assert "keywords/mean" in (tmp_path / "runs" / "mine" / "prompt.json").read_text()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_code_fences_are_balanced(page):
+    """An unclosed fence turns the rest of a page into code, and hides its snippets from the checks above."""
+    fences = [line for line in page.read_text().splitlines() if line.lstrip().startswith("```")]
+    assert len(fences) % 2 == 0, f"{page.name}: {len(fences)} fence lines"
+    assert all(fence.strip() != "```" for fence in fences[::2]), f"{page.name}: a block without a language"
