@@ -3,7 +3,9 @@
 # Each creates the virtual environment on first use and installs everything, models included.
 VENV ?= .venv
 PYTHON ?= python3
-# CPU build here; a GPU user sets e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+# from PyPI on Linux this spec installs the CUDA build; a CPU-only machine saves the download with
+# TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu", a GPU user may pick a CUDA index, e.g.
+# TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.13.0
 # RLPrompt's 16-shot files when the development checkout's shared data is there; elsewhere the scripts draw
 # the same 16-shot split from the hub (16 training and 16 dev examples per class, seed 42), so the hub stays on

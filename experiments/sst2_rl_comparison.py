@@ -126,7 +126,8 @@ def make_cell_runner(args, task, models: dict):
     def run_cell(cell: dict, folder: Path) -> dict:
         record = train_and_evaluate(make_agent(args, cell), task, folder, prompt_length=args.prompt_length,
                                     steps=args.max_steps, seed=cell["seed"], eval_lm=models["task"],
-                                    scorer=models["scorer"], eval_limit=args.eval_limit)
+                                    scorer=models["scorer"], eval_limit=args.eval_limit, report_to=args.report_to,
+                                    config={**sweep_config(args), **cell})
         curve = LearnedPrompt.load(record["learned_prompt"]).curve
         record["steps"] = max((row["step"] for row in curve), default=0)
         record["train_minutes"] = max((row["time"] for row in curve), default=0.0) / 60

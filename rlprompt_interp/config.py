@@ -154,7 +154,7 @@ def add_config_arguments(group, config_class: type, *, skip: typing.Collection[s
         if kind is bool:
             flag = flag_name(f"no_{field.name}") if default else flag
             group.add_argument(flag, dest=field.name, action="store_false" if default else "store_true",
-                               help=f"turn off: {meta['help']}" if default else meta["help"])
+                               help=f"(on unless this flag is given) {meta['help']}" if default else meta["help"])
             dests.append(field.name)
             continue
         spec: dict[str, Any] = dict(dest=field.name, default=default, help=meta["help"])
@@ -181,6 +181,20 @@ def add_config_arguments(group, config_class: type, *, skip: typing.Collection[s
                                action=DeprecatedFlag, replacement=flag)
         dests.append(field.name)
     return dests
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Each flag's help with its real default, once: shown where the flag has a value when omitted, not for
+    a switch (its help says what it turns on or off), an unset value (its help says what omitting it means)
+    or a help that already names its default."""
+
+    def _get_help_string(self, action):
+        help, default = action.help or "", action.default
+        if (default is None or default is argparse.SUPPRESS or isinstance(default, bool) or action.nargs == 0
+                or default == [] or "default" in help):
+            return help
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{help} (default: {shown.replace('%', '%%')})"
 
 
 class DeprecatedFlag(argparse.Action):
@@ -371,10 +385,14 @@ class RunConfig(Config):
     steps: int = option(1000, "training steps", at_least=1,
                         why="a run of no steps learns nothing (evaluate a prompt with `rlprompt-interp eval`)")
     seed: int = option(0, "seed of the run's initialisation and sampling")
-    lr: float | None = option(None, "learning rate (when omitted: the agent's own; rlprompt: 5e-5)", above=0,
+    lr: float | None = option(None, "learning rate (when omitted, each agent's own: rlprompt 5e-5; grpo, rloo "
+                                           "1e-4, with --full-finetune 1e-5; soft-prompt, pez, wayward --lr-scale "
+                                           "times the spread of the vocabulary embeddings)", above=0,
                               why="a learning rate is a step size, e.g. 1e-3")
     eval_every: int | None = option(50, "evaluate on the dev split every K steps", at_least=1,
                                     why="the best prompt is chosen on dev every K steps")
-    max_minutes: float | None = option(None, "stop training after this many minutes (over resumes)", above=0,
+    max_minutes: float | None = option(None, "(rlprompt, grpo, rloo) stop training after this many minutes, "
+                                                   "summed over resumes (when omitted: no limit; soft-prompt, pez "
+                                                   "and wayward stop at --steps or --patience)", above=0,
                                        why="the training time budget")
     quiet: bool = option(False, "no progress bars")

@@ -68,6 +68,16 @@ def load_experiment(name: str):
     return module
 
 
+def cli_sub_commands() -> dict:
+    """``rlprompt-interp``'s sub-command parsers by name (``train``, ``eval`` ...)."""
+    import argparse
+
+    from rlprompt_interp.cli import build_parser
+
+    parser = build_parser()
+    return next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction)).choices
+
+
 def result_times(output, skip=None) -> dict:
     """Modification time of every finished cell's ``result.json`` in a sweep folder, except ``skip``'s:
     equal before and after a re-run means the re-run read those cells back instead of redoing them."""

@@ -86,7 +86,7 @@ def test_resume_continues_exactly_and_keeps_the_dev_results(task, tmp_path):
 def test_options_are_checked_before_any_model_loads(task):
     with pytest.raises(ValueError, match="has no fields"):
         get_agent("grpo", trl_options={"no_such_field": 1})
-    with pytest.raises(ValueError, match="at least 2 prompts"):
+    with pytest.raises(ValueError, match="at least 2 for --agent rloo"):
         get_agent("rloo", prompts_per_step=1)
     assert "'terrible' or 'great'" in default_condition(task)
 

@@ -48,6 +48,32 @@ def test_bad_training_flags_are_one_clear_line(train_args, capsys, flags, messag
     assert message in one_error_line(capsys)
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--agent", "grpo", "--prompts-per-step", "1"], "--prompts-per-step must be at least 2 for --agent grpo"),
+    (["--agent", "rloo", "--prompts-per-step", "1"], "--prompts-per-step must be at least 2 for --agent rloo"),
+    (["--reward", ""], "--reward is empty and no --reward-fn is given"),
+    (["--agent", "grpo", "--reward", ""], "--reward is empty and no --reward-fn is given"),
+    (["--reward-fn", "m:f=abc"], "--reward-fn weight of 'm:f' is not a number: 'abc'"),
+    (["--reward-fn", "my_reward"], "--reward-fn takes MODULE:FUNCTION[=WEIGHT]"),
+    (["--reward-fn", "no_such_module_here:score"], "cannot import module 'no_such_module_here'"),
+])
+def test_bad_reward_and_group_flags_stop_before_any_model_loads(train_args, capsys, flags, message):
+    """A model that cannot load shows the check came first: its error would be the line otherwise."""
+    argv = [("no/such-model" if arg == "tiny-gpt2" else arg) for arg in train_args]
+    assert exit_status(argv + flags) == 2
+    assert message in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--init-prompt", "the movie was great fun"], "--init-prompt 'the movie was great fun' is"),
+    (["--init-prompt", " great great", "--no-repeat", "1"], "--init-prompt has tokens [' great'] outside the policy's"),
+])
+def test_a_warm_start_the_policy_cannot_write_is_one_line(train_args, capsys, flags, message):
+    """Checked once the policy's tokenizer is there: the length in tokens needs it."""
+    assert exit_status(train_args + flags) == 2
+    assert message in one_error_line(capsys)
+
+
 def exit_status(argv) -> int:
     """``main``'s status, also for argparse's usage errors (which exit through SystemExit)."""
     try:

@@ -50,3 +50,18 @@ def test_sql_resumes_with_the_time_it_had_spent(sst_files, tmp_path):
     agent.config = agent.config.replace(max_minutes=first.curve[-1]["time"] / 60)  # spent: a resumed run trains no further
     again = agent.fit(task, prompt_length=2, steps=40, seed=0, output_dir=tmp_path / "run", resume=True)
     assert again.curve == first.curve and again.text == first.text
+
+
+def test_report_to_reaches_every_run(sst_files, tmp_path, monkeypatch):
+    """`--report-to` follows each run in the tracker, as in every experiment script (it was parsed, then dropped)."""
+    script = load_experiment("sst2_rl_comparison")
+    seen = []
+
+    def first_run_only(*args, report_to, config, **kwargs):
+        seen.append((report_to, config["agent"]))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(script, "train_and_evaluate", first_run_only)
+    with pytest.raises(KeyboardInterrupt):
+        script.main(tiny_args(sst_files, tmp_path / "out") + ["--report-to", "tensorboard"])
+    assert seen == [("tensorboard", "sql")]

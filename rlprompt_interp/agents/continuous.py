@@ -349,13 +349,14 @@ def add_continuous_arguments(group) -> None:
                        help="(soft-prompt, pez, wayward) training examples per step")
     group.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
                        help="(soft-prompt, pez, wayward) AdamW or transformers' Adafactor at a fixed learning rate")
-    group.add_argument("--weight-decay", type=float, default=0.0, help="(soft-prompt, pez, wayward)")
+    group.add_argument("--weight-decay", type=float, default=0.0, help="(soft-prompt, pez, wayward) the optimizer's weight decay")
     group.add_argument("--lr-scale", type=float, default=None,
                        help="(soft-prompt, pez, wayward) without --lr, the learning rate is this times the standard "
                             "deviation of the vocabulary embeddings (default: 0.1; pez 1.0)")
     group.add_argument("--patience", type=int, default=None,
-                       help="(soft-prompt, pez, wayward) stop after this many dev evaluations without improvement")
-    group.add_argument("--dev-limit", type=int, default=None, help="(soft-prompt, pez, wayward) score only N dev examples")
+                       help="(soft-prompt, pez, wayward) stop after this many dev evaluations without improvement "
+                            "(when omitted: run every step)")
+    group.add_argument("--dev-limit", type=int, default=None, help="(soft-prompt, pez, wayward) score only N dev examples (when omitted: all of them)")
     group.add_argument("--init", choices=INITS, default=None,
                        help="(soft-prompt, pez) start from random common-token embeddings or from --init-text "
                             "(default: text when --init-text is given)")

@@ -76,14 +76,39 @@ def build_reward(spec: str | Reward, task: ClassificationTask | None, task_lm: L
             else:
                 reward = Perplexity(load_lm(scorer, role="scorer", dtype=dtype), log=name == "log-perplexity")
             terms.append((weight, reward))
-    if functions and os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # --reward-fn my_module:fn finds my_module.py in the working folder
-    for item in functions:
-        path, sep, weight = item.rpartition("=") if "=" in item else (item, "", "1")
-        terms.append((float(weight), FunctionReward(load_function(path), name=path.partition(":")[2])))
+    terms.extend(reward_function_terms(functions))
     if not terms:
-        raise ValueError("no reward given: pass --reward (e.g. gap=1) or --reward-fn module:function")
+        raise ConfigError("reward", NO_REWARD)
     return WeightedSum(terms)
+
+
+NO_REWARD = "is empty and no --reward-fn is given: pass --reward gap=1, or --reward-fn my_module:my_function"
+
+
+def parse_reward_function(item: str) -> tuple[str, float]:
+    """``"my_module:score=0.5"`` -> ``("my_module:score", 0.5)``: checked on its own, before any module is
+    imported or model loaded, so a typo costs no model load."""
+    path, sep, weight = item.rpartition("=") if "=" in item else (item, "", "1")
+    module, colon, function = path.partition(":")
+    if not (module and colon and function):
+        raise ConfigError("reward_fn", f"takes MODULE:FUNCTION[=WEIGHT], e.g. my_reward:score=0.5, got {item!r}")
+    try:
+        return path, float(weight)
+    except ValueError:
+        raise ConfigError("reward_fn", f"weight of {path!r} is not a number: {weight!r} in {item!r}") from None
+
+
+def reward_function_terms(items: Sequence[str]) -> list[tuple[float, Reward]]:
+    """``--reward-fn`` items as weighted rewards. The working folder joins the import path, as for
+    ``python -m``, so ``my_reward:score`` finds ``./my_reward.py``; a module that does not import is a
+    ``RewardError``, which ``train`` meets before loading a model."""
+    if items and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    terms = []
+    for item in items:
+        path, weight = parse_reward_function(item)
+        terms.append((weight, FunctionReward(load_function(path), name=path.partition(":")[2])))
+    return terms
 
 
 def task_columns(task: ClassificationTask, split: str) -> dict | None:
@@ -110,7 +135,9 @@ class RewardConfig(Config):
 
     reward: str = option("gap=1", "weighted terms, e.g. gap=1,perplexity=0.01 (names: gap, RLPrompt's "
                                   "classification gap reward; perplexity; log-perplexity)")
-    reward_fn: list[str] = option([], "add your own f(prompts: list[str], **batch) -> list[float] (repeatable)",
+    reward_fn: list[str] = option([], "add your own f(prompts: list[str], **batch) -> list[float] from "
+                                      "MODULE.py (the working folder is on the import path), times WEIGHT "
+                                      "(default 1); repeatable. --reward '' leaves it alone",
                                   metavar="MODULE:FUNCTION[=WEIGHT]", append=True)
     log_perplexity: bool = option(False, "score perplexity terms as minus log-perplexity instead of minus perplexity")
     correct_coef: float = option(200.0, "gap reward scale when correct", at_least=0)
@@ -118,9 +145,13 @@ class RewardConfig(Config):
 
     def check(self) -> None:
         try:
-            parse_reward_spec(self.reward or "", quiet=True)
+            terms = parse_reward_spec(self.reward or "", quiet=True)
         except ValueError as error:
             raise ConfigError("reward", f"{self.reward!r} is not a reward: {error}") from None
+        for item in self.reward_fn:
+            parse_reward_function(item)
+        if not terms and not self.reward_fn:
+            raise ConfigError("reward", NO_REWARD)
 
     def spec(self) -> str:
         """The reward terms, with ``--log-perplexity`` applied and old names replaced."""
@@ -253,8 +284,9 @@ class RLPromptAgent(Agent):
 
 # --------------------------------------------------------------------------- command line
 
-SECTIONS = {"policy": (PolicyConfig, "rlprompt: the policy"), "sql": (SQLConfig, "rlprompt: soft Q-learning"),
-            "reward": (RewardConfig, "rlprompt, grpo, rloo: the reward")}
+SECTIONS = {"policy": (PolicyConfig, "--agent rlprompt: the policy (grpo and rloo read the flags marked so)"),
+            "sql": (SQLConfig, "--agent rlprompt: soft Q-learning (grpo and rloo read the flags marked so)"),
+            "reward": (RewardConfig, "--agent rlprompt, grpo, rloo: the reward")}
 
 
 def add_arguments(parser) -> None:

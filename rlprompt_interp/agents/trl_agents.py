@@ -45,7 +45,7 @@ import torch
 from transformers import GenerationConfig, TrainerCallback
 
 from ..atomic import write_json_atomic
-from ..config import config_from_args
+from ..config import ConfigError, config_from_args
 from ..models import LoadedModel, compute_record, default_device, load_lm
 from ..prompts import LearnedPrompt
 from ..rewards import PromptBatch, Reward, TRLReward
@@ -210,7 +210,8 @@ class TRLPromptAgent(Agent):
                  report_to: str | Sequence[str] = "none", trl_options: dict | None = None,
                  correct_coef: float = 200.0, incorrect_coef: float = 180.0, dtype: str = "auto", quiet: bool = False):
         if prompts_per_step < 2:
-            raise ValueError(f"{self.name} needs at least 2 prompts per step (a group), got {prompts_per_step}")
+            raise ConfigError("prompts_per_step", f"must be at least 2 for --agent {self.name}: each step's prompts "
+                                                  f"are one group, scored against each other; got {prompts_per_step}")
         if select_by not in ("reward", "accuracy"):
             raise ValueError(f"select_by must be 'reward' or 'accuracy', got {select_by!r}")
         self.model, self.policy_model, self.scorer = model, policy_model, scorer

@@ -42,9 +42,11 @@ class SQLConfig(RunConfig):
     """Soft Q-learning of one run (RLPrompt's defaults where it has one), on top of the run's length and seed."""
 
     lr: float = option(5e-5, "Adam's learning rate of the MLP", above=0, why="a learning rate is a step size, e.g. 1e-3")
-    prompts_per_step: int = option(16, "prompts sampled per step", at_least=1,
+    prompts_per_step: int = option(16, "(rlprompt, grpo, rloo) prompts sampled per step (grpo, "
+                                                   "rloo: the group, at least 2)", at_least=1,
                                    why="each step samples this many prompts")
-    examples_per_step: int = option(16, "training examples scored per step", at_least=1,
+    examples_per_step: int = option(16, "(rlprompt, grpo, rloo) training examples each prompt "
+                                                    "is scored on per step", at_least=1,
                                     why="each prompt is scored on this many training examples")
     max_grad_norm: float = option(5.0, "gradients are clipped to this norm", above=0)
     loss: str = option("mix", "soft Q-learning loss (mix: the mean of the others)", choices=LOSSES,
@@ -58,10 +60,12 @@ class SQLConfig(RunConfig):
         metavar=("OLD_MIN", "OLD_MAX"))
     shaped_range: tuple[float, float] = option((0.0, 5.0), "[NEW_MIN, NEW_MAX] of that map (RLPrompt: z-score x 5)",
                                                metavar=("NEW_MIN", "NEW_MAX"))
-    checkpoint_every: int | None = option(None, "steps between checkpoints (when omitted: --eval-every)", at_least=1)
-    select_by: str = option("reward", "the dev figure that picks the best prompt", choices=("reward", "accuracy"))
+    checkpoint_every: int | None = option(None, "(rlprompt, grpo, rloo) steps between checkpoints (when "
+                                                    "omitted: --eval-every)", at_least=1)
+    select_by: str = option("reward", "(rlprompt, grpo, rloo) the dev figure that picks the best prompt",
+                           choices=("reward", "accuracy"))
     init_prompt: str | None = option(None, "warm start: fit the policy first so that its greedy prompt begins "
-                                           "with TEXT", metavar="TEXT")
+                                           "with TEXT (when omitted: no warm start)", metavar="TEXT")
 
     def check(self) -> None:
         if self.prompt_length < 1:
@@ -123,8 +127,8 @@ class SQLTrainer:
             return 0
         ids = self.policy.lm.tokenizer.encode(text, add_special_tokens=False)
         if not ids or len(ids) > self.config.prompt_length:
-            raise ValueError(f"the warm-start prompt {text!r} has {len(ids)} tokens; it needs between 1 and "
-                             f"--prompt-length ({self.config.prompt_length})")
+            raise ConfigError("init_prompt", f"{text!r} is {len(ids)} tokens of the policy LM; it needs between 1 "
+                                             f"and --prompt-length ({self.config.prompt_length})")
         return self.policy.warm_start(ids)
 
     # ------------------------------------------------------------------ one step

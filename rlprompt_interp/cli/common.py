@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import ConfigFileParser
+from ..config import ConfigFileParser, DefaultsHelpFormatter
 from ..models import AUTO_DTYPE_HELP, EVAL_DTYPE
 from ..tasks import TaskDataError, VerbalizerError
 
@@ -19,6 +19,10 @@ class UsageError(ValueError):
 class Parser(ConfigFileParser):
     """argparse whose usage errors read like every other user error: one ``rlprompt-interp: error:`` line, exit 2;
     with ``--config FILE`` where a command adds it."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"rlprompt-interp: error: {message} (see `{self.prog} --help`)\n")
@@ -42,18 +46,20 @@ def add_task_arguments(parser: Parser) -> None:
                             "task.json file, or the name of a new task given with --data-files")
     group.add_argument("--data-dir", help="local data in RLPrompt's few-shot layout (<task>/<seed>/{train,dev}.tsv, "
                                           "<task>/test.tsv); without it the task is read from the hub")
-    group.add_argument("--seed-split", default="16-42", help="which few-shot split of --data-dir (default 16-42)")
+    group.add_argument("--seed-split", default="16-42", help="which few-shot split of --data-dir")
     group.add_argument("--shots", type=positive_int,
-                       help="RLPrompt's K-shot protocol from the hub: K training and K dev examples per class drawn from "
-                            "the hub's train split (the test split whole); with --data-dir, the folder <K>-<seed>")
+                       help="RLPrompt's K-shot protocol from the hub: K training and K dev examples per class drawn "
+                            "from the hub's train split (the test split whole); with --data-dir, the folder "
+                            "<K>-<seed> (when omitted: every example of each split)")
     group.add_argument("--split-seed", type=int, help="which K-shot draw (default 42)")
     group.add_argument("--data-files", nargs="+", metavar="SPLIT=PATH",
                        help="your own data: e.g. train=train.tsv test=test.jsonl (TSV, CSV or JSONL)")
     group.add_argument("--text-column", default="sentence", help="text column of --data-files")
     group.add_argument("--label-column", default="label", help="label column of --data-files")
-    group.add_argument("--template", help="where prompt and example go, e.g. 'Review: {sentence}\\nSentiment:{prompt}'")
-    group.add_argument("--verbalizers", nargs="+", help="one single-token word per class, in label order")
-
+    group.add_argument("--template", help="where prompt and example go, e.g. 'Review: {sentence}\\nSentiment:{prompt}' "
+                                          "(when omitted: the task's own)")
+    group.add_argument("--verbalizers", nargs="+", help="one single-token word per class, in label order (when "
+                                                        "omitted: the task's own; --data-files needs them)")
 
 def build_task(args: argparse.Namespace):
     from ..tasks import get_task, task_from_files
@@ -85,10 +91,10 @@ def add_eval_input_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--prompt", default="", help="the prompt text (default: no prompt)")
     source.add_argument("--learned", metavar="DIR", help="a learned prompt folder (discrete or soft)")
-    parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    parser.add_argument("--split", default="test", choices=["train", "dev", "test"], help="which split to score")
     parser.add_argument("--limit", type=positive_int, help="score a random N examples (stratified by label, the same N every "
                                                   "time) instead of the whole split")
-    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="examples per forward pass")
     parser.add_argument("--dtype", default=EVAL_DTYPE, help=EVAL_DTYPE_HELP)
 
 

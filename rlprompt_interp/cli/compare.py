@@ -160,8 +160,8 @@ def register(commands) -> None:
     transfer.add_argument("--transfer", action="store_true",
                           help="evaluate every prompt on every prompt's task against no prompt")
     transfer.add_argument("--data-dir", help="local few-shot data (RLPrompt layout)")
-    transfer.add_argument("--seed-split", default="16-42")
-    transfer.add_argument("--split", default="dev", choices=["train", "dev", "test"])
+    transfer.add_argument("--seed-split", default="16-42", help="which few-shot split of --data-dir")
+    transfer.add_argument("--split", default="dev", choices=["train", "dev", "test"], help="which split to score")
     transfer.add_argument("--limit", type=positive_int, help="score a random N examples of each task (stratified by label)")
-    transfer.add_argument("--batch-size", type=positive_int, default=32)
+    transfer.add_argument("--batch-size", type=positive_int, default=32, help="examples per forward pass")
     compare.set_defaults(run=cmd_compare)

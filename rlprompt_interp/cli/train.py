@@ -50,9 +50,9 @@ def cmd_train(args: argparse.Namespace, parser: ConfigFileParser) -> int:
     from ..evaluation import evaluate_prompt
     from ..models import clear_model_cache, compute_record, load_lm
 
-    check_arguments(args)
+    check_arguments(args, parser)
+    agent = agent_modules()[args.agent].from_cli_args(args)  # the agent's own options are checked here
     task = build_task(args)
-    agent = agent_modules()[args.agent].from_cli_args(args)
     settings = write_run_config(args, parser, task)
     flat = {key: value for section in settings.values() for key, value in section.items()}
     with track_run(args.report_to, args.output, config={**flat, "computed_with": compute_record(args.dtype)}) as tracker:
@@ -75,11 +75,17 @@ def cmd_train(args: argparse.Namespace, parser: ConfigFileParser) -> int:
     return 0
 
 
-def check_arguments(args: argparse.Namespace) -> None:
+def check_arguments(args: argparse.Namespace, parser: ConfigFileParser) -> None:
     """Refuse, before any model loads, values that would fail later or train nothing (one clear line each):
-    the configs check their fields' bounds as they are built (the agent's own, in ``from_cli_args``)."""
+    the configs check their fields' bounds as they are built (the agent's own, in ``from_cli_args``), and
+    the ``--reward-fn`` modules are imported now, so a typo in one does not wait for the models."""
+    from ..agents.rlprompt import reward_function_terms
+
     config_from_args(TrainArguments, args)
     config_from_args(RunConfig, args)
+    reward_section = parser.sections.get("reward")
+    if reward_section and args.agent in (reward_section.agents or (args.agent,)):
+        reward_function_terms(args.reward_fn)
 
 
 def write_run_config(args: argparse.Namespace, parser: ConfigFileParser, task) -> dict:
@@ -107,8 +113,7 @@ def _version(package: str) -> str | None:
 def register(commands) -> None:
     from ..agents.continuous import add_continuous_arguments
 
-    train = commands.add_parser("train", help="learn a prompt with one of the agents",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train = commands.add_parser("train", help="learn a prompt with one of the agents")
     add_task_arguments(train)
     common = train.add_section("training", "training (every agent)")
     train.add_config_file_arguments(common)

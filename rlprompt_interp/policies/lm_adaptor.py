@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
-from ..config import Config, option
+from ..config import Config, ConfigError, option
 from ..models import LoadedModel, cache_argument, load_lm
 from .action_space import ACTION_SPACES, vocabulary_mask
 
@@ -104,13 +104,18 @@ def ban_tokens(allowed: torch.Tensor, banned: torch.Tensor) -> torch.Tensor:
 class PolicyConfig(Config):
     """What the policy may write and how it samples (RLPrompt's values where it has one)."""
 
-    policy_model: str | None = option(None, "policy LM (when omitted: the task LM, --model)")
+    policy_model: str | None = option(None, "(rlprompt, grpo, rloo) policy LM (when omitted: the task "
+                                                   "LM, --model)")
     mlp_width: int = option(2048, "width of the trainable MLP between the frozen LM and its head", at_least=1)
-    condition: str | None = option(None, "the text the policy writes the prompt after (when omitted: its BOS/EOS "
-                                         "token); with the LM prior it decides what the LM proposes")
+    condition: str | None = option(None, "(rlprompt, grpo, rloo) the text the policy writes the prompt after "
+                                         "(when omitted: rlprompt its BOS/EOS token, grpo and rloo an instruction "
+                                         "that names the task's answers); with the LM prior it decides what the "
+                                         "LM proposes")
     top_k: int = option(256, "sample from the top-k tokens (0: all; ignored with --top-p)", at_least=0)
-    top_p: float | None = option(None, "nucleus sampling instead of top-k", above=0, at_most=1)
-    fluent_top_k: int | None = option(None, "only tokens in the top-k of the policy LM's own distribution",
+    top_p: float | None = option(None, "nucleus sampling instead of top-k (when omitted: top-k)", above=0,
+                                  at_most=1)
+    fluent_top_k: int | None = option(None, "only tokens in the top-k of the policy LM's own distribution "
+                                            "(when omitted: any token)",
                                       at_least=1)
     prior_weight: float = option(0.0, "Q-values start as BETA * log p_LM (soft Q-learning with a KL penalty "
                                       "towards the policy LM); 0 = RLPrompt's uniform start",
@@ -348,8 +353,9 @@ class LMAdaptorPolicy(nn.Module):
             blocked = ~torch.isfinite(self.rollout_q_values(rollout)).gather(-1, ids.unsqueeze(-1)).squeeze(-1)[0]
         if blocked.any():
             bad = [self.lm.tokenizer.decode([int(ids[0, i])]) for i in blocked.nonzero().flatten().tolist()]
-            raise ValueError(f"the warm-start prompt's tokens {bad} are outside the policy's action space "
-                             f"({self.action_space!r}, no_repeat={self.no_repeat}, fluent_top_k={self.fluent_top_k})")
+            raise ConfigError("init_prompt", f"has tokens {bad} outside the policy's action space (--action-space "
+                                             f"{self.action_space}, --no-repeat {self.no_repeat}, --fluent-top-k "
+                                             f"{self.fluent_top_k}): choose a prompt the policy may write")
         optimizer = torch.optim.Adam(self.mlp.parameters(), lr=lr)
         for step in range(max_steps + 1):
             logp = self.rollout_q_values(rollout).log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)

@@ -62,7 +62,7 @@ def add_style_eval_arguments(parser: argparse.ArgumentParser) -> None:
                                                                   "content+style is kept (RLPrompt: 32)")
     group.add_argument("--top-k", type=int, default=10, help="top-k sampling of the rewrites")
     group.add_argument("--length-ratio", type=float, default=1.5, help="output tokens at most this times the input's")
-    group.add_argument("--generation-seed", type=int, default=0)
+    group.add_argument("--generation-seed", type=int, default=0, help="seed of the sampled rewrites")
     group.add_argument("--fluency-threshold", type=float, help="outputs with a perplexity at most this count as fluent "
                                                                "(default: the 95th percentile of the inputs' own)")
 
@@ -82,30 +82,30 @@ def cmd_style_eval(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    train = commands.add_parser("train-style-classifier", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    train = commands.add_parser("train-style-classifier",
                                 help="train a style classifier (head over MiniLM embeddings) on a style corpus")
     add_style_task_arguments(train)
     train.add_argument("--output", help=f"folder to write (default ${DEFAULT_CLASSIFIER_ENV} or "
                                         f"{default_classifier_path()})")
     train.add_argument("--encoder", default="minilm-l6", help="sentence encoder (embedded name or folder)")
-    train.add_argument("--head", default="logreg", choices=["logreg", "mlp"])
+    train.add_argument("--head", default="logreg", choices=["logreg", "mlp"], help="logistic regression or an MLP (--hidden units)")
     train.add_argument("--hidden", type=int, default=256, help="hidden units of the mlp head")
-    train.add_argument("--epochs", type=int, default=300)
-    train.add_argument("--lr", type=float, default=1e-2)
-    train.add_argument("--weight-decay", type=float, default=1e-4)
+    train.add_argument("--epochs", type=int, default=300, help="training epochs of the head")
+    train.add_argument("--lr", type=float, default=1e-2, help="learning rate of the head")
+    train.add_argument("--weight-decay", type=float, default=1e-4, help="weight decay of the head")
     train.add_argument("--limit-per-style", type=int, help="use at most N training sentences of each style")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seed of the head's initialisation")
     train.add_argument("--threads", type=int, help="torch threads (e.g. 1 on a shared machine)")
     train.add_argument("--no-test", action="store_true", help="skip the test-accuracy report")
     train.add_argument("--no-cache", action="store_true", help="do not cache sentence embeddings on disk")
     train.set_defaults(run=cmd_train_style_classifier)
 
-    evaluate = commands.add_parser("style-eval", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    evaluate = commands.add_parser("style-eval",
                                    help="content, style, fluency and BLEU of a prompt on a style-transfer task")
     add_style_task_arguments(evaluate)
     evaluate.add_argument("--model", default="auto", help="task LM that rewrites the inputs")
     add_eval_input_arguments(evaluate)
     evaluate.add_argument("--output", help="write the report as JSON here; the outputs go beside it as TSV")
-    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bars")
     add_style_eval_arguments(evaluate)
     evaluate.set_defaults(run=cmd_style_eval)
