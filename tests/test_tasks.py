@@ -120,3 +120,19 @@ def test_shared_few_shot_data(name, sizes):
     task = get_task(name, data_dir=str(FEW_SHOT), seed="16-42")
     assert tuple(len(task.load_split(s)) for s in ("train", "dev", "test")) == sizes
     assert set(task.load_split("train")["label"]) == set(range(task.num_classes))
+
+
+def test_a_task_describes_itself_from_its_answers_or_its_own_words(tmp_path):
+    """`--condition auto`'s text: the task's description, else one derived from the verbalizers."""
+    assert get_task("sst-2").with_options(verbalizers=[" negative", " positive"]).describe() == \
+        "Classify this text as negative or positive."
+    assert get_task("sst-5").describe().count(",") == 3 and " or " in get_task("sst-5").describe()
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t0\n")
+    spec = {"files": {"train": "train.tsv"}, "verbalizers": [" bad", " good"]}
+    (tmp_path / "plain.json").write_text(json.dumps(spec))
+    assert get_task(str(tmp_path / "plain.json")).describe() == "Classify this text as bad or good."
+    (tmp_path / "own.json").write_text(json.dumps({**spec, "description": "Is this review happy?"}))
+    assert get_task(str(tmp_path / "own.json")).describe() == "Is this review happy?"
+    (tmp_path / "bad.json").write_text(json.dumps({**spec, "description": 3}))
+    with pytest.raises(TaskDataError, match="'description' must be a string"):
+        get_task(str(tmp_path / "bad.json"))

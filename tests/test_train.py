@@ -109,3 +109,16 @@ def test_a_time_budget_stops_training_and_scores_the_last_prompt(tmp_path):
     assert again.resume() and again.elapsed == t.elapsed
     again.train(progress=False)
     assert again.step == t.step  # the budget was spent before the resume: nothing more to train
+
+
+def test_condition_auto_writes_after_the_task_description(tmp_path, cli_args, capsys):
+    """A task without a description trains after one derived from its verbalizers, said in the first
+    lines and recorded in prompt.json."""
+    from rlprompt_interp.cli import main
+
+    out = tmp_path / "auto"
+    assert main(cli_args + ["--steps", "2", "--output", str(out), "--no-test-eval", "--condition", "auto"]) == 0
+    derived = "Classify this text as terrible or great."
+    assert f"the policy writes its prompt after {derived!r} (derived from the task's verbalizers)" in \
+        capsys.readouterr().out
+    assert LearnedPrompt.load(out).provenance["condition"] == derived

@@ -37,6 +37,7 @@ from .base import Agent
 
 REWARD_NAMES = ("gap", "perplexity", "log-perplexity")
 DEPRECATED_REWARD_NAMES = {"accuracy": "gap"}  # "accuracy" was the gap reward's name, not the accuracy
+AUTO_CONDITION = "auto"  # --condition auto: the task's description (ClassificationTask.describe)
 
 
 def parse_reward_spec(spec: str, *, quiet: bool = False) -> list[tuple[str, float]]:
@@ -120,6 +121,17 @@ def task_columns(task: ClassificationTask, split: str) -> dict | None:
             raise
         return None
     return {name: list(data[name]) for name in (*task.template.fields, "label")}
+
+
+def resolve_condition(policy: PolicyConfig, task: ClassificationTask) -> PolicyConfig:
+    """``condition: auto`` becomes the task's description (its own, or one derived from its verbalizers),
+    said in the run's first lines (progress bars off or not); any other condition passes through."""
+    if policy.condition != AUTO_CONDITION:
+        return policy
+    description = task.describe()
+    source = "the task's description" if task.description else "derived from the task's verbalizers"
+    print(f"the policy writes its prompt after {description!r} ({source})")
+    return dataclasses.replace(policy, condition=description)
 
 
 def task_token_ids(task_lm: LoadedModel, text: str, policy_ids: list[int]) -> list[int]:
@@ -238,7 +250,7 @@ class RLPromptAgent(Agent):
         reward = build_reward(self.reward_object or rewards.spec(), task, task_lm, scorer=models.scorer,
                               functions=rewards.reward_fn, correct_coef=rewards.correct_coef,
                               incorrect_coef=rewards.incorrect_coef, dtype=models.dtype)
-        policy = LMAdaptorPolicy(policy_lm, self.config.policy)
+        policy = LMAdaptorPolicy(policy_lm, resolve_condition(self.config.policy, task))
         config = dataclasses.replace(self.config.sql, prompt_length=prompt_length, steps=steps, seed=seed)
         trainer = SQLTrainer(policy, reward, config, train_data=task_columns(task, "train"),
                              dev_data=task_columns(task, "dev"), output_dir=output_dir, method=self.name)
@@ -276,7 +288,8 @@ class RLPromptAgent(Agent):
         provenance = {"method": self.name, "model": trainer.task_lm.spec, "task_model": trainer.task_lm.spec,
                       "policy_model": trainer.policy.lm.spec, "task": task.name, "seed": trainer.config.seed,
                       "template": task.template.text, "verbalizers": list(task.verbalizers),
-                      "reward": repr(trainer.reward), "policy_token_ids": best["token_ids"], "config": config,
+                      "reward": repr(trainer.reward), "condition": trainer.policy.condition,
+                      "policy_token_ids": best["token_ids"], "config": config,
                       "computed_with": compute_record(trainer.task_lm.dtype, trainer.task_lm.device)}
         return LearnedPrompt(text=best["text"], token_ids=task_token_ids(trainer.task_lm, best["text"], best["token_ids"]),
                              scores=scores, curve=list(trainer.curve), provenance=provenance)

@@ -51,7 +51,7 @@ from ..prompts import LearnedPrompt
 from ..rewards import PromptBatch, Reward, TRLReward
 from ..tasks import ClassificationTask
 from .base import Agent
-from .rlprompt import RewardConfig, build_reward, task_columns, task_token_ids
+from .rlprompt import AUTO_CONDITION, RewardConfig, build_reward, task_columns, task_token_ids
 
 TRAINER_DIR = "trainer"  # the HF Trainer's output_dir inside the agent's output_dir
 STATE_FILE = "rlprompt_interp_state.json"  # dev results, curve and time spent, inside each checkpoint
@@ -265,7 +265,7 @@ class TRLPromptAgent(Agent):
 
     def condition_ids(self, task: ClassificationTask, tokenizer) -> tuple[str, list[int]]:
         """The instruction and its ids as TRL tokenises a text prompt (the tokenizer's own special tokens)."""
-        text = self.condition if self.condition is not None else default_condition(task)
+        text = {None: default_condition(task), AUTO_CONDITION: task.describe()}.get(self.condition, self.condition)
         if not text:
             text = tokenizer.bos_token or tokenizer.eos_token  # RLPrompt's start: the BOS (or EOS) token alone
         ids = tokenizer(text=[text])["input_ids"][0]

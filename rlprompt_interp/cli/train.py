@@ -96,7 +96,7 @@ def write_run_config(args: argparse.Namespace, parser: ConfigFileParser, task) -
 
     settings = parser.section_values(args, agent=args.agent, leave_out=("config", "recipe", "resume"))
     environment = {"task_definition": {"name": task.name, "template": task.template.text,
-                                       "verbalizers": list(task.verbalizers)},
+                                       "verbalizers": list(task.verbalizers), "description": task.describe()},
                    "computed_with": compute_record(args.dtype), "python": platform.python_version(),
                    "versions": {name: _version(name) for name in VERSIONS}}
     write_config_file(f"{args.output}/{CONFIG_FILE}", {**settings, "environment": environment})

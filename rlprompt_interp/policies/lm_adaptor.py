@@ -109,8 +109,10 @@ class PolicyConfig(Config):
     mlp_width: int = option(2048, "width of the trainable MLP between the frozen LM and its head", at_least=1)
     condition: str | None = option(None, "(rlprompt, grpo, rloo) the text the policy writes the prompt after "
                                          "(when omitted: rlprompt its BOS/EOS token, grpo and rloo an instruction "
-                                         "that names the task's answers); with the LM prior it decides what the "
-                                         "LM proposes")
+                                         "that names the task's answers); auto: the task's description "
+                                         "(task.json 'description', else one derived from the verbalizers, e.g. "
+                                         "'Classify this text as negative or positive.'); with the LM prior it "
+                                         "decides what the LM proposes")
     top_k: int = option(256, "sample from the top-k tokens (0: all; ignored with --top-p)", at_least=0)
     top_p: float | None = option(None, "nucleus sampling instead of top-k (when omitted: top-k)", above=0,
                                   at_most=1)

@@ -86,9 +86,12 @@ def task_from_json(path: str | Path) -> ClassificationTask:
          "template": "Review: {sentence} Sentiment:{prompt}",
          "verbalizers": [" negative", " positive"],
          "text_column": "sentence", "label_column": "label",
-         "label_names": ["negative", "positive"]}
+         "label_names": ["negative", "positive"],
+         "description": "Classify the sentiment of this review as negative or positive."}
 
     Relative file paths are read relative to the JSON file. Labels may be integers or label names.
+    ``description`` (optional) is what ``--condition auto`` gives the RL policy to write after; without
+    it the task derives one from the verbalizers (``ClassificationTask.describe``).
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -105,7 +108,7 @@ def task_from_json(path: str | Path) -> ClassificationTask:
     missing = [k for k in required if k not in spec]
     if missing:
         raise TaskDataError(f"task file {path} misses {missing}; see `rlprompt-interp eval --help` for the format")
-    allowed = {"name", "files", "template", "verbalizers", "text_column", "label_column", "label_names"}
+    allowed = {"name", "files", "template", "verbalizers", "text_column", "label_column", "label_names", "description"}
     unknown = set(spec) - allowed
     if unknown:
         raise TaskDataError(f"task file {path} has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -113,7 +116,7 @@ def task_from_json(path: str | Path) -> ClassificationTask:
     return task_from_files(spec.get("name", path.stem), files, template=spec.get("template", CAUSAL_TEMPLATE),
                            verbalizers=spec["verbalizers"], label_names=spec.get("label_names"),
                            text_column=spec.get("text_column", "sentence"),
-                           label_column=spec.get("label_column", "label"))
+                           label_column=spec.get("label_column", "label"), description=spec.get("description"))
 
 
 def check_task_spec(path: Path, spec: dict) -> None:
@@ -127,6 +130,6 @@ def check_task_spec(path: Path, spec: dict) -> None:
     for key in ("verbalizers", "label_names"):
         if key in spec and not (isinstance(spec[key], list) and all(isinstance(v, str) for v in spec[key])):
             bad(key, 'a list of strings, e.g. [" bad", " good"]')
-    for key in ("name", "template", "text_column", "label_column"):
+    for key in ("name", "template", "text_column", "label_column", "description"):
         if key in spec and not isinstance(spec[key], str):
             bad(key, "a string")

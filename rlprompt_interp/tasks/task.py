@@ -39,6 +39,7 @@ class ClassificationTask:
     columns: dict = field(default_factory=dict)  # our column -> the local files' column
     shots: int | None = None  # from the hub: K training and K dev examples per class (None: the hub's splits)
     split_seed: int = 42  # which K-shot draw
+    description: str | None = None  # what the task asks, in words (task.json "description"); see describe()
     _loaded: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -56,6 +57,14 @@ class ClassificationTask:
     @property
     def num_classes(self) -> int:
         return len(self.verbalizers)
+
+    def describe(self) -> str:
+        """What the task asks, as text a policy can write its prompt after: the task's own description,
+        or one derived from its answers, e.g. "Classify this text as negative or positive."."""
+        if self.description:
+            return self.description
+        answers = [verbalizer.strip() for verbalizer in self.verbalizers]
+        return f"Classify this text as {', '.join(answers[:-1])} or {answers[-1]}."
 
     def with_options(self, *, template: str | None = None, verbalizers: list[str] | None = None,
                      data_dir: str | None = None, seed: str | None = None, shots: int | None = None,
@@ -194,7 +203,7 @@ class ClassificationTask:
 
 def task_from_files(name: str, files: dict[str, str | Path], *, template: str, verbalizers: list[str],
                     label_names: list[str] | None = None, text_column: str = "sentence",
-                    label_column: str = "label") -> ClassificationTask:
+                    label_column: str = "label", description: str | None = None) -> ClassificationTask:
     """A user's own task from local files (TSV, CSV or JSONL), with the text and label columns named."""
     files = {split: Path(path).expanduser() for split, path in files.items()}
     unknown = set(files) - set(SPLITS)
@@ -202,4 +211,5 @@ def task_from_files(name: str, files: dict[str, str | Path], *, template: str, v
         raise TaskDataError(f"unknown splits {sorted(unknown)} for task {name!r}; use {list(SPLITS)}")
     columns = {"sentence": text_column, "label": label_column}
     return ClassificationTask(name=name, verbalizers=tuple(verbalizers), template=Template(template),
-                              label_names=tuple(label_names or ()), files=files, columns=columns)
+                              label_names=tuple(label_names or ()), files=files, columns=columns,
+                              description=description)
