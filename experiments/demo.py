@@ -22,9 +22,9 @@ import torch
 
 from rlprompt_interp.cli import build_parser
 from rlprompt_interp.cli.common import build_task, quiet_libraries
-from rlprompt_interp.evaluation import describe_compute, evaluate_prompt
+from rlprompt_interp.evaluation import evaluate_prompt
 from rlprompt_interp.experiment import run_script
-from rlprompt_interp.models import EVAL_DTYPE, compute_record, load_lm
+from rlprompt_interp.models import EVAL_DTYPE, compute_record, describe_compute, load_lm
 from rlprompt_interp.perplexity import perplexity
 from rlprompt_interp.tasks.sources import few_shot_source
 from rlprompt_interp.tracking import track_run

@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .models import LoadedModel, compute_record
+from .models import LoadedModel, compute_record, describe_compute
 from .prompts import LearnedPrompt
 from .rewards.classification import ClassificationReward
 from .rewards.bounded_cache import BoundedPrefixKVCache
@@ -43,12 +43,6 @@ class ClassificationReport:
         for name, acc in self.per_class_accuracy.items():
             lines.append(f"  {name:<18} accuracy {acc:.4f}   predicted {self.predicted_fraction[name]:.3f}")
         return "\n".join(lines)
-
-
-def describe_compute(record: dict) -> str:
-    """``compute_record``'s dict as the line reports print: ``float32 on cpu (CPU bf16 instructions: no)``."""
-    bf16 = {True: "yes", False: "no"}.get(record.get("cpu_bf16"), "unknown")
-    return f"{record.get('dtype')} on {record.get('device')} (CPU bf16 instructions: {bf16})"
 
 
 def summarise(task: ClassificationTask, split: str, prompt: str, predictions: Sequence[int],

@@ -151,6 +151,12 @@ def compute_record(dtype: str | torch.dtype | None, device: str | torch.device |
             "cpu_bf16": cpu_supports_bf16(), "torch": torch.__version__}
 
 
+def describe_compute(record: dict) -> str:
+    """``compute_record``'s dict as the line reports print: ``float32 on cpu (CPU bf16 instructions: no)``."""
+    bf16 = {True: "yes", False: "no"}.get(record.get("cpu_bf16"), "unknown")
+    return f"{record.get('dtype')} on {record.get('device')} (CPU bf16 instructions: {bf16})"
+
+
 # --------------------------------------------------------------------------- defaults
 
 
