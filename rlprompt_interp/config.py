@@ -66,12 +66,18 @@ def option(default: Any, help: str, *, at_least: float | None = None, above: flo
 
 @dataclasses.dataclass
 class Config:
-    """Base of every config: checks each field's bounds, then the subclass's cross-field ``check``."""
+    """Base of every config: checks each field's bounds, then the subclass's cross-field ``check``.
+
+    None given to a field that cannot be None means its default, from Python as from a flag shared by
+    several agents whose unset value means "the agent's own" (``--lr``)."""
 
     def __post_init__(self):
         hints = field_types(type(self))
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            if value is None and not _accepts_none(hints[field.name]):
+                value = field.default_factory() if field.default is dataclasses.MISSING else field.default
+                setattr(self, field.name, value)
             if isinstance(value, list) and _origin(hints[field.name]) is tuple:
                 value = tuple(value)  # a YAML or JSON list for a tuple field
                 setattr(self, field.name, value)
@@ -210,16 +216,10 @@ class DeprecatedFlag(argparse.Action):
 
 
 def config_from_args(config_class: type, args: argparse.Namespace | Mapping):
-    """``config_class`` from the parsed flags. A field absent from ``args`` takes its default, and so does
-    a field that cannot be None given None: a flag shared by several agents whose unset value means "the
-    agent's own" (``--lr``)."""
+    """``config_class`` from the parsed flags; a field absent from ``args`` takes its default."""
     values = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
-    hints = field_types(config_class)
-    chosen = {}
-    for field in dataclasses.fields(config_class):
-        if field.name in values and (values[field.name] is not None or _accepts_none(hints[field.name])):
-            chosen[field.name] = values[field.name]
-    return config_class(**chosen)
+    return config_class(**{field.name: values[field.name] for field in dataclasses.fields(config_class)
+                           if field.name in values})
 
 
 def _accepts_none(annotation) -> bool:

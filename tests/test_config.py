@@ -159,3 +159,12 @@ def test_a_null_in_a_config_file_turns_an_option_off(tmp_path):
     args = build_parser().parse_args(["train", "--task", "sst-2", "--output", "o", "--config", str(tmp_path / "off.yaml")])
     config = RLPromptConfig.from_args(args)
     assert config.sql.reward_range is None and config.sql.lr == 5e-5  # unset --lr: the agent's own
+
+
+def test_none_for_a_field_that_cannot_be_none_means_its_default():
+    """From Python as from an unset shared flag (``--lr``): the agent's own default, not a None that fails later."""
+    from rlprompt_interp.agents.rlprompt import RLPromptAgent
+
+    config = RLPromptAgent(model="tiny-gpt2", lr=None, prompts_per_step=None).config.sql
+    assert config.lr == 5e-5 and config.prompts_per_step == 16
+    assert RLPromptAgent(model="tiny-gpt2", lr=1e-3).config.sql.lr == 1e-3
