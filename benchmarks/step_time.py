@@ -100,7 +100,7 @@ def build_trainer(args, task, dtype):
     model = spec(args, "shape", "model")
     scorer = spec(args, "scorer_shape", "scorer") if (args.scorer or args.scorer_shape) else model
     agent = RLPromptAgent(model=model, scorer=scorer, reward=args.reward, prompts_per_step=args.prompts,
-                          examples_per_step=args.examples, lr=args.lr, eval_every=None, dtype=dtype, quiet=True)
+                          examples_per_step=args.examples, lr=args.lr, eval_every=0, dtype=dtype, quiet=True)
     for role, name in (("task", model), ("scorer", scorer)):
         load_lm(name, role=role, device=args.device, dtype=dtype)  # on the requested device, shared by the agent
     trainer = agent.build(task, prompt_length=args.prompt_length, steps=10**9, seed=0)

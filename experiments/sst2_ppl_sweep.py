@@ -52,7 +52,7 @@ MODES = {
     # fluent and LM-prior arms.
     "full": dict(policy_model="distilgpt2", task_model="distilgpt2", scorer="gpt2-xl", steps=12000,
                  seeds=[0, 1, 2], lengths=[5, 15], prompts_per_step=16, examples_per_step=16, lr=5e-5,
-                 eval_every=50, eval_limit=0, verbalizers=None, condition=None, action_space="all", no_repeat=0,
+                 eval_every=50, eval_limit=0, verbalizers=[" terrible", " great"], condition=None, action_space="all", no_repeat=0,
                  reward_scale=5.0, arms=["acc=1", "acc=1,ppl=0.01", "ppl=1", "acc=1,fluent=20", "acc=1,prior=1"]),
 }
 PAPER = {  # (length, ppl, acc) -> (accuracy, sample prompt); distilgpt2 task LM, GPT2-XL scorer

@@ -385,11 +385,12 @@ class RunConfig(Config):
     steps: int = option(1000, "training steps", at_least=1,
                         why="a run of no steps learns nothing (evaluate a prompt with `rlprompt-interp eval`)")
     seed: int = option(0, "seed of the run's initialisation and sampling")
-    lr: float | None = option(None, "learning rate (when omitted, each agent's own: rlprompt 5e-5; grpo, rloo "
+    lr: float | None = option(None, "learning rate (when omitted, each agent's own: rlprompt 1e-3; grpo, rloo "
                                            "1e-4, with --full-finetune 1e-5; soft-prompt, pez, wayward --lr-scale "
                                            "times the spread of the vocabulary embeddings)", above=0,
                               why="a learning rate is a step size, e.g. 1e-3")
-    eval_every: int | None = option(50, "evaluate on the dev split every K steps", at_least=1,
+    eval_every: int | None = option(None, "evaluate on the dev split every K steps (when omitted, each agent's "
+                                          "own: rlprompt 10, the others 50)", at_least=1,
                                     why="the best prompt is chosen on dev every K steps")
     max_minutes: float | None = option(None, "(rlprompt, grpo, rloo) stop training after this many minutes, "
                                                    "summed over resumes (when omitted: no limit; soft-prompt, pez "

@@ -156,14 +156,41 @@ def examples_per_chunk(lm: LoadedModel, tokens_per_example: int = 48) -> int:
     return max(1, EVAL_CACHE_BYTES // (per_token * tokens_per_example))
 
 
-def cached_split_logits(scorer, prompt_ids: Sequence[int], examples, progress=None) -> torch.Tensor:
-    """Verbalizer logits ``[N, C]`` of one discrete prompt after each example, in chunks that fit the cache."""
+def cached_split_logits(scorer, prompt_ids: Sequence[int] | Sequence[Sequence[int]], examples,
+                        progress=None) -> torch.Tensor:
+    """Verbalizer logits ``[N, C]`` of one discrete prompt after each example (``[P, N, C]`` for a list of P
+    prompts), in chunks that fit the cache: each chunk of examples is encoded once for all the prompts."""
+    several = bool(prompt_ids) and not isinstance(prompt_ids[0], int)
+    rows = [tuple(ids) for ids in prompt_ids] if several else [tuple(prompt_ids)]
     fields = scorer.fields
-    rows = []
+    chunks = []
     size = examples_per_chunk(scorer.lm)
     for start in range(0, len(examples), size):
         chunk = examples.select(range(start, min(start + size, len(examples))))
-        rows.append(scorer.memoised_logits([tuple(prompt_ids)], [{f: row[f] for f in fields} for row in chunk])[0])
+        chunks.append(scorer.memoised_logits(rows, [{f: row[f] for f in fields} for row in chunk]))
         if progress is not None:
             progress(len(chunk))
-    return torch.cat(rows)
+    logits = torch.cat(chunks, dim=1)
+    return logits if several else logits[0]
+
+
+def evaluate_prompts(task: ClassificationTask, lm: LoadedModel, prompts: Sequence[str | LearnedPrompt], *,
+                     split: str = "test", limit: int | None = None, batch_size: int = 32,
+                     progress: bool = True) -> list[ClassificationReport]:
+    """``evaluate_prompt`` for several prompts, the same numbers; discrete prompts share one pass over the
+    split, so a large test set (AG News: 7,600) is encoded once rather than once per prompt."""
+    learned = [LearnedPrompt(text="", token_ids=[]) if p == "" else p for p in prompts]
+    scorer = example_cache_scorer(task, lm)
+    shared = [i for i, p in enumerate(learned) if isinstance(p, LearnedPrompt) and not p.is_soft]
+    if scorer is None or scorer.verbalizer_ids != task.verbalizer_ids(lm.tokenizer) or len(shared) < 2:
+        return [evaluate_prompt(task, lm, p, split=split, limit=limit, batch_size=batch_size, progress=progress)
+                for p in prompts]
+    examples = task.load_split(split, limit=limit)
+    with tqdm(total=len(examples), desc=f"eval {task.name}/{split} x{len(shared)}", unit="ex",
+              disable=not progress) as bar:
+        logits = cached_split_logits(scorer, [list(learned[i].token_ids or []) for i in shared], examples, bar.update)
+    reports = dict(zip(shared, (summarise(task, split, learned[i].text, row.argmax(-1).tolist(), examples["label"],
+                                          task.subset_note(split, limit), lm=lm) for i, row in zip(shared, logits))))
+    return [reports[i] if i in reports else evaluate_prompt(task, lm, p, split=split, limit=limit,
+                                                            batch_size=batch_size, progress=progress)
+            for i, p in enumerate(prompts)]

@@ -34,5 +34,5 @@ def test_train_help_names_the_agents_that_read_each_flag():
     for flag in ("--prompts-per-step", "--examples-per-step", "--condition", "--policy-model", "--checkpoint-every",
                  "--select-by", "--max-minutes"):
         assert helps[flag].startswith("(rlprompt, grpo, rloo)"), flag
-    for agent, default in (("rlprompt", "5e-5"), ("grpo, rloo", "1e-4"), ("--lr-scale", "")):
+    for agent, default in (("rlprompt", "1e-3"), ("grpo, rloo", "1e-4"), ("--lr-scale", "")):
         assert agent in helps["--lr"] and default in helps["--lr"]

@@ -158,7 +158,7 @@ def test_a_null_in_a_config_file_turns_an_option_off(tmp_path):
     (tmp_path / "off.yaml").write_text("sql:\n  reward_range: null\n")
     args = build_parser().parse_args(["train", "--task", "sst-2", "--output", "o", "--config", str(tmp_path / "off.yaml")])
     config = RLPromptConfig.from_args(args)
-    assert config.sql.reward_range is None and config.sql.lr == 5e-5  # unset --lr: the agent's own
+    assert config.sql.reward_range is None and config.sql.lr == 1e-3  # unset --lr: the agent's own
 
 
 def test_none_for_a_field_that_cannot_be_none_means_its_default():
@@ -166,5 +166,5 @@ def test_none_for_a_field_that_cannot_be_none_means_its_default():
     from rlprompt_interp.agents.rlprompt import RLPromptAgent
 
     config = RLPromptAgent(model="tiny-gpt2", lr=None, prompts_per_step=None).config.sql
-    assert config.lr == 5e-5 and config.prompts_per_step == 16
-    assert RLPromptAgent(model="tiny-gpt2", lr=1e-3).config.sql.lr == 1e-3
+    assert config.lr == 1e-3 and config.prompts_per_step == 8
+    assert RLPromptAgent(model="tiny-gpt2", lr=5e-5).config.sql.lr == 5e-5

@@ -9,6 +9,15 @@ from rlprompt_interp.models import load_lm
 from rlprompt_interp.policies import LMAdaptorPolicy, filter_top_k_top_p
 
 
+# RLPrompt's policy (uniform start, every token, repeats allowed), which these tests were written for;
+# the defaults add the LM prior, whole words and no repeats.
+RLPROMPT_POLICY = dict(prior_weight=0.0, action_space="all", no_repeat=0)
+
+
+def uniform_policy(lm, **options) -> LMAdaptorPolicy:
+    return LMAdaptorPolicy(lm, **{**RLPROMPT_POLICY, **options})
+
+
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
@@ -18,7 +27,7 @@ def lm():
 
 
 def test_only_the_mlp_trains_and_the_start_is_near_uniform(lm):
-    policy = LMAdaptorPolicy(lm, mlp_width=64)
+    policy = uniform_policy(lm, mlp_width=64)
     trainable = {name for name, p in policy.named_parameters() if p.requires_grad}
     assert trainable and all(name.startswith("mlp.") for name in trainable)
     rollout = policy.sample(4, 3, generator=torch.Generator().manual_seed(0))
@@ -30,7 +39,7 @@ def test_only_the_mlp_trains_and_the_start_is_near_uniform(lm):
 
 
 def test_teacher_forcing_matches_the_sampled_states(lm):
-    policy = LMAdaptorPolicy(lm, mlp_width=64, condition="the movie")
+    policy = uniform_policy(lm, mlp_width=64, condition="the movie")
     rollout = policy.sample(3, 4, generator=torch.Generator().manual_seed(1))
     forced = policy.teacher_forcing(rollout.token_ids)
     torch.testing.assert_close(forced.hidden, rollout.hidden, atol=1e-5, rtol=1e-5)
@@ -41,7 +50,7 @@ def test_teacher_forcing_matches_the_sampled_states(lm):
 
 
 def test_greedy_is_the_argmax_and_deterministic(lm):
-    policy = LMAdaptorPolicy(lm, mlp_width=64)
+    policy = uniform_policy(lm, mlp_width=64)
     with torch.no_grad():
         policy.mlp[2].bias.copy_(lm.model.get_output_embeddings().weight[123] * 50)
     first, second = policy.greedy(4), policy.greedy(4)
@@ -50,9 +59,9 @@ def test_greedy_is_the_argmax_and_deterministic(lm):
 
 
 def test_logit_bias_special_tokens_and_top_k(lm):
-    policy = LMAdaptorPolicy(lm, mlp_width=64, logit_bias={42: 100.0})
+    policy = uniform_policy(lm, mlp_width=64, logit_bias={42: 100.0})
     assert (policy.sample(5, 3, generator=torch.Generator().manual_seed(0)).token_ids == 42).all()
-    policy = LMAdaptorPolicy(lm, mlp_width=64, logit_bias={t: -1e9 for t in range(50, len(lm.tokenizer))})
+    policy = uniform_policy(lm, mlp_width=64, logit_bias={t: -1e9 for t in range(50, len(lm.tokenizer))})
     ids = policy.sample(8, 4, generator=torch.Generator().manual_seed(0)).token_ids
     special = set(lm.tokenizer.all_special_ids)
     assert ids.max() < 50 and not special & set(ids.flatten().tolist())
@@ -63,7 +72,7 @@ def test_logit_bias_special_tokens_and_top_k(lm):
 
 
 def test_fluent_constraint_keeps_the_lms_own_top_k(lm):
-    policy = LMAdaptorPolicy(lm, mlp_width=64, fluent_top_k=5)
+    policy = uniform_policy(lm, mlp_width=64, fluent_top_k=5)
     rollout = policy.sample(4, 3, generator=torch.Generator().manual_seed(2))
     own = policy.head(rollout.hidden) + policy.bias  # the frozen LM's own logits
     top = own.topk(5, dim=-1).indices
@@ -74,13 +83,13 @@ def test_fluent_constraint_keeps_the_lms_own_top_k(lm):
 
 def test_bad_options_are_refused(lm):
     with pytest.raises(ValueError, match="outside the vocabulary"):
-        LMAdaptorPolicy(lm, logit_bias={10**6: 1.0})
+        uniform_policy(lm, logit_bias={10**6: 1.0})
     with pytest.raises(ValueError, match="encoder-decoder"):
-        LMAdaptorPolicy(load_lm("tiny-t5", device="cpu"))
+        uniform_policy(load_lm("tiny-t5", device="cpu"))
 
 
 def test_the_lm_prior_starts_as_the_lm_itself(lm):
-    policy = LMAdaptorPolicy(lm, mlp_width=64, prior_weight=1.0, condition="the movie")
+    policy = uniform_policy(lm, mlp_width=64, prior_weight=1.0, condition="the movie")
     rollout = policy.sample(3, 4, generator=torch.Generator().manual_seed(0))
     own = (policy.head(rollout.hidden).float() + policy.bias).log_softmax(-1)  # the frozen LM's distribution
     start = policy.rollout_q_values(rollout).log_softmax(-1)
@@ -90,10 +99,10 @@ def test_the_lm_prior_starts_as_the_lm_itself(lm):
     # the dense rewards are beta * log p_LM of the written tokens
     chosen = own.gather(-1, rollout.token_ids[..., None]).squeeze(-1)
     torch.testing.assert_close(policy.prior_rewards(rollout), chosen)
-    half = LMAdaptorPolicy(lm, mlp_width=64, prior_weight=0.5, condition="the movie")
+    half = uniform_policy(lm, mlp_width=64, prior_weight=0.5, condition="the movie")
     torch.testing.assert_close(half.rollout_q_values(half.teacher_forcing(rollout.token_ids)).softmax(-1),
                                (0.5 * own).softmax(-1), atol=1e-4, rtol=0)
-    assert LMAdaptorPolicy(lm, mlp_width=64).prior_rewards(rollout) is None
+    assert uniform_policy(lm, mlp_width=64).prior_rewards(rollout) is None
 
 
 def test_word_level_actions_admit_no_fragment():
@@ -114,7 +123,7 @@ def test_word_level_actions_admit_no_fragment():
 
 
 def test_action_space_and_no_repeat_constrain_sampling(lm):
-    policy = LMAdaptorPolicy(lm, mlp_width=64, action_space="words", no_repeat=1)
+    policy = uniform_policy(lm, mlp_width=64, action_space="words", no_repeat=1)
     rollout = policy.sample(16, 5, generator=torch.Generator().manual_seed(0))
     assert policy.space[rollout.token_ids].all()
     assert (rollout.token_ids[:, 1:] != rollout.token_ids[:, :-1]).all()
@@ -124,11 +133,11 @@ def test_action_space_and_no_repeat_constrain_sampling(lm):
     forced = policy.teacher_forcing(rollout.token_ids)
     assert torch.equal(forced.allowed, rollout.allowed)
     with pytest.raises(ValueError, match="no_repeat"):
-        LMAdaptorPolicy(lm, no_repeat=-1)
+        uniform_policy(lm, no_repeat=-1)
 
 
 def test_a_warm_start_writes_the_given_prompt_first(lm):
-    policy = LMAdaptorPolicy(lm, mlp_width=64, top_k=50)
+    policy = uniform_policy(lm, mlp_width=64, top_k=50)
     ids = lm.tokenizer.encode(" the movie was great", add_special_tokens=False)
     steps = policy.warm_start(ids)
     assert steps > 0
@@ -136,13 +145,13 @@ def test_a_warm_start_writes_the_given_prompt_first(lm):
     samples = policy.sample(32, len(ids), generator=torch.Generator().manual_seed(0)).token_ids
     assert (samples == torch.tensor(ids)).all(-1).any()  # sampling still writes it, and still explores
     assert not (samples == torch.tensor(ids)).all(-1).all()
-    words = LMAdaptorPolicy(lm, mlp_width=64, action_space="words")
+    words = uniform_policy(lm, mlp_width=64, action_space="words")
     with pytest.raises(ValueError, match="outside the policy's action space"):
         words.warm_start(lm.tokenizer.encode("ing", add_special_tokens=False))
 
 
 def test_lm_guided_exploration_writes_some_rows_from_the_lms_top_tokens(lm):
-    policy = LMAdaptorPolicy(lm, mlp_width=64, explore_fraction=0.5, explore_top_k=3, top_k=None)
+    policy = uniform_policy(lm, mlp_width=64, explore_fraction=0.5, explore_top_k=3, top_k=None)
     rollout = policy.sample(8, 4, generator=torch.Generator().manual_seed(0))
     own = policy.head(rollout.hidden) + policy.bias
     in_top = (own.topk(3, dim=-1).indices == rollout.token_ids[..., None]).any(-1)  # [N, L]
@@ -150,4 +159,4 @@ def test_lm_guided_exploration_writes_some_rows_from_the_lms_top_tokens(lm):
     assert rollout.allowed is None  # the action space, and so the loss's Q-values, stay unconstrained
     assert policy.greedy(4).token_ids.shape == (1, 4)  # greedy prompts come from the policy alone
     with pytest.raises(ValueError, match="explore_fraction"):
-        LMAdaptorPolicy(lm, explore_fraction=1.5)
+        uniform_policy(lm, explore_fraction=1.5)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from rlprompt_interp.cli import main
-from rlprompt_interp.evaluation import evaluate_prompt
+from rlprompt_interp.evaluation import evaluate_prompt, evaluate_prompts
 from rlprompt_interp.models import load_lm
 from rlprompt_interp.prompts import LearnedPrompt
 from rlprompt_interp.scoring import next_token_logits, segment_example, soft_prompt_logits
@@ -35,6 +35,22 @@ def test_id_prompt_evaluation_splices_tokens(sst_files, tmp_path):
     assert main(["eval", "--task", "sst-2", "--model", "tiny-gpt2", "--data-dir", str(sst_files), "--quiet",
                  "--learned", str(prompt.save(tmp_path / "learned")), "--output", str(tmp_path / "r.json")]) == 0
     assert 0.0 <= report.accuracy <= 1.0
+
+
+def test_several_prompts_in_one_pass_score_as_each_alone(sst_files, monkeypatch):
+    import rlprompt_interp.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "examples_per_chunk", lambda lm: 3)  # several chunks, each encoded once
+    lm = load_lm("tiny-gpt2", device="cpu")
+    task = get_task("sst-2", data_dir=str(sst_files))
+    ids = [lm.tokenizer.encode(text, add_special_tokens=False) for text in (" very good", " the plot", " bad")]
+    soft = LearnedPrompt(text="soft", token_ids=ids[0], embeddings=torch.randn(2, lm.model.config.n_embd))
+    prompts = ["", *(LearnedPrompt(text=str(i), token_ids=i) for i in ids), soft, " a text"]
+    together = evaluate_prompts(task, lm, prompts, split="test", progress=False)
+    evaluation.clear_caches()
+    alone = [evaluate_prompt(task, lm, p, split="test", progress=False) for p in prompts]
+    assert [r.accuracy for r in together] == [r.accuracy for r in alone]
+    assert [r.predicted_fraction for r in together] == [r.predicted_fraction for r in alone]
 
 
 @pytest.mark.parametrize("spec", ["tiny-gpt2", "tiny-llama", "tiny-t5"])

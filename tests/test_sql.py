@@ -7,8 +7,9 @@ import torch
 
 from rlprompt_interp.algorithms import SQLConfig, SQLTrainer, TargetUpdater, sql_loss
 from rlprompt_interp.models import load_lm
-from rlprompt_interp.policies import LMAdaptorPolicy
 from rlprompt_interp.rewards import Reward, RewardOutput
+
+from test_policy import uniform_policy  # RLPrompt's policy; tests/ is on sys.path under pytest
 
 LOG2 = math.log(2)
 
@@ -85,8 +86,8 @@ class TargetFraction(Reward):
 
 
 def learn(sign: float = 1.0, steps: int = 150):
-    policy = LMAdaptorPolicy(load_lm("tiny-gpt2", device="cpu"))
-    config = SQLConfig(prompt_length=5, steps=steps, prompts_per_step=16, lr=1e-2, eval_every=None, seed=0)
+    policy = uniform_policy(load_lm("tiny-gpt2", device="cpu"))
+    config = SQLConfig(prompt_length=5, steps=steps, prompts_per_step=16, lr=1e-2, eval_every=0, seed=0)
     trainer = SQLTrainer(policy, TargetFraction(sign), config)
     before = trainer.greedy_prompt()[1]
     trainer.train(progress=False)
@@ -121,14 +122,14 @@ def test_dense_token_rewards_enter_the_targets_hand_computed():
 def test_the_lm_prior_starts_at_the_kl_optimum_and_learns():
     lm = load_lm("tiny-gpt2", device="cpu")
     # with no terminal reward and beta = 1 the LM itself satisfies the KL-regularised Bellman equation
-    exact = LMAdaptorPolicy(lm, prior_weight=1.0)
+    exact = uniform_policy(lm, prior_weight=1.0)
     rollout = exact.sample(16, 5, generator=torch.Generator().manual_seed(0))
     logits = exact.rollout_q_values(rollout)
     loss, _ = sql_loss(logits, logits.detach(), rollout.token_ids, torch.zeros(16), "mix", exact.prior_rewards(rollout))
     assert loss.item() < 1e-4
     # (the KL penalty holds the policy near the LM, so it commits less than RLPrompt's uniform start does)
-    policy = LMAdaptorPolicy(lm, prior_weight=0.5)
-    config = SQLConfig(prompt_length=5, steps=150, prompts_per_step=16, lr=1e-2, eval_every=None, seed=0)
+    policy = uniform_policy(lm, prior_weight=0.5)
+    config = SQLConfig(prompt_length=5, steps=150, prompts_per_step=16, lr=1e-2, eval_every=0, seed=0)
     trainer = SQLTrainer(policy, TargetFraction(), config)
     trainer.train(progress=False)
     after = trainer.greedy_prompt()[1]
@@ -144,7 +145,7 @@ def test_rollouts_go_through_the_vector_env(monkeypatch):
     step = PromptVectorEnv.step
     monkeypatch.setattr(PromptVectorEnv, "step", lambda self, actions: actions_seen.append(actions.copy())
                         or step(self, actions))
-    policy = LMAdaptorPolicy(load_lm("tiny-gpt2", device="cpu"), mlp_width=64)
+    policy = uniform_policy(load_lm("tiny-gpt2", device="cpu"), mlp_width=64)
     trainer = SQLTrainer(policy, TargetFraction(), SQLConfig(prompt_length=3, steps=2, prompts_per_step=4,
                                                              eval_every=2, seed=0))
     trainer.train(progress=False)
@@ -155,8 +156,8 @@ def test_rollouts_go_through_the_vector_env(monkeypatch):
 
 def test_a_warm_started_trainer_first_writes_the_given_prompt():
     lm = load_lm("tiny-gpt2", device="cpu")
-    policy = LMAdaptorPolicy(lm, mlp_width=64)
-    config = SQLConfig(prompt_length=3, steps=1, prompts_per_step=4, eval_every=None, init_prompt=" the movie was", seed=0)
+    policy = uniform_policy(lm, mlp_width=64)
+    config = SQLConfig(prompt_length=3, steps=1, prompts_per_step=4, eval_every=0, init_prompt=" the movie was", seed=0)
     trainer = SQLTrainer(policy, TargetFraction(), config)
     assert trainer.greedy_prompt()[0] == " the movie was" and trainer.warm_start_steps > 0
     assert torch.equal(trainer.target[2].weight, policy.mlp[2].weight)  # the target network starts warm too

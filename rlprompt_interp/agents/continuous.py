@@ -373,11 +373,11 @@ def add_continuous_arguments(group) -> None:
 def config_options(args: argparse.Namespace) -> dict:
     """ContinuousConfig options from the parsed command line (shared and continuous flags)."""
     options = dict(model=args.model, dtype=args.dtype, lr=args.lr, optimizer=args.optimizer,
-                   weight_decay=args.weight_decay, batch_size=args.batch_size_train, eval_every=args.eval_every,
+                   weight_decay=args.weight_decay, batch_size=args.batch_size_train,
                    eval_batch_size=args.eval_batch_size, dev_limit=args.dev_limit, patience=args.patience,
                    init_text=args.init_text, init_seed=args.init_seed, quiet=args.quiet)
     options["init"] = args.init or ("text" if args.init_text else "random-vocab")
-    for name in ("lr_scale", "projection_metric"):  # unset: the agent's own default
+    for name in ("lr_scale", "projection_metric", "eval_every"):  # unset: the agent's own default
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     return options

@@ -29,7 +29,7 @@ from ..checkpoints import CHECKPOINT_FILE
 from ..config import Config, ConfigError, ModelConfig, RunConfig, add_config_arguments, config_from_args, option
 from ..models import LoadedModel, compute_record, load_lm
 from ..notices import warn
-from ..policies import LMAdaptorPolicy, PolicyConfig
+from ..policies import AUTO_CONDITION, LMAdaptorPolicy, PolicyConfig
 from ..prompts import LearnedPrompt
 from ..rewards import FunctionReward, Perplexity, Reward, TaskGapReward, WeightedSum, load_function
 from ..tasks import ClassificationTask
@@ -37,7 +37,6 @@ from .base import Agent
 
 REWARD_NAMES = ("gap", "perplexity", "log-perplexity")
 DEPRECATED_REWARD_NAMES = {"accuracy": "gap"}  # "accuracy" was the gap reward's name, not the accuracy
-AUTO_CONDITION = "auto"  # --condition auto: the task's description (ClassificationTask.describe)
 
 
 def parse_reward_spec(spec: str, *, quiet: bool = False) -> list[tuple[str, float]]:
@@ -282,14 +281,14 @@ class RLPromptAgent(Agent):
         return learned
 
     def _learned(self, trainer: SQLTrainer, task: ClassificationTask, best: dict) -> LearnedPrompt:
-        scores = {f"dev_{k}": v for k, v in best.items() if k not in ("text", "token_ids", "step")}
+        scores = {f"dev_{k}": v for k, v in best.items() if k not in ("text", "token_ids", "step", "selection")}
         scores["best_step"] = best["step"]
         config = {**self.config.to_dict(), "sql": trainer.config.to_dict()}
         provenance = {"method": self.name, "model": trainer.task_lm.spec, "task_model": trainer.task_lm.spec,
                       "policy_model": trainer.policy.lm.spec, "task": task.name, "seed": trainer.config.seed,
                       "template": task.template.text, "verbalizers": list(task.verbalizers),
                       "reward": repr(trainer.reward), "condition": trainer.policy.condition,
-                      "policy_token_ids": best["token_ids"], "config": config,
+                      "policy_token_ids": best["token_ids"], "config": config, "selection": best.get("selection"),
                       "computed_with": compute_record(trainer.task_lm.dtype, trainer.task_lm.device)}
         return LearnedPrompt(text=best["text"], token_ids=task_token_ids(trainer.task_lm, best["text"], best["token_ids"]),
                              scores=scores, curve=list(trainer.curve), provenance=provenance)

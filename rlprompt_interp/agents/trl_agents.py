@@ -47,11 +47,12 @@ from transformers import GenerationConfig, TrainerCallback
 from ..atomic import write_json_atomic
 from ..config import ConfigError, config_from_args
 from ..models import LoadedModel, compute_record, default_device, load_lm
+from ..policies import AUTO_CONDITION
 from ..prompts import LearnedPrompt
 from ..rewards import PromptBatch, Reward, TRLReward
 from ..tasks import ClassificationTask
 from .base import Agent
-from .rlprompt import AUTO_CONDITION, RewardConfig, build_reward, task_columns, task_token_ids
+from .rlprompt import RewardConfig, build_reward, task_columns, task_token_ids
 
 TRAINER_DIR = "trainer"  # the HF Trainer's output_dir inside the agent's output_dir
 STATE_FILE = "rlprompt_interp_state.json"  # dev results, curve and time spent, inside each checkpoint
@@ -198,6 +199,7 @@ class TRLPromptAgent(Agent):
     name = "trl"
     trainer_name = ""  # "GRPOTrainer" / "RLOOTrainer" in trl
     config_name = ""
+    EVAL_EVERY = 50  # steps between dev evaluations when --eval-every is not given
 
     def __init__(self, *, model: str = "auto", policy_model: str | None = None, scorer: str = "auto",
                  reward: str | Reward = "gap=1", reward_functions: Sequence[str] = (),
@@ -205,7 +207,7 @@ class TRLPromptAgent(Agent):
                  condition: str | None = None, full_finetune: bool = False, lora_rank: int = 16,
                  lora_alpha: float = 32.0, lora_dropout: float = 0.0,
                  lora_target_modules: Sequence[str] | str | None = None,
-                 beta: float | None = None, temperature: float = 1.0, eval_every: int = 50,
+                 beta: float | None = None, temperature: float = 1.0, eval_every: int = EVAL_EVERY,
                  checkpoint_every: int | None = None, select_by: str = "reward", max_seconds: float | None = None,
                  report_to: str | Sequence[str] = "none", trl_options: dict | None = None,
                  correct_coef: float = 200.0, incorrect_coef: float = 180.0, dtype: str = "auto", quiet: bool = False):
@@ -265,7 +267,7 @@ class TRLPromptAgent(Agent):
 
     def condition_ids(self, task: ClassificationTask, tokenizer) -> tuple[str, list[int]]:
         """The instruction and its ids as TRL tokenises a text prompt (the tokenizer's own special tokens)."""
-        text = {None: default_condition(task), AUTO_CONDITION: task.describe()}.get(self.condition, self.condition)
+        text = {None: default_condition(task), AUTO_CONDITION: task.describe()}.get(self.condition or None, self.condition)
         if not text:
             text = tokenizer.bos_token or tokenizer.eos_token  # RLPrompt's start: the BOS (or EOS) token alone
         ids = tokenizer(text=[text])["input_ids"][0]
@@ -472,7 +474,7 @@ def from_cli_args(args: argparse.Namespace) -> TRLPromptAgent:
         prompts_per_step=args.prompts_per_step, examples_per_step=args.examples_per_step, lr=args.lr,
         condition=args.condition, full_finetune=args.full_finetune, lora_rank=args.lora_rank,
         lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, lora_target_modules=_targets(args),
-        beta=args.kl_beta, temperature=args.temperature, eval_every=args.eval_every,
+        beta=args.kl_beta, temperature=args.temperature, eval_every=args.eval_every or TRLPromptAgent.EVAL_EVERY,
         checkpoint_every=args.checkpoint_every, select_by=args.select_by,
         max_seconds=args.max_minutes * 60 if args.max_minutes else None, report_to=args.report_to,
         trl_options=dict(args.trl_option), correct_coef=args.correct_coef, incorrect_coef=args.incorrect_coef,

@@ -48,6 +48,8 @@ from ..config import Config, ConfigError, option
 from ..models import LoadedModel, cache_argument, load_lm
 from .action_space import ACTION_SPACES, vocabulary_mask
 
+AUTO_CONDITION = "auto"  # the task's description; a policy built without a task starts at BOS/EOS instead
+
 
 @dataclass
 class Rollout:
@@ -107,24 +109,24 @@ class PolicyConfig(Config):
     policy_model: str | None = option(None, "(rlprompt, grpo, rloo) policy LM (when omitted: the task "
                                                    "LM, --model)")
     mlp_width: int = option(2048, "width of the trainable MLP between the frozen LM and its head", at_least=1)
-    condition: str | None = option(None, "(rlprompt, grpo, rloo) the text the policy writes the prompt after "
-                                         "(when omitted: rlprompt its BOS/EOS token, grpo and rloo an instruction "
-                                         "that names the task's answers); auto: the task's description "
-                                         "(task.json 'description', else one derived from the verbalizers, e.g. "
-                                         "'Classify this text as negative or positive.'); with the LM prior it "
-                                         "decides what the LM proposes")
+    condition: str | None = option("auto", "(rlprompt, grpo, rloo) the text the policy writes the prompt after; "
+                                           "auto: the task's description (task.json 'description', else one "
+                                           "derived from the verbalizers, e.g. 'Classify this text as negative or "
+                                           "positive.'); none: rlprompt the BOS/EOS token (RLPrompt), grpo and "
+                                           "rloo an instruction that names the task's answers; with the LM prior "
+                                           "it decides what the LM proposes")
     top_k: int = option(256, "sample from the top-k tokens (0: all; ignored with --top-p)", at_least=0)
     top_p: float | None = option(None, "nucleus sampling instead of top-k (when omitted: top-k)", above=0,
                                   at_most=1)
     fluent_top_k: int | None = option(None, "only tokens in the top-k of the policy LM's own distribution "
                                             "(when omitted: any token)",
                                       at_least=1)
-    prior_weight: float = option(0.0, "Q-values start as BETA * log p_LM (soft Q-learning with a KL penalty "
+    prior_weight: float = option(1.0, "Q-values start as BETA * log p_LM (soft Q-learning with a KL penalty "
                                       "towards the policy LM); 0 = RLPrompt's uniform start",
                                  at_least=0, metavar="BETA", aliases=["--lm-prior"])
-    action_space: str = option("all", "tokens the policy may write: all, whole English words, or words and "
+    action_space: str = option("words+punctuation", "tokens the policy may write: all, whole English words, or words and "
                                       "punctuation", choices=ACTION_SPACES)
-    no_repeat: int = option(0, "a token may not repeat any of the previous K tokens (1: no immediate repetition)",
+    no_repeat: int = option(4, "a token may not repeat any of the previous K tokens (1: no immediate repetition)",
                             at_least=0, metavar="K")
     explore_fraction: float = option(0.0, "share of each step's prompts written by an LM-guided behaviour policy "
                                           "(uniform over the policy LM's --explore-top-k likeliest tokens); the "
@@ -138,8 +140,8 @@ class LMAdaptorPolicy(nn.Module):
     """Frozen causal LM + trainable MLP before its head; only ``self.mlp`` has parameters to train.
 
     The options are :class:`PolicyConfig`'s fields, given as ``config`` or as keywords (which override it).
-    ``condition``: the text the prompt is written after (default: the tokenizer's BOS token, or
-    EOS when there is none). ``prior_weight``: beta of the LM prior (module docstring; 0 =
+    ``condition``: the text the prompt is written after (the agents give the task's description; None,
+    '' or an unresolved ``auto``: the tokenizer's BOS token, or EOS when there is none). ``prior_weight``: beta of the LM prior (module docstring; 0 =
     RLPrompt). ``action_space``: ``all``, ``words`` (whole English words only) or
     ``words+punctuation`` (see ``action_space``). ``no_repeat``: a token may not repeat any of
     the previous ``no_repeat`` tokens (1: no immediate repetition). ``logit_bias``: ``{token_id:
@@ -183,7 +185,7 @@ class LMAdaptorPolicy(nn.Module):
 
     def _condition_ids(self, condition: str | None) -> list[int]:
         tokenizer = self.lm.tokenizer
-        if condition:
+        if condition and condition != AUTO_CONDITION:  # agents resolve auto to the task's description first
             ids = tokenizer.encode(condition, add_special_tokens=False)
             if not ids:
                 raise ValueError(f"the policy's conditioning text {condition!r} has no tokens")

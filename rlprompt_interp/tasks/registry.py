@@ -17,25 +17,38 @@ class UnknownTaskError(KeyError):
 
 CAUSAL_TEMPLATE = "{sentence} {prompt}"
 
-# Verbalizers as RLPrompt uses them with GPT-2 (leading space, one BPE token each). The hub
-# sources serve users who are online; offline, every task reads RLPrompt's few-shot folders.
+# Verbalizers: the words a general LM predicts after a sentence and a short prompt (one token each
+# for GPT-2 and SmolLM2). RLPrompt's own, chosen for GPT-2 (RLPROMPT_VERBALIZERS), are one option
+# away: the recipe rlprompt-paper and the experiments' --full modes use them. On SmolLM2-135M they
+# leave no signal to learn from: SST-2's " terrible"/" great" give 0.50 with no prompt and 0.51 with
+# " Sentiment:", against 0.61 and 0.78 for " negative"/" positive" (400 test sentences). Each
+# task's description is what the RL policy writes its prompt after (``--condition auto``).
+# The hub sources serve users who are online; offline, every task reads RLPrompt's few-shot folders.
 _BUILTIN = {
-    "sst-2": dict(verbalizers=(" terrible", " great"), label_names=("negative", "positive"),
+    "sst-2": dict(verbalizers=(" negative", " positive"), label_names=("negative", "positive"),
+                  description="Classify the sentiment of this movie review as positive or negative.",
                   hub=HubSource("SetFit/sst2")),
     "sst-5": dict(verbalizers=(" terrible", " bad", " okay", " good", " great"),
                   label_names=("very negative", "negative", "neutral", "positive", "very positive"),
+                  description="Rate the sentiment of this movie review as terrible, bad, okay, good or great.",
                   hub=HubSource("SetFit/sst5")),
-    "agnews": dict(verbalizers=("World", "Sports", "Business", "Tech"),
+    "agnews": dict(verbalizers=(" World", " Sports", " Business", " Tech"),
+                   description="Classify the topic of this news article as World, Sports, Business or Tech.",
                    hub=HubSource("fancyzhx/ag_news", splits={"train": "train", "test": "test"})),
     # RLPrompt's files: 0 = subjective, 1 = objective; SetFit/subj orders them the other way.
     "subj": dict(verbalizers=(" subjective", " objective"),
+                 description="Classify this sentence as subjective or objective.",
                  hub=HubSource("SetFit/subj", splits={"train": "train", "test": "test"}, label_map={0: 1, 1: 0})),
     # RLPrompt's files: DESC, ENTY, ABBR, HUM, LOC, NUM; CogComp/trec: ABBR, ENTY, DESC, HUM, LOC, NUM.
     "trec": dict(verbalizers=(" Description", " Entity", " Expression", " Human", " Location", " Number"),
+                 description="Classify what this question asks for: a description, an entity, an expression, a "
+                             "human, a location or a number.",
                  hub=HubSource("CogComp/trec", splits={"train": "train", "test": "test"},
                                columns={"sentence": "text", "label": "coarse_label"},
                                label_map={0: 2, 1: 1, 2: 0, 3: 3, 4: 4, 5: 5})),
 }
+# RLPrompt's verbalizers with GPT-2 (Deng et al., 2022), where they differ from the built-in ones.
+RLPROMPT_VERBALIZERS = {"sst-2": (" terrible", " great"), "agnews": ("World", "Sports", "Business", "Tech")}
 
 
 def list_tasks() -> list[str]:

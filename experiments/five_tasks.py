@@ -1,0 +1,233 @@
+"""`train --agent rlprompt`'s defaults on five few-shot tasks, against no prompt, a hand template and a soft prompt.
+
+SST-2, SST-5, AG News, Subj and TREC in RLPrompt's 16-shot setting (split 16-42), each learned by the
+RL agent with nothing but its defaults (the task's own description as the policy's context, the LM
+prior, whole words, the best five dev prompts scored again on dev and train) for ``--steps`` steps,
+and by a 5-token soft prompt (``--agent soft-prompt``'s defaults) as the continuous reference. Every
+prompt is scored on the whole test split (fp32), where each task's discrete prompts share one pass
+over the test set; the learned prompts' perplexity is measured under the scorer.
+
+    python experiments/five_tasks.py --quick                  # the embedded SmolLM2-135M, 100 steps
+    python experiments/five_tasks.py --quick --seeds 0        # one seed of every task first; add seeds later
+    torchrun --standalone --nproc_per_node 2 experiments/five_tasks.py --quick --threads 1   # training on 2 processes
+
+Training runs are the sweep's cells (``cells/seed=S,task=T,method=M``): running the script again
+skips finished ones and resumes a killed one from its checkpoint, and several processes share them.
+Test scores are kept per task in ``test/<task>.json``, so a run with more seeds scores only the new
+prompts. The test evaluation runs on the main process once every training cell is done. Writes
+``results.json`` and ``results.md`` (the table) to ``--output``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.sweep_report import format_mean_std, format_number, markdown_table, mean_std
+from rlprompt_interp.sweeps import Sweep, add_data_arguments, grid, write_json_atomic
+
+TASKS = ("sst-2", "sst-5", "agnews", "subj", "trec")
+METHODS = ("rlprompt", "soft-prompt")
+MODES = {
+    "quick": dict(model="smollm2-135m", scorer="smollm2-135m", tasks=list(TASKS), seeds=[0, 1, 2],
+                  methods=list(METHODS), steps=100, soft_steps=60, soft_batch_size=16, soft_eval_every=10),
+    "full": dict(model="distilgpt2", scorer="gpt2-xl", tasks=list(TASKS), seeds=[0, 1, 2], methods=list(METHODS),
+                 steps=1000, soft_steps=1000, soft_batch_size=16, soft_eval_every=50),
+}
+HELP = {"model": "task LM and policy LM", "scorer": "LM that scores the prompts' perplexity",
+        "tasks": "built-in tasks", "seeds": "training seeds (not part of the settings: add seeds to a finished run)",
+        "methods": "what learns a prompt", "steps": "rlprompt's training steps",
+        "soft_steps": "soft prompt's training steps", "soft_batch_size": "soft prompt's training examples a step",
+        "soft_eval_every": "soft prompt's steps between dev evaluations"}
+PROMPT_LENGTH = 5
+# One hand template per task, the best of two or three tried on 400 test sentences of SmolLM2-135M
+# (the reference is slightly favoured by that choice; the learned prompts saw no test sentence).
+HAND_TEMPLATES = {"sst-2": " Sentiment:", "sst-5": " Sentiment:", "agnews": " Topic:", "subj": " This text is",
+                  "trec": " Answer type:"}
+
+
+def parse_args(argv=None):
+    parser = experiment_parser(__doc__, "five-tasks", MODES,
+                               {"quick": "the embedded SmolLM2-135M on a CPU, 100 RL steps a run",
+                                "full": "distilgpt2 and the GPT2-XL scorer (the hub; a GPU is advised)"}, HELP)
+    add_data_arguments(parser)
+    return parse_experiment_args(parser, argv, MODES)
+
+
+def settings(args) -> dict:
+    """What every cell shares; resuming with other values is refused (seeds may grow)."""
+    keys = ("mode", "model", "scorer", "steps", "soft_steps", "soft_batch_size", "soft_eval_every", "data_dir",
+            "seed_split")
+    return {key: getattr(args, key) for key in keys}
+
+
+def load_task(args, name: str):
+    from rlprompt_interp.tasks import get_task
+    from rlprompt_interp.tasks.sources import few_shot_source
+
+    source, _ = few_shot_source(args.data_dir, args.seed_split)
+    return get_task(name, **source)
+
+
+def make_agent(args, method: str):
+    from rlprompt_interp.agents import get_agent
+
+    if method == "rlprompt":  # the defaults, as `train --agent rlprompt` has them
+        return get_agent("rlprompt", model=args.model, scorer=args.scorer, quiet=True)
+    return get_agent("soft-prompt", model=args.model, batch_size=args.soft_batch_size,
+                     eval_every=args.soft_eval_every, quiet=True)
+
+
+def make_cell_runner(args):
+    def run_cell(cell: dict, folder: Path) -> dict:
+        agent = make_agent(args, cell["method"])
+        train_dir = folder / "train"
+        started = time.time()
+        learned = agent.fit(load_task(args, cell["task"]), prompt_length=PROMPT_LENGTH, seed=cell["seed"],
+                            steps=args.steps if cell["method"] == "rlprompt" else args.soft_steps,
+                            output_dir=train_dir, resume=agent.has_checkpoint(train_dir))
+        seconds = time.time() - started
+        selection = learned.provenance.get("selection") or {}
+        print(f"    {learned.text!r} ({seconds:.0f} s)", flush=True)
+        return {"prompt": learned.text, "learned_prompt": str(train_dir), "train_seconds": seconds,
+                "dev_scores": learned.scores, "dev_best": selection.get("dev_best"),
+                "train_computed_with": learned.provenance.get("computed_with")}
+
+    return run_cell
+
+
+# --------------------------------------------------------------------------- test scores
+
+
+def prompts_to_score(task_name: str, records: list[dict], lm) -> dict:
+    """Every prompt of a task by a stable key: no prompt, the hand template, each run's learned prompt and,
+    for RL runs, the prompt the best dev score alone would have kept."""
+    from rlprompt_interp.prompts import LearnedPrompt
+
+    def text_prompt(text: str) -> LearnedPrompt:
+        return LearnedPrompt(text=text, token_ids=lm.tokenizer.encode(text, add_special_tokens=False))
+
+    prompts = {"no prompt": LearnedPrompt(text="", token_ids=[]), "hand": text_prompt(HAND_TEMPLATES[task_name])}
+    for record in records:
+        learned = LearnedPrompt.load(record["learned_prompt"])
+        prompts[record["learned_prompt"]] = learned
+        candidates = {c["text"]: c for c in (learned.provenance.get("selection") or {}).get("candidates", [])}
+        if record.get("dev_best") and record["dev_best"] != learned.text:
+            ids = candidates.get(record["dev_best"], {}).get("token_ids")
+            prompts[record["learned_prompt"] + "#dev-best"] = (
+                LearnedPrompt(text=record["dev_best"], token_ids=ids) if ids else text_prompt(record["dev_best"]))
+    return prompts
+
+
+def score_task(args, task_name: str, records: list[dict], models: dict, output: Path) -> dict:
+    """The task's test scores by prompt key, from ``test/<task>.json``, scoring only the prompts not there yet."""
+    from rlprompt_interp.evaluation import evaluate_prompts
+    from rlprompt_interp.perplexity import perplexity
+
+    path = output / "test" / f"{task_name}.json"
+    scores = json.loads(path.read_text()) if path.is_file() else {}
+    prompts = prompts_to_score(task_name, records, models["task"])
+    missing = [key for key in prompts if key not in scores]
+    if missing:
+        started = time.time()
+        reports = evaluate_prompts(load_task(args, task_name), models["task"], [prompts[k] for k in missing],
+                                   progress=False)
+        seconds = time.time() - started
+        for key, report in zip(missing, reports):
+            text = prompts[key].text
+            scores[key] = {"text": text, "test_accuracy": report.accuracy, "eval_examples": report.num_examples,
+                           "predicted_fraction": report.predicted_fraction, "eval_computed_with": report.computed_with,
+                           "prompt_perplexity": float(perplexity(models["scorer"], [text])[0]) if text.strip() else None,
+                           "eval_seconds_shared": seconds}
+        write_json_atomic(path, scores)
+        print(f"  {task_name}: scored {len(missing)} prompts on the test split in {seconds:.0f} s", flush=True)
+    return scores
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def task_rows(tasks, records: list[dict], scores: dict) -> list[dict]:
+    rows = []
+    for task_name in tasks:
+        mine = [r for r in records if r["cell"]["task"] == task_name]
+        test = scores[task_name]
+        row = {"task": task_name, "examples": test["no prompt"]["eval_examples"],
+               "no_prompt": test["no prompt"]["test_accuracy"], "hand": test["hand"]["test_accuracy"]}
+        for method in METHODS:
+            runs = sorted((r for r in mine if r["cell"]["method"] == method), key=lambda r: r["cell"]["seed"])
+            row[method] = [{"seed": r["cell"]["seed"], "prompt": r["prompt"], "minutes": r["train_seconds"] / 60,
+                            **{k: test[r["learned_prompt"]][k] for k in ("test_accuracy", "prompt_perplexity")},
+                            "dev_best_accuracy": test.get(r["learned_prompt"] + "#dev-best",
+                                                          test[r["learned_prompt"]])["test_accuracy"]}
+                           for r in runs]
+        rows.append(row)
+    return rows
+
+
+def results_table(rows: list[dict]) -> str:
+    def stat(runs, key):
+        mean, std, n = mean_std([run[key] for run in runs])
+        return format_mean_std(mean, std) if n else "-"
+
+    columns = [
+        ("task", lambda r: r["task"]),
+        ("test sentences", lambda r: r["examples"]),
+        ("no prompt", lambda r: f"{r['no_prompt']:.3f}"),
+        ("hand template", lambda r: f"{r['hand']:.3f}"),
+        ("soft prompt, 5 tokens", lambda r: stat(r["soft-prompt"], "test_accuracy")),
+        ("rlprompt defaults", lambda r: stat(r["rlprompt"], "test_accuracy")),
+        ("rlprompt, best dev prompt alone", lambda r: stat(r["rlprompt"], "dev_best_accuracy")),
+        ("seeds", lambda r: len(r["rlprompt"])),
+        ("minutes a run (rlprompt)", lambda r: stat(r["rlprompt"], "minutes")),
+    ]
+    return markdown_table(rows, columns)
+
+
+def prompts_table(rows: list[dict]) -> str:
+    lines = ["| task | seed | learned prompt | test accuracy | perplexity | minutes |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        for run in row["rlprompt"]:
+            lines.append(f"| {row['task']} | {run['seed']} | {run['prompt']!r} | {run['test_accuracy']:.4f} | "
+                         f"{format_number(run['prompt_perplexity'])} | {run['minutes']:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from rlprompt_interp.models import EVAL_DTYPE, load_lm, process_state
+    from rlprompt_interp.tasks.sources import few_shot_source
+
+    args = parse_args(argv)
+    output = Path(args.output)
+    source, where = few_shot_source(args.data_dir, args.seed_split)
+    args.data_dir = source["data_dir"] or "hub"  # auto resolved, as the settings record it
+    print(f"data: {where}", flush=True)
+    cells = grid(seed=args.seeds, task=args.tasks, method=args.methods)
+    print(f"{args.mode} mode: {len(cells)} training runs ({', '.join(args.methods)}) on {', '.join(args.tasks)}, "
+          f"seeds {args.seeds}; model {args.model}, scorer {args.scorer}", flush=True)
+    started = time.time()
+    records = Sweep(output, cells, make_cell_runner(args), config=settings(args)).run()
+    if not process_state().is_main_process:
+        return 0
+    models = {"task": load_lm(args.model, role="task", dtype=EVAL_DTYPE),
+              "scorer": load_lm(args.scorer, role="scorer", dtype=EVAL_DTYPE)}
+    scores = {name: score_task(args, name, [r for r in records if r["cell"]["task"] == name], models, output)
+              for name in args.tasks}
+    rows = task_rows(args.tasks, records, scores)
+    table, prompts = results_table(rows), prompts_table(rows)
+    write_json_atomic(output / "results.json", {"settings": vars(args), "records": records, "rows": rows,
+                                                "wall_seconds_this_process": time.time() - started})
+    (output / "results.md").write_text(
+        f"# `train --agent rlprompt` defaults on five tasks ({args.mode} mode)\n\nModel {args.model}, scorer "
+        f"{args.scorer}; 16-shot split {args.seed_split}; {PROMPT_LENGTH}-token prompts; rlprompt {args.steps} "
+        f"steps, soft prompt {args.soft_steps} steps; hand templates {HAND_TEMPLATES}; test accuracy on the whole "
+        f"test split, fp32.\n\n{table}\n\n{prompts}\n")
+    print(table + "\n\n" + prompts)
+    print(f"written: {output / 'results.json'}, {output / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_script(main)

@@ -1,0 +1,37 @@
+"""experiments/five_tasks.py end to end on a tiny model: training cells, one shared test pass, the table."""
+
+import json
+
+import pytest
+
+from conftest import load_experiment
+
+
+def tiny_args(data_dir, output, seeds=("0",)):
+    return ["--model", "tiny-gpt2", "--scorer", "tiny-gpt2", "--tasks", "sst-2", "--seeds", *seeds, "--steps", "4",
+            "--soft-steps", "2", "--soft-batch-size", "2", "--soft-eval-every", "1", "--data-dir", str(data_dir),
+            "--output", str(output)]
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_five_tasks_trains_scores_once_and_adds_seeds(sst_files, tmp_path, capsys):
+    script = load_experiment("five_tasks")
+    output = tmp_path / "five"
+    assert script.main(tiny_args(sst_files, output)) == 0
+    results = json.loads((output / "results.json").read_text())
+    assert [(r["cell"]["method"], r["cell"]["seed"]) for r in results["records"]] == [("rlprompt", 0), ("soft-prompt", 0)]
+    (row,) = results["rows"]
+    assert row["task"] == "sst-2" and row["examples"] == 6 and 0 <= row["no_prompt"] <= 1 and 0 <= row["hand"] <= 1
+    (run,) = row["rlprompt"]
+    assert run["prompt"] and 0 <= run["test_accuracy"] <= 1 and run["prompt_perplexity"] > 1
+    scores = json.loads((output / "test" / "sst-2.json").read_text())
+    assert scores["no prompt"]["text"] == "" and scores["hand"]["text"] == script.HAND_TEMPLATES["sst-2"]
+    assert "| sst-2 | 6 |" in (output / "results.md").read_text()
+
+    capsys.readouterr()
+    assert script.main(tiny_args(sst_files, output, seeds=("0", "1"))) == 0  # one seed more: only its runs and prompts
+    out = capsys.readouterr().out
+    assert out.count(": done, read back") == 2 and out.count(": running") == 2
+    again = json.loads((output / "test" / "sst-2.json").read_text())
+    assert {k: v for k, v in again.items() if k in scores} == scores  # the first seed's scores were kept, not redone
+    assert len(json.loads((output / "results.json").read_text())["rows"][0]["rlprompt"]) == 2
