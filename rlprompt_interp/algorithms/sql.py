@@ -18,6 +18,25 @@ single-step target gains ``r_t`` and the multi-step target ``sum_{k>=t} r_k``.
 ``'`` marks the target network, a slowly updated copy of the policy (Polyak averaging, rate 1e-3,
 or a periodic copy). The default ``mix`` averages all four, as RLPrompt does.
 
+Sparse Tsallis entropy (``entropy="tsallis"``, PIN: Choi et al. 2024, after Lee, Choi and Oh 2018).
+Soft Q-learning maximises ``E[sum_t r_t] + sum_t H(pi(.|s_t))``; the maximum over ``pi`` of
+``sum_a pi_a Q(s, a) + H(pi)`` is ``V = logsumexp Q``, reached at ``pi = softmax Q``, hence
+``Q - V = log pi``. Put ``W(pi) = 1/2 sum_a pi_a (1 - pi_a)`` in place of ``H`` and the same maximum
+is reached at ``pi = sparsemax Q`` (tokens below the threshold ``tau`` get probability 0), with value
+``V = spmax Q = 1/2 sum_{a in S} (Q_a^2 - tau^2) + 1/2`` (``policies.sparsemax``; temperature 1,
+as in the Shannon case). The Bellman equation ``Q(s_t, a_t) = r_t + V(s_{t+1})`` is unchanged, and
+it is the only equation the four losses rest on, so each keeps its form with ``V = spmax``:
+
+* single-step: ``Q(s_t, a_t) - V(s_t)`` vs ``r_t + V'(s_{t+1}) - V'(s_t)`` (``R`` for ``V'(s_L)``);
+* multi-step: the sum telescopes along any path, ``sum_{k>=t} (Q(s_k, a_k) - V(s_k)) = R + sum_{k>=t} r_k - V(s_t)``;
+* reversed forms as above; their gradient reaches the policy through ``V``, i.e. through ``sparsemax Q``.
+
+What no longer holds is ``A_t = log pi(a_t|s_t)``: on the support ``A_t = pi(a_t|s_t) - 1/2 (1 + ||pi||^2)``,
+off it ``A_t`` is below that. Sparse PCL (Chow, Nachum and Ghavamzadeh 2018) learns ``pi`` and ``V``
+as separate functions, so it writes its consistency in ``pi``, an equality on the support only; here
+both are functions of ``Q``, so the Q-form holds for every action, sampled by the policy or by a
+behaviour policy (``explore_fraction``), and every loss (and ``mix``) is available under either entropy.
+
 Shapes: ``logits``/``target_logits`` ``[N, L, V]``, ``actions`` ``[N, L]``, ``rewards`` ``[N]``,
 ``token_rewards`` ``[N, L]``.
 """
@@ -27,34 +46,39 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..policies.sparsemax import check_entropy, state_value
+
 LOSSES = ("single", "single_reversed", "multi", "multi_reversed")
 MODES = LOSSES + ("mix",)
 
 
-def action_values(logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(Q(s_t, a_t), V(s_t))``, each ``[N, L]``."""
+def action_values(logits: torch.Tensor, actions: torch.Tensor,
+                  entropy: str = "shannon") -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Q(s_t, a_t), V(s_t))``, each ``[N, L]``; ``V`` is ``logsumexp`` (shannon) or ``spmax`` (tsallis)."""
     q = logits.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
-    v = logits.logsumexp(-1)
+    v = state_value(logits, entropy)
     return q, v
 
 
 def single_step_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: torch.Tensor,
-                     rewards: torch.Tensor, token_rewards: torch.Tensor | None = None) -> torch.Tensor:
+                     rewards: torch.Tensor, token_rewards: torch.Tensor | None = None,
+                     entropy: str = "shannon") -> torch.Tensor:
     """Per-token squared error ``[N, L]`` of ``A_t`` (``logits``) against ``r_t + V'(s_{t+1}) - V'(s_t)``
     (``target_logits``)."""
-    q, v = action_values(logits, actions)
-    _, v_target = action_values(target_logits, actions)
+    q, v = action_values(logits, actions, entropy)
+    _, v_target = action_values(target_logits, actions, entropy)
     next_v = torch.cat([v_target[:, 1:], rewards[:, None].to(v_target)], dim=1)  # V'(s_{t+1}), R at the end
     target = next_v - v_target if token_rewards is None else token_rewards.to(v_target) + next_v - v_target
     return (q - v - target) ** 2
 
 
 def multi_step_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: torch.Tensor,
-                    rewards: torch.Tensor, token_rewards: torch.Tensor | None = None) -> torch.Tensor:
+                    rewards: torch.Tensor, token_rewards: torch.Tensor | None = None,
+                    entropy: str = "shannon") -> torch.Tensor:
     """Per-token squared error ``[N, L]`` of ``sum_{k>=t} A_k`` (``logits``) against
     ``R + sum_{k>=t} r_k - V'(s_t)``."""
-    q, v = action_values(logits, actions)
-    _, v_target = action_values(target_logits, actions)
+    q, v = action_values(logits, actions, entropy)
+    _, v_target = action_values(target_logits, actions, entropy)
     advantage_to_go = (q - v).flip(1).cumsum(1).flip(1)  # sum over k >= t
     return_to_go = rewards[:, None].to(v_target)
     if token_rewards is not None:
@@ -63,13 +87,16 @@ def multi_step_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: 
 
 
 def sql_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor,
-             mode: str = "mix", token_rewards: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+             mode: str = "mix", token_rewards: torch.Tensor | None = None,
+             entropy: str = "shannon") -> tuple[torch.Tensor, dict[str, float]]:
     """The scalar loss (mean over prompts and tokens) and each component's value for logging.
 
     ``logits`` carry the policy's gradient; ``target_logits`` come from the target network (no grad).
+    ``entropy``: the regulariser, ``shannon`` (RLPrompt) or ``tsallis`` (PIN), which decides ``V``.
     """
     if mode not in MODES:
         raise ValueError(f"unknown soft Q-learning loss {mode!r}; choose one of {list(MODES)}")
+    check_entropy(entropy)
     if logits.shape != target_logits.shape or logits.shape[:2] != actions.shape or rewards.shape != actions.shape[:1]:
         raise ValueError(f"shape mismatch: logits {list(logits.shape)}, target {list(target_logits.shape)}, "
                          f"actions {list(actions.shape)}, rewards {list(rewards.shape)}")
@@ -78,10 +105,10 @@ def sql_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: torch.T
     target_logits = target_logits.detach()
     r = None if token_rewards is None else token_rewards.detach()
     terms = {
-        "single": lambda: single_step_loss(logits, target_logits, actions, rewards, r),
-        "single_reversed": lambda: single_step_loss(target_logits, logits, actions, rewards, r),
-        "multi": lambda: multi_step_loss(logits, target_logits, actions, rewards, r),
-        "multi_reversed": lambda: multi_step_loss(target_logits, logits, actions, rewards, r),
+        "single": lambda: single_step_loss(logits, target_logits, actions, rewards, r, entropy),
+        "single_reversed": lambda: single_step_loss(target_logits, logits, actions, rewards, r, entropy),
+        "multi": lambda: multi_step_loss(logits, target_logits, actions, rewards, r, entropy),
+        "multi_reversed": lambda: multi_step_loss(target_logits, logits, actions, rewards, r, entropy),
     }
     names = LOSSES if mode == "mix" else (mode,)
     values = {name: terms[name]().mean() for name in names}

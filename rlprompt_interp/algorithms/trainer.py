@@ -31,6 +31,7 @@ from ..config import ConfigError, RunConfig, option
 from ..envs.prompt_env import PromptVectorEnv
 from ..models import dtype_name
 from ..policies import LMAdaptorPolicy, Rollout
+from ..policies.sparsemax import sparsemax, tsallis_entropy
 from ..rewards import Reward, as_reward, linear_map, zscore_by_key
 from .sql import TargetUpdater, sql_loss
 
@@ -178,16 +179,16 @@ class SQLTrainer:
         with torch.no_grad():
             target_logits = self.policy.rollout_q_values(rollout, mlp=self.target)
         prior_rewards = self.policy.prior_rewards(rollout)
-        loss, loss_logs = sql_loss(logits, target_logits, rollout.token_ids, rewards, cfg.loss, prior_rewards)
+        loss, loss_logs = sql_loss(logits, target_logits, rollout.token_ids, rewards, cfg.loss, prior_rewards,
+                                   entropy=self.policy.entropy)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.mlp.parameters(), cfg.max_grad_norm)
         self.optimizer.step()
         self.step += 1
         self.updater(self.target, self.policy.mlp, self.step)
-        with torch.no_grad():  # of the policy at the visited states; collapse shows up here first
-            entropy = -(logits.softmax(-1) * logits.log_softmax(-1)).nan_to_num().sum(-1).mean()
-        logs = {"loss": float(loss.detach()), "grad_norm": float(grad_norm), "entropy": float(entropy), **loss_logs}
+        logs = {"loss": float(loss.detach()), "grad_norm": float(grad_norm),
+                **entropy_logs(logits.detach(), self.policy.entropy), **loss_logs}
         if prior_rewards is not None:
             logs["prior/log_prob"] = float(prior_rewards.sum(-1).mean()) / self.policy.prior_weight
         return logs
@@ -349,6 +350,19 @@ def trainer_identity(trainer: SQLTrainer) -> dict:
     return {"method": trainer.method, "policy_model": trainer.policy.lm.spec, "task_model": getattr(task_lm, "spec", None),
             "prompt_length": trainer.config.prompt_length, "mlp_shapes": parameter_shapes(trainer.policy.mlp),
             "dtype": dtype_name(trainer.policy.lm.dtype)}
+
+
+@torch.no_grad()
+def entropy_logs(logits: torch.Tensor, kind: str = "shannon") -> dict:
+    """The policy's entropy at the visited states (collapse shows up here first): Shannon's, or under
+    the Tsallis regulariser ``entropy`` = ``W(pi)`` beside ``entropy/shannon`` of the same sparse policy
+    and ``policy/support``, the mean number of tokens with nonzero probability."""
+    if kind == "shannon":
+        return {"entropy": float(-(logits.softmax(-1) * logits.log_softmax(-1)).nan_to_num().sum(-1).mean())}
+    probs = sparsemax(logits)
+    shannon = -(probs * probs.log()).nan_to_num().sum(-1).mean()  # 0 log 0 = 0
+    return {"entropy": float(tsallis_entropy(probs).mean()), "entropy/shannon": float(shannon),
+            "policy/support": float((probs > 0).sum(-1).float().mean())}
 
 
 def _step_means(info: dict) -> dict:

@@ -25,6 +25,18 @@ optimum of the reward-free problem and the MLP only learns the reward's correcti
 betas the start is ``pi_LM^beta``, near that optimum). ``prior_rewards`` gives the trainer those
 per-token rewards for ``algorithms.sql``.
 
+Sparse Tsallis entropy (``entropy="tsallis"``, PIN; see ``algorithms.sql``). The policy becomes
+``sparsemax(Q)`` and ``V = spmax(Q)``: tokens whose Q-value falls below the state's threshold get
+probability exactly 0. Sampling keeps top-k / top-p first, then takes sparsemax over what is left
+(the same distribution whenever the support fits in the top-k); greedy is ``argmax Q`` under either
+entropy, sparsemax being monotone. Masked actions (-inf) stay at 0. With the LM prior, ``Q`` starts
+at ``beta * log pi_LM``, so the support starts as the LM's likeliest tokens (some of those less
+than ``1 / beta`` nats below the top one, since ``tau >= max Q - 1``), much as PIN's filter of
+ignorable tokens does. The KL reading above is Shannon's alone, though: with ``W`` in place of
+``H``, ``r_t = beta * log pi_LM`` is an ordinary per-token reward towards likely tokens, and the LM
+is no longer the fixed point of the reward-free problem (``spmax`` of ``log pi_LM`` is not 0), so the
+MLP also learns that correction.
+
 Because the LM is frozen, the hidden state at each step of a sampled prompt does not depend on
 the MLP; a rollout keeps those states ``[N, L, d]`` (and the LM's log-probabilities when a prior
 or the fluency constraint needs them) so the policy's and the target network's Q-values for the
@@ -47,6 +59,7 @@ from transformers import DynamicCache
 from ..config import Config, ConfigError, option
 from ..models import LoadedModel, cache_argument, load_lm
 from .action_space import ACTION_SPACES, vocabulary_mask
+from .sparsemax import ENTROPIES, action_distribution
 
 AUTO_CONDITION = "auto"  # the task's description; a policy built without a task starts at BOS/EOS instead
 
@@ -134,6 +147,9 @@ class PolicyConfig(Config):
                                      at_least=0, at_most=1, metavar="FRACTION", aliases=["--lm-explore"])
     explore_top_k: int = option(20, "how many of the LM's likeliest tokens the behaviour policy draws from",
                                 at_least=1, metavar="K", aliases=["--lm-explore-top-k"])
+    entropy: str = option("shannon", "the entropy soft Q-learning regularises with: shannon (RLPrompt: softmax "
+                                     "policy) or tsallis (PIN: sparse Tsallis, a sparsemax policy that gives "
+                                     "low-value tokens probability 0)", choices=ENTROPIES)
 
 
 class LMAdaptorPolicy(nn.Module):
@@ -154,6 +170,9 @@ class LMAdaptorPolicy(nn.Module):
     uniform over the frozen LM's ``explore_top_k`` likeliest allowed tokens (LM-guided exploration).
     Soft Q-learning's path-consistency losses hold for any behaviour, so those prompts train the
     Q-values like the policy's own, while the action space stays the whole vocabulary.
+
+    ``entropy``: ``shannon`` samples from ``softmax(Q)``, ``tsallis`` from ``sparsemax(Q)`` (module
+    docstring); the trainer's losses follow the policy's choice.
     """
 
     def __init__(self, lm: LoadedModel | str = "auto", config: PolicyConfig | None = None, *,
@@ -176,6 +195,7 @@ class LMAdaptorPolicy(nn.Module):
         self.action_space, self.no_repeat = config.action_space, int(config.no_repeat)
         self.explore_fraction, self.explore_top_k = float(config.explore_fraction), int(config.explore_top_k)
         self.condition = config.condition
+        self.entropy = config.entropy
         self.condition_ids = self._condition_ids(config.condition)
         space = self._space(config.action_space, allow_special)
         self.register_buffer("space", space, persistent=False)  # bool [V]: the static action space
@@ -246,6 +266,10 @@ class LMAdaptorPolicy(nn.Module):
         if allowed is not None:
             logits = logits.masked_fill(~allowed, float("-inf"))
         return logits
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """The policy ``[..., V]`` of Q-values ``logits``: softmax, or sparsemax under the Tsallis entropy."""
+        return action_distribution(logits, self.entropy)
 
     def rollout_q_values(self, rollout: Rollout, mlp: nn.Module | None = None) -> torch.Tensor:
         """``q_values`` at every state of a rollout ``[N, L, V]``."""
@@ -349,8 +373,9 @@ class LMAdaptorPolicy(nn.Module):
     def warm_start(self, token_ids: Sequence[int], *, min_prob: float = 0.5, lr: float = 1e-3,
                    max_steps: int = 1000) -> int:
         """Fit the MLP so the greedy prompt starts with ``token_ids``: teacher-forced cross-entropy
-        until each of them has probability >= ``min_prob`` (so it is the argmax, while sampling still
-        explores around it). Returns the number of optimiser steps taken."""
+        until each of them has probability >= ``min_prob`` under the policy (softmax or sparsemax), so
+        it is the argmax while sampling still explores around it. Returns the number of optimiser steps
+        taken."""
         ids = torch.tensor([list(token_ids)], device=self.lm.device)
         rollout = self.teacher_forcing(ids)
         with torch.no_grad():
@@ -362,8 +387,11 @@ class LMAdaptorPolicy(nn.Module):
                                              f"{self.fluent_top_k}): choose a prompt the policy may write")
         optimizer = torch.optim.Adam(self.mlp.parameters(), lr=lr)
         for step in range(max_steps + 1):
-            logp = self.rollout_q_values(rollout).log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-            if logp.exp().min() >= min_prob:
+            logits = self.rollout_q_values(rollout)
+            logp = logits.log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+            probs = (logp.exp() if self.entropy == "shannon"
+                     else self.probabilities(logits.detach()).gather(-1, ids.unsqueeze(-1)))
+            if probs.min() >= min_prob:
                 return step
             if step == max_steps:
                 break
@@ -398,7 +426,7 @@ class PromptWriter:
         if self.greedy:
             action = logits.argmax(-1)
         else:
-            probs = filter_top_k_top_p(logits, policy.top_k, policy.top_p).softmax(-1)
+            probs = policy.probabilities(filter_top_k_top_p(logits, policy.top_k, policy.top_p))
             explorers = policy.explorers(len(probs))
             if explorers.any():  # behaviour rows: uniform over the frozen LM's top-k tokens the policy may take
                 lm_logits = prior[explorers] if prior is not None else policy.head(self.hidden[explorers]).float()
