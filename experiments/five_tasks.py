@@ -11,7 +11,7 @@ over the test set; the learned prompts' perplexity is measured under the scorer.
     python experiments/five_tasks.py --quick --seeds 0        # one seed of every task first; add seeds later
     torchrun --standalone --nproc_per_node 2 experiments/five_tasks.py --quick --threads 1   # training on 2 processes
 
-Training runs are the sweep's cells (``cells/seed=S,task=T,method=M``): running the script again
+Training runs are the sweep's cells (``cells/seed=S,method=M,task=T``): running the script again
 skips finished ones and resumes a killed one from its checkpoint, and several processes share them.
 Test scores are kept per task in ``test/<task>.json``, so a run with more seeds scores only the new
 prompts. The test evaluation runs on the main process once every training cell is done. Writes
@@ -45,7 +45,7 @@ PROMPT_LENGTH = 5
 # One hand template per task, the best of two or three tried on 400 test sentences of SmolLM2-135M
 # (the reference is slightly favoured by that choice; the learned prompts saw no test sentence).
 HAND_TEMPLATES = {"sst-2": " Sentiment:", "sst-5": " Sentiment:", "agnews": " Topic:", "subj": " This text is",
-                  "trec": " Answer type:"}
+                  "trec": " This question asks for a"}
 
 
 def parse_args(argv=None):
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
     source, where = few_shot_source(args.data_dir, args.seed_split)
     args.data_dir = source["data_dir"] or "hub"  # auto resolved, as the settings record it
     print(f"data: {where}", flush=True)
-    cells = grid(seed=args.seeds, task=args.tasks, method=args.methods)
+    cells = grid(seed=args.seeds, method=args.methods, task=args.tasks)  # processes take turns: each gets both methods
     print(f"{args.mode} mode: {len(cells)} training runs ({', '.join(args.methods)}) on {', '.join(args.tasks)}, "
           f"seeds {args.seeds}; model {args.model}, scorer {args.scorer}", flush=True)
     started = time.time()

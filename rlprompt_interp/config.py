@@ -78,7 +78,7 @@ class Config:
             if value is None and not _accepts_none(hints[field.name]):
                 value = field.default_factory() if field.default is dataclasses.MISSING else field.default
                 setattr(self, field.name, value)
-            if isinstance(value, list) and _origin(hints[field.name]) is tuple:
+            if isinstance(value, list) and _origin(_without_none(hints[field.name])) is tuple:
                 value = tuple(value)  # a YAML or JSON list for a tuple field
                 setattr(self, field.name, value)
             check_value(field, value)

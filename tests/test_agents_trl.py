@@ -88,7 +88,7 @@ def test_options_are_checked_before_any_model_loads(task):
         get_agent("grpo", trl_options={"no_such_field": 1})
     with pytest.raises(ValueError, match="at least 2 for --agent rloo"):
         get_agent("rloo", prompts_per_step=1)
-    assert "'terrible' or 'great'" in default_condition(task)
+    assert "'negative' or 'positive'" in default_condition(task)
 
 
 @needs_shared_data()

@@ -97,7 +97,7 @@ def test_a_run_writes_the_config_that_replays_it(tmp_path, run_args):
     written = yaml.safe_load((tmp_path / "A" / "config.yaml").read_text())
     assert written["policy"]["prior_weight"] == 0.5 and written["sql"]["prompts_per_step"] == 4
     assert written["models"] == {"model": "tiny-gpt2", "scorer": "auto", "dtype": "auto"}
-    assert written["environment"]["task_definition"]["verbalizers"] == [" terrible", " great"]
+    assert written["environment"]["task_definition"]["verbalizers"] == [" negative", " positive"]
     environment = written["environment"]
     assert {"torch", "transformers"} <= set(environment["versions"]) and environment["computed_with"]["device"] == "cpu"
     assert set(written) >= {"task", "training", "policy", "sql", "reward"} and "pez" not in written
@@ -126,18 +126,22 @@ def test_a_config_file_with_an_unknown_option_is_one_clear_error(tmp_path, capsy
     assert "unknown options ['prior_wieght']" in capsys.readouterr().err
 
 
-def test_the_embedded_recipe_is_readmes_command_in_one_line():
+def test_the_defaults_are_the_recipe_spelled_out_in_docs():
     parser = build_parser()
     long = parser.parse_args([
         "train", "--agent", "rlprompt", "--task", "sst-2", "--data-dir", "d", "--verbalizers", " negative", " positive",
         "--model", "smollm2-135m", "--prompt-length", "5", "--steps", "100", "--prompts-per-step", "8",
         "--examples-per-step", "16", "--lr", "1e-3", "--eval-every", "10", "--reward", "gap=1", "--prior-weight", "1",
         "--reward-range", "0", "1", "--shaped-range", "0", "20", "--action-space", "words+punctuation",
-        "--no-repeat", "4", "--condition", "Classify the sentiment of this movie review as positive or negative.",
-        "--output", "o"])
+        "--no-repeat", "4", "--rescore-top", "5",
+        "--condition", "Classify the sentiment of this movie review as positive or negative.", "--output", "o"])
     short = build_parser().parse_args(["train", "--recipe", "embedded-sst2", "--data-dir", "d", "--output", "o"])
-    assert RLPromptConfig.from_args(short) == RLPromptConfig.from_args(long)
-    assert (short.task, short.verbalizers, short.steps) == ("sst-2", [" negative", " positive"], 100)
+    plain = build_parser().parse_args(["train", "--task", "sst-2", "--model", "smollm2-135m", "--steps", "100",
+                                       "--data-dir", "d", "--output", "o"])
+    assert RLPromptConfig.from_args(short) == RLPromptConfig.from_args(plain)
+    # auto is the built-in task's description, which the long form spells out
+    assert RLPromptConfig.from_args(short) == RLPromptConfig.from_args(long).replace(condition="auto")
+    assert (short.task, short.steps) == ("sst-2", 100)
     paper = read_config_file(recipe_path("rlprompt-paper"))
     assert paper["model"] == "distilgpt2" and paper["prior_weight"] == 0 and paper["top_k"] == 256
     with pytest.raises(ConfigError, match="no recipe 'nope'"):

@@ -4,14 +4,15 @@ import pytest
 
 from conftest import FEW_SHOT, needs_shared_data
 from rlprompt_interp.tasks import (
-    TaskDataError, Template, TemplateError, UnknownTaskError, VerbalizerError, get_task, list_tasks, task_from_json,
+    RLPROMPT_VERBALIZERS, TaskDataError, Template, TemplateError, UnknownTaskError, VerbalizerError, get_task, list_tasks, task_from_json,
 )
 from rlprompt_interp.tiny import build_test_tokenizer
 
 
 def test_builtin_tasks_and_verbalizers():
     assert list_tasks() == ["agnews", "boolq", "cb", "copa", "rte", "sst-2", "sst-5", "subj", "trec", "wsc"]
-    assert get_task("sst-2").verbalizers == (" terrible", " great")
+    assert get_task("sst-2").verbalizers == (" negative", " positive")
+    assert get_task("sst-2", verbalizers=list(RLPROMPT_VERBALIZERS["sst-2"])).verbalizers == (" terrible", " great")
     assert get_task("trec").num_classes == 6
     assert get_task("sst-2").template.text == "{sentence} {prompt}"
 
@@ -124,8 +125,8 @@ def test_shared_few_shot_data(name, sizes):
 
 def test_a_task_describes_itself_from_its_answers_or_its_own_words(tmp_path):
     """`--condition auto`'s text: the task's description, else one derived from the verbalizers."""
-    assert get_task("sst-2").with_options(verbalizers=[" negative", " positive"]).describe() == \
-        "Classify this text as negative or positive."
+    assert get_task("sst-2").describe() == "Classify the sentiment of this movie review as positive or negative."
+    assert all(get_task(name).description for name in ("sst-2", "sst-5", "agnews", "subj", "trec"))
     assert get_task("sst-5").describe().count(",") == 3 and " or " in get_task("sst-5").describe()
     (tmp_path / "train.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t0\n")
     spec = {"files": {"train": "train.tsv"}, "verbalizers": [" bad", " good"]}

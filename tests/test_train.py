@@ -111,14 +111,22 @@ def test_a_time_budget_stops_training_and_scores_the_last_prompt(tmp_path):
     assert again.step == t.step  # the budget was spent before the resume: nothing more to train
 
 
-def test_condition_auto_writes_after_the_task_description(tmp_path, cli_args, capsys):
-    """A task without a description trains after one derived from its verbalizers, said in the first
-    lines and recorded in prompt.json."""
+def test_condition_auto_writes_after_the_task_description(tmp_path, sst_files, cli_args, capsys):
+    """By default a task without a description trains after one derived from its verbalizers, said in the
+    first lines and recorded in prompt.json; a built-in task has its own."""
+    import json
+
     from rlprompt_interp.cli import main
 
+    split = sst_files / "sst-2" / "16-42"
+    task_file = tmp_path / "task.json"
+    task_file.write_text(json.dumps({"files": {"train": str(split / "train.tsv"), "dev": str(split / "dev.tsv")},
+                                     "verbalizers": [" bad", " good"]}))
     out = tmp_path / "auto"
-    assert main(cli_args + ["--steps", "2", "--output", str(out), "--no-test-eval", "--condition", "auto"]) == 0
-    derived = "Classify this text as terrible or great."
-    assert f"the policy writes its prompt after {derived!r} (derived from the task's verbalizers)" in \
-        capsys.readouterr().out
+    assert main(cli_args + ["--task", str(task_file), "--steps", "2", "--output", str(out), "--no-test-eval"]) == 0
+    derived = "Classify this text as bad or good."
+    assert capsys.readouterr().out.startswith(
+        f"the policy writes its prompt after {derived!r} (derived from the task's verbalizers)")
     assert LearnedPrompt.load(out).provenance["condition"] == derived
+    assert main(cli_args + ["--steps", "1", "--output", str(tmp_path / "own"), "--no-test-eval"]) == 0
+    assert "(the task's description)" in capsys.readouterr().out

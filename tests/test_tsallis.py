@@ -8,9 +8,10 @@ from rlprompt_interp.agents.rlprompt import RLPromptConfig
 from rlprompt_interp.algorithms import SQLConfig, SQLTrainer, sql_loss
 from rlprompt_interp.cli import build_parser
 from rlprompt_interp.models import load_lm
-from rlprompt_interp.policies import LMAdaptorPolicy
 from rlprompt_interp.policies.sparsemax import sparsemax, sparsemax_threshold, spmax, tsallis_entropy
 from test_sql import TARGET, TargetFraction
+
+from test_policy import uniform_policy  # RLPrompt's policy; tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 INF = float("inf")
@@ -121,7 +122,7 @@ BIAS = {100: 3.0, 101: 2.8, 102: 2.6, 103: 2.4, 104: 2.2}  # support {100, 101, 
 
 @pytest.mark.parametrize("top_k", [0, 256])
 def test_the_policy_never_samples_outside_the_support(tiny_gpt2, top_k):
-    policy = LMAdaptorPolicy(tiny_gpt2, mlp_width=64, entropy="tsallis", logit_bias=BIAS, top_k=top_k)
+    policy = uniform_policy(tiny_gpt2, mlp_width=64, entropy="tsallis", logit_bias=BIAS, top_k=top_k)
     writer = policy.writer(3000, generator=torch.Generator().manual_seed(0))
     chosen = writer.choose()
     hidden, allowed, prior = writer.states[0]
@@ -134,7 +135,7 @@ def test_the_policy_never_samples_outside_the_support(tiny_gpt2, top_k):
     assert torch.allclose(frequency[[100, 101, 102]], probs[[100, 101, 102]], atol=0.04)
     assert policy.greedy(1).token_ids[0, 0].item() == 100
     # the same Q-values under Shannon sample outside that set most of the time
-    shannon = LMAdaptorPolicy(tiny_gpt2, mlp_width=64, logit_bias=BIAS, top_k=top_k)
+    shannon = uniform_policy(tiny_gpt2, mlp_width=64, logit_bias=BIAS, top_k=top_k)
     assert (~torch.isin(shannon.sample(500, 1, generator=torch.Generator().manual_seed(0)).token_ids,
                         torch.tensor([100, 101, 102]))).float().mean() > 0.5
 
@@ -142,7 +143,7 @@ def test_the_policy_never_samples_outside_the_support(tiny_gpt2, top_k):
 def test_with_the_lm_prior_the_support_is_among_the_lm_likeliest_tokens(tiny_gpt2):
     # Q = beta log p_LM + (near 0), and tau >= max Q - 1: only tokens within 1 / beta nats of the LM's top one
     beta = 4.0
-    policy = LMAdaptorPolicy(tiny_gpt2, mlp_width=64, entropy="tsallis", prior_weight=beta)
+    policy = uniform_policy(tiny_gpt2, mlp_width=64, entropy="tsallis", prior_weight=beta)
     rollout = policy.sample(8, 3, generator=torch.Generator().manual_seed(0))
     probs = policy.probabilities(policy.rollout_q_values(rollout))
     support, prior = probs > 0, rollout.prior
@@ -151,7 +152,7 @@ def test_with_the_lm_prior_the_support_is_among_the_lm_likeliest_tokens(tiny_gpt
 
 
 def test_tsallis_learns_a_synthetic_reward(tiny_gpt2):
-    policy = LMAdaptorPolicy(tiny_gpt2, entropy="tsallis")
+    policy = uniform_policy(tiny_gpt2, entropy="tsallis")
     config = SQLConfig(prompt_length=5, steps=100, prompts_per_step=16, lr=1e-2, eval_every=None, seed=0)
     trainer = SQLTrainer(policy, TargetFraction(), config)
     before = trainer.greedy_prompt()[1]
@@ -166,7 +167,7 @@ def test_tsallis_learns_a_synthetic_reward(tiny_gpt2):
 
 
 def test_a_tsallis_warm_start_stops_at_sparsemax_probability_one_half(tiny_gpt2):
-    policy = LMAdaptorPolicy(tiny_gpt2, mlp_width=64, entropy="tsallis")
+    policy = uniform_policy(tiny_gpt2, mlp_width=64, entropy="tsallis")
     ids = tiny_gpt2.tokenizer.encode(" the movie was", add_special_tokens=False)
     assert policy.warm_start(ids) > 0
     assert policy.greedy(len(ids)).token_ids[0].tolist() == ids
