@@ -21,8 +21,11 @@ prompts. The test evaluation runs on the main process once every training cell i
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
+
+import torch
 
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
 from rlprompt_interp.sweep_report import format_mean_std, format_number, markdown_table, mean_std
@@ -209,8 +212,11 @@ def main(argv=None) -> int:
           f"seeds {args.seeds}; model {args.model}, scorer {args.scorer}", flush=True)
     started = time.time()
     records = Sweep(output, cells, make_cell_runner(args), config=settings(args)).run()
-    if not process_state().is_main_process:
+    state = process_state()
+    if not state.is_main_process:
         return 0
+    if state.num_processes > 1:  # the other processes are done: the test evaluation gets their cores too
+        torch.set_num_threads(os.cpu_count() or 1)
     models = {"task": load_lm(args.model, role="task", dtype=EVAL_DTYPE),
               "scorer": load_lm(args.scorer, role="scorer", dtype=EVAL_DTYPE)}
     scores = {name: score_task(args, name, [r for r in records if r["cell"]["task"] == name], models, output)
