@@ -6,21 +6,30 @@ Every *arm* is a reward and a policy: soft Q-learning learns a discrete prompt a
 
 (``Perplexity`` = minus the perplexity, the paper's term; ``LogPerplexity`` = minus its log), with
 the policy optionally starting from its frozen LM (``prior`` = beta of the LM prior, a per-token KL
-penalty towards the LM) or restricted to the LM's top-k next tokens (``fluent``). Arms are written
-``acc=1,ppl=0.01`` / ``acc=1,log-ppl=2`` / ``acc=1,prior=1`` / ``acc=1,fluent=20``. Each arm runs
-for every prompt length and seed; each learned prompt is scored on the test split by the task LM
-and its perplexity is measured under the scorer. No prompt and hand-written prompts are scored the
-same way, under the sweep's task definition and under the task's built-in one.
+penalty towards the LM; 0: a uniform start), restricted to the LM's top-k next tokens (``fluent``) or
+regularised by PIN's sparse Tsallis entropy instead of Shannon's (``tsallis=1``). Arms are written
+``acc=1,ppl=0.01`` / ``acc=1,log-ppl=2`` / ``acc=1,prior=1`` / ``acc=1,fluent=20`` /
+``acc=1,prior=1,tsallis=1``. Each arm runs for every prompt length and seed; each learned prompt is
+scored on the test split by the task LM and its perplexity is measured under the scorer. No prompt and
+hand-written prompts are scored the same way, under the sweep's task definition and under the task's
+built-in one.
+
+Every arm is compared with the accuracy-only arm of its prompt length (``accuracy_only``: ``acc=1``
+when the sweep runs it): the difference in mean test accuracy and the ratio of geometric-mean
+perplexities, with 95% intervals from a bootstrap over test sentences (paired: the same sentences
+for both arms) and each arm's seeds (``sweep_report.paired_bootstrap``).
 
     python experiments/sst2_ppl_sweep.py --quick   # embedded SmolLM2-135M for every role, CPU
     python experiments/sst2_ppl_sweep.py --full    # the paper: distilgpt2 policy and task LM, gpt2-xl scorer
     accelerate launch experiments/sst2_ppl_sweep.py --full   # cells spread over the launched processes
 
 Writes to ``--output``: ``results.json`` (settings, references, every cell's record with prompt,
-accuracy, perplexity and dev curve, the summary), ``results.md`` (one row per arm and length, mean ±
-std over seeds, next to the paper's numbers) and ``sst2_ppl_sweep.png`` (test accuracy against prompt
-perplexity, every seed a point, the Pareto front marked). Every cell trains in its own folder;
-running the script again skips finished cells and resumes a killed one from its checkpoint.
+accuracy, which test sentences it got right, perplexity and dev curve, the summary with the intervals),
+``results.md`` (one row per arm and length, mean ± std over seeds and the intervals, next to the paper's
+numbers) and ``sst2_ppl_sweep.png`` (mean test accuracy against geometric-mean prompt perplexity, one
+point per arm and length with its 95% intervals as error bars, the Pareto front marked). Every cell
+trains in its own folder; running the script again skips finished cells and resumes a killed one from
+its checkpoint.
 """
 
 from __future__ import annotations
@@ -30,24 +39,28 @@ import math
 from pathlib import Path
 
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
-from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, PERPLEXITY_COLUMN, SAMPLE_COLUMN, format_number,
-                                          markdown_table, plot_tradeoff, summarize_with_log_perplexity)
+from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, BOOTSTRAP_DRAWS, PERPLEXITY_COLUMN, SAMPLE_COLUMN,
+                                          arm_bootstrap, format_interval, format_number, markdown_table,
+                                          paired_bootstrap, plot_tradeoff, seed_arrays, summarize_with_log_perplexity)
 from rlprompt_interp.sweeps import Sweep, add_data_arguments, task_and_models, train_and_evaluate, write_json_atomic
 
-ARM_KEYS = ("acc", "ppl", "log_ppl", "prior", "fluent", "scale")  # what an arm sets (0 = off / the mode's default)
+# what an arm sets (0 = off / the mode's default)
+ARM_KEYS = ("acc", "ppl", "log_ppl", "prior", "fluent", "scale", "tsallis")
 TASK_CONDITION = "Classify the sentiment of this movie review as positive or negative."
 
 MODES = {
     # The embedded model in every role, on a CPU. Verbalizers " negative"/" positive" suit SmolLM2 (no prompt
     # 0.605 on the whole test set against 0.500 with " terrible"/" great"); the policy writes after a task
     # description, whole words and punctuation only, never repeating a token. The LM prior needs its rewards
-    # scaled up (z-score x 20 instead of RLPrompt's x 5) to move away from the LM within 100 steps; the fluent
-    # arm keeps x 5 (x 20 freezes it on its first good prompt).
+    # scaled up (z-score x 20 instead of RLPrompt's x 5) to move away from the LM within 100 steps (a fluent
+    # arm wants x 5: x 20 froze it on its first good prompt). The arms: accuracy only (uniform start), the LM
+    # prior alone as the readability pressure, the paper's 0.01 perplexity, log-perplexity, PIN's Tsallis.
     "quick": dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", steps=100,
                   seeds=[0, 1, 2], lengths=[5], prompts_per_step=8, examples_per_step=16, lr=1e-3, eval_every=10,
                   eval_limit=0, verbalizers=[" negative", " positive"], condition=TASK_CONDITION,
                   action_space="words+punctuation", no_repeat=4, reward_scale=20.0,
-                  arms=["acc=1,prior=1", "acc=1,prior=1,log-ppl=5", "acc=1,prior=1,ppl=0.01", "acc=1,fluent=20,scale=5"]),
+                  arms=["acc=1", "acc=1,prior=1", "acc=1,prior=1,ppl=0.01", "acc=1,prior=1,log-ppl=5",
+                        "acc=1,prior=1,tsallis=1"]),
     # The paper's models, grid and RLPrompt's few-shot classification budget (a GPU is advised), plus the
     # fluent and LM-prior arms.
     "full": dict(policy_model="distilgpt2", task_model="distilgpt2", scorer="gpt2-xl", steps=12000,
@@ -67,9 +80,10 @@ HAND_PROMPTS = [" Sentiment:", " The movie was"]
 
 
 def parse_arm(text: str) -> dict:
-    """``"acc=1,log-ppl=2"`` -> ``{"acc": 1.0, "ppl": 0.0, "log_ppl": 2.0, "prior": 0.0, "fluent": 0}``."""
+    """``"acc=1,log-ppl=2"`` -> ``{"acc": 1.0, "ppl": 0.0, "log_ppl": 2.0, "prior": 0.0, "fluent": 0, "scale": 0.0,
+    "tsallis": 0}``."""
     arm = {key: 0.0 for key in ARM_KEYS}
-    arm["fluent"] = 0
+    arm["fluent"] = arm["tsallis"] = 0
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, value = item.partition("=")
         key = name.strip().replace("-", "_")
@@ -77,22 +91,25 @@ def parse_arm(text: str) -> dict:
             raise argparse.ArgumentTypeError(f"bad arm term {item!r} in {text!r}; write e.g. acc=1,ppl=0.01 with "
                                              f"names {[k.replace('_', '-') for k in ARM_KEYS]}")
         try:
-            arm[key] = int(value) if key == "fluent" else float(value)
+            arm[key] = int(value) if key in ("fluent", "tsallis") else float(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"the value of {name!r} in {text!r} is not a number") from None
         if arm[key] < 0:
             raise argparse.ArgumentTypeError(f"arm values must be >= 0; got {item!r}")
+    if arm["tsallis"] not in (0, 1):
+        raise argparse.ArgumentTypeError(f"tsallis is on (1) or off (0); got {text!r}")
     if arm["acc"] == arm["ppl"] == arm["log_ppl"] == 0:
         raise argparse.ArgumentTypeError(f"arm {text!r} has no reward term (acc, ppl or log-ppl)")
     return arm
 
 
 def arm_label(arm: dict) -> str:
-    """A short human label: ``acc + 0.01 ppl``, ``acc, LM prior 1``, ``acc, fluent top-20``."""
+    """A short human label: ``acc + 0.01 ppl``, ``acc, LM prior 1``, ``acc, fluent top-20``,
+    ``acc, LM prior 1, Tsallis``."""
     reward = " + ".join(f"{'' if v == 1 else f'{v:g} '}{name}" for name, v in
                         (("acc", arm["acc"]), ("ppl", arm["ppl"]), ("log-ppl", arm["log_ppl"])) if v)
     policy = [f"LM prior {arm['prior']:g}" if arm["prior"] else "", f"fluent top-{arm['fluent']}" if arm["fluent"] else "",
-              f"reward scale {arm['scale']:g}" if arm.get("scale") else ""]
+              f"reward scale {arm['scale']:g}" if arm.get("scale") else "", "Tsallis" if arm.get("tsallis") else ""]
     return ", ".join([reward] + [p for p in policy if p])
 
 
@@ -151,7 +168,8 @@ def make_cell_runner(args, task, models: dict):
         agent = RLPromptAgent(model=args.task_model, policy_model=args.policy_model, scorer=args.scorer,
                               reward=reward_spec(cell), prompts_per_step=args.prompts_per_step,
                               examples_per_step=args.examples_per_step, lr=args.lr, fluent_top_k=cell["fluent"] or None,
-                              prior_weight=cell["prior"], condition=args.condition, action_space=args.action_space,
+                              prior_weight=cell["prior"], entropy="tsallis" if cell["tsallis"] else "shannon",
+                              condition=args.condition, action_space=args.action_space,
                               no_repeat=args.no_repeat, init_prompt=args.init_prompt, eval_every=args.eval_every,
                               shaped_range=(0.0, cell.get("scale") or args.reward_scale), quiet=True)
         record = train_and_evaluate(agent, task, folder, prompt_length=cell["length"], steps=args.steps,
@@ -194,29 +212,65 @@ def references(args, tasks: dict, models: dict, output: Path) -> dict:
 
 
 def summary_rows(records: list[dict]) -> list[dict]:
+    """One row per arm and length: mean ± std over seeds, the paper's numbers, the arm's 95% intervals
+    (``intervals``: mean accuracy, geometric-mean perplexity) and its comparison with the accuracy-only arm
+    (``accuracy_only_arm``, its label; ``is_accuracy_only``; ``vs_accuracy_only``: accuracy difference in
+    points and perplexity ratio, None for that arm itself). Cells without per-sentence results (``test_correct``)
+    get no intervals."""
     rows = summarize_with_log_perplexity(records, by=["length", *ARM_KEYS])
+    arrays = {id(row): seed_arrays(row["records"]) for row in rows}
     for row in rows:
-        plain = not row["prior"] and not row["fluent"] and not row["log_ppl"]
+        plain = not row["prior"] and not row["fluent"] and not row["log_ppl"] and not row["tsallis"]
         row["paper"] = PAPER.get((row["length"], row["ppl"], row["acc"])) if plain else None
+        correct, log_ppl = arrays[id(row)]
+        row["intervals"] = arm_bootstrap(correct, log_ppl) if correct is not None else None
+        base = accuracy_only(row, rows)
+        base_correct, base_log_ppl = arrays[id(base)] if base is not None else (None, None)
+        row["accuracy_only_arm"], row["is_accuracy_only"] = arm_label(base) if base is not None else None, base is row
+        row["vs_accuracy_only"] = (paired_bootstrap(correct, log_ppl, base_correct, base_log_ppl)
+                                   if base is not row and correct is not None and base_correct is not None else None)
     return rows
 
 
+def accuracy_only(row: dict, rows: list[dict]) -> dict | None:
+    """The arm ``row`` is compared with: accuracy as the only reward term, Shannon entropy, the same prompt
+    length, and the least readability pressure on the policy the sweep ran: no LM prior and no top-k
+    restriction (``acc=1``, a uniform start) when present, else the smallest prior (``acc=1,prior=1``: the
+    comparisons then measure the reward terms on top of the prior), then no fluent restriction; ties go to
+    the arm with ``row``'s reward scale. None when the sweep has no such arm."""
+    candidates = [r for r in rows if r["length"] == row["length"] and r["acc"] > 0
+                  and not (r["ppl"] or r["log_ppl"] or r["tsallis"])]
+    return min(candidates, default=None,
+               key=lambda r: (r["fluent"] != 0, r["prior"], r["fluent"], r["scale"] != row["scale"]))
+
+
+def points(value: float) -> str:
+    return f"{value:+.1f}"
+
+
+def ratio(value: float) -> str:
+    return format_number(value, 2)
+
+
 def tradeoffs(rows: list[dict]) -> list[str]:
-    """Each arm against the accuracy-only arm of the same length and policy: accuracy change and
-    perplexity ratio (geometric means over seeds)."""
-    lines = []
-    for row in rows:
-        if row["ppl"] == row["log_ppl"] == 0:
-            continue
-        base = next((r for r in rows if r["length"] == row["length"] and r["prior"] == row["prior"]
-                     and r["fluent"] == row["fluent"] and r["ppl"] == r["log_ppl"] == 0 and r["acc"] > 0), None)
-        if base is None or math.isnan(row["log_perplexity_mean"]) or math.isnan(base["log_perplexity_mean"]):
-            continue
-        ratio = math.exp(base["log_perplexity_mean"] - row["log_perplexity_mean"])
-        change = (row["test_accuracy_mean"] - base["test_accuracy_mean"]) * 100
-        lines.append(f"L={row['length']} {arm_label(row)} vs {arm_label(base)}: perplexity {ratio:.1f}x lower, "
-                     f"accuracy {change:+.1f} points")
-    return lines
+    """Each arm against the accuracy-only arm of its length: accuracy change and perplexity ratio
+    (geometric means over seeds), with their 95% bootstrap intervals in brackets."""
+    return [f"L={row['length']} {arm_label(row)} vs {row['accuracy_only_arm']}: accuracy "
+            f"{format_interval(row['vs_accuracy_only']['accuracy_difference'], points)} points, perplexity ratio "
+            f"(accuracy-only / arm) {format_interval(row['vs_accuracy_only']['perplexity_ratio'], ratio)}"
+            for row in rows if row["vs_accuracy_only"]]
+
+
+def accuracy_ci(interval: dict) -> str:
+    """``[0.790, 0.833] ±2.2``: the interval and its half-width in points (how well the arm's mean is known)."""
+    return f"[{interval['low']:.3f}, {interval['high']:.3f}] ±{50 * (interval['high'] - interval['low']):.1f}"
+
+
+def comparison(row: dict, name: str, fmt) -> str:
+    """A column of the comparison with the accuracy-only arm."""
+    if row["vs_accuracy_only"] is None:
+        return "baseline" if row["is_accuracy_only"] else "-"
+    return format_interval(row["vs_accuracy_only"][name], fmt)
 
 
 def results_table(rows: list[dict], refs: dict) -> str:
@@ -224,7 +278,10 @@ def results_table(rows: list[dict], refs: dict) -> str:
         ("prompt length", lambda r: r["length"]),
         ("arm", arm_label),
         ACCURACY_COLUMN,
+        ("accuracy 95% CI (± points)", lambda r: accuracy_ci(r["intervals"]["accuracy"]) if r["intervals"] else "-"),
         PERPLEXITY_COLUMN,
+        ("Δ accuracy vs accuracy-only (95% CI, points)", lambda r: comparison(r, "accuracy_difference", points)),
+        ("perplexity ratio accuracy-only / arm (95% CI)", lambda r: comparison(r, "perplexity_ratio", ratio)),
         ("seeds", lambda r: r["n"]),
         SAMPLE_COLUMN,
         ("paper accuracy", lambda r: f"{r['paper'][0]:.2f}" if r["paper"] else "-"),
@@ -238,12 +295,19 @@ def results_table(rows: list[dict], refs: dict) -> str:
     return "\n".join(lines)
 
 
-def plot(records: list[dict], path: Path) -> Path:
-    points = [(r["prompt_perplexity"], r["test_accuracy"]) for r in records]
-    labels = [f"L={r['cell']['length']} s{r['cell']['seed']}" for r in records]
-    groups = [arm_label(r["cell"]) for r in records]
-    return plot_tradeoff(points, labels, path, xlabel="prompt perplexity under the scorer (log scale)",
-                         ylabel="SST-2 test accuracy", title="RLPrompt on SST-2: accuracy vs perplexity", groups=groups)
+def plot(rows: list[dict], path: Path) -> Path:
+    """One point per arm and length: geometric-mean perplexity and mean accuracy over seeds, with their 95%
+    bootstrap intervals as error bars."""
+    def ends(row, name):
+        interval = (row["intervals"] or {}).get(name)
+        return (interval["low"], interval["high"]) if interval else None
+
+    return plot_tradeoff([(math.exp(r["log_perplexity_mean"]), r["test_accuracy_mean"]) for r in rows],
+                         [f"L={r['length']}" for r in rows], path,
+                         xlabel="prompt perplexity under the scorer (geometric mean over seeds, log scale)",
+                         ylabel="SST-2 test accuracy (mean over seeds)", groups=[arm_label(r) for r in rows],
+                         title="RLPrompt on SST-2: accuracy vs perplexity (95% intervals)",
+                         xerr=[ends(r, "perplexity") for r in rows], yerr=[ends(r, "accuracy") for r in rows])
 
 
 def main(argv=None) -> int:
@@ -278,9 +342,11 @@ def main(argv=None) -> int:
         f"{task.template.text!r}, verbalizers {list(task.verbalizers)}; {args.steps} steps, {args.prompts_per_step} "
         f"prompts x {args.examples_per_step} examples per step, lr {args.lr:g}; policy: condition {args.condition!r}, "
         f"action space {args.action_space}, no repeat of the last {args.no_repeat} tokens; test accuracy on "
-        f"{examples} test examples. The paper's columns: distilgpt2 task LM, GPT2-XL scorer, ' terrible'/' great'.\n\n"
+        f"{examples} test examples. The paper's columns: distilgpt2 task LM, GPT2-XL scorer, ' terrible'/' great'. "
+        f"Intervals: 95% percentile bootstrap ({BOOTSTRAP_DRAWS} draws) over the test sentences (the same draw for "
+        f"an arm and its baseline, the accuracy-only arm) and each arm's seeds.\n\n"
         + table + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n")
-    plot(records, output / "sst2_ppl_sweep.png")
+    plot(rows, output / "sst2_ppl_sweep.png")
     print(table)
     print("\n".join(notes))
     print(f"written: {output / 'results.json'}, {output / 'results.md'}, {output / 'sst2_ppl_sweep.png'}")

@@ -31,9 +31,12 @@ class ClassificationReport:
     subset: str | None = None  # how a --limit subset was drawn; None: the whole split
     computed_with: dict = field(default_factory=dict)  # dtype, device, bf16 CPU: what produced the figure
     extra: dict = field(default_factory=dict)
+    # per example, in split order: 1 where the prediction is right. For paired comparisons of prompts on the same
+    # examples (sweep_report's bootstrap); left out of to_dict and format, which stay one screen long.
+    correct: list[int] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "correct"}
 
     def format(self) -> str:
         lines = [f"task={self.task} split={self.split} n={self.num_examples} prompt={self.prompt!r}"
@@ -48,7 +51,7 @@ class ClassificationReport:
 def summarise(task: ClassificationTask, split: str, prompt: str, predictions: Sequence[int],
               labels: Sequence[int], subset: str | None = None, *, lm: LoadedModel | None = None) -> ClassificationReport:
     """Accuracy figures from predicted and true class indices (``lm``: the model that predicted them,
-    whose dtype and device the report records)."""
+    whose dtype and device the report records; ``correct`` keeps which examples it got right)."""
     predictions, labels = torch.as_tensor(list(predictions)), torch.as_tensor(list(labels))
     n = len(labels)
     per_class, predicted = {}, {}
@@ -59,7 +62,8 @@ def summarise(task: ClassificationTask, split: str, prompt: str, predictions: Se
     return ClassificationReport(task=task.name, split=split, prompt=prompt, num_examples=n,
                                 accuracy=float((predictions == labels).float().mean()),
                                 per_class_accuracy=per_class, predicted_fraction=predicted, subset=subset,
-                                computed_with=compute_record(lm.dtype, lm.device) if lm is not None else {})
+                                computed_with=compute_record(lm.dtype, lm.device) if lm is not None else {},
+                                correct=(predictions == labels).int().tolist())
 
 
 def evaluate_text_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str, *, split: str = "test",

@@ -165,8 +165,10 @@ def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, s
     """Fit ``agent`` into ``folder/train`` (resuming a checkpoint left there), then score the learned
     prompt on ``eval_split`` with ``eval_lm`` and its text's perplexity under ``scorer``.
 
-    The record holds the prompt (text and ids), test accuracy, prompt perplexity, the dev scores and
-    the dev part of the training curve; the learned prompt (with its full curve) stays in ``folder/train``.
+    The record holds the prompt (text and ids), test accuracy, which test examples the prompt got right
+    (``test_correct``: a string of 0/1 in split order, so ``sweep_report`` can compare prompts sentence
+    by sentence), prompt perplexity, the dev scores and the dev part of the training curve; the learned
+    prompt (with its full curve) stays in ``folder/train``.
     ``report_to`` follows the cell's training in a tracker (``tracking``), with ``config`` as its settings.
     """
     from .evaluation import evaluate_prompt
@@ -190,7 +192,8 @@ def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, s
     dev_curve = [{k: v for k, v in row.items() if k == "step" or k.startswith("dev")}
                  for row in learned.curve or [] if any(k.startswith("dev") for k in row)]
     return {"prompt": learned.text, "token_ids": learned.token_ids, "soft": learned.embeddings is not None,
-            f"{eval_split}_accuracy": report.accuracy, "eval_examples": report.num_examples,
+            f"{eval_split}_accuracy": report.accuracy, f"{eval_split}_correct": "".join(map(str, report.correct)),
+            "eval_examples": report.num_examples,
             "predicted_fraction": report.predicted_fraction, "prompt_perplexity": prompt_ppl,
             "scores": learned.scores, "dev_curve": dev_curve, "train_seconds": train_seconds,
             "eval_seconds": time.time() - started - train_seconds, "learned_prompt": str(train_dir),

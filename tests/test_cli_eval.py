@@ -18,6 +18,8 @@ def test_summarise_by_hand():
     assert report.accuracy == 0.75 and report.num_examples == 4
     assert report.per_class_accuracy == {"negative": 0.5, "positive": 1.0}
     assert report.predicted_fraction == {"negative": 0.25, "positive": 0.75}
+    assert report.correct == [1, 0, 1, 1]  # per example, for paired comparisons; not in the JSON or the text
+    assert "correct" not in report.to_dict() and "[1, 0, 1, 1]" not in report.format()
 
 
 def test_eval_matches_a_direct_forward(sst_files):

@@ -1,6 +1,7 @@
 """experiments/sst2_ppl_sweep.py end to end on tiny models: the files it writes, and resume after a kill."""
 
 import json
+import math
 
 import pytest
 
@@ -11,7 +12,7 @@ from rlprompt_interp.prompts import LearnedPrompt
 def tiny_args(data_dir, output):
     return ["--policy-model", "tiny-gpt2", "--task-model", "tiny-gpt2", "--scorer", "tiny-gpt2", "--steps", "2",
             "--eval-every", "1", "--lengths", "2", "--seeds", "0", "--arms", "acc=1", "ppl=1", "acc=1,fluent=5",
-            "acc=1,prior=1,log-ppl=0.5", "--prompts-per-step", "2", "--examples-per-step", "2", "--eval-limit", "4",
+            "acc=1,prior=1,log-ppl=0.5", "acc=1,prior=1,tsallis=1", "--prompts-per-step", "2", "--examples-per-step", "2", "--eval-limit", "4",
             "--condition", "the movie", "--action-space", "all", "--no-repeat", "1",
             "--data-dir", str(data_dir), "--output", str(output)]
 
@@ -25,24 +26,49 @@ def test_sweep_writes_table_json_plot_and_resumes_a_killed_cell(sst_files, tmp_p
     assert script.main(tiny_args(sst_files, output)) == 0
 
     results = json.loads((output / "results.json").read_text())
-    assert len(results["records"]) == 4  # four arms, one length, one seed
+    assert len(results["records"]) == 5  # five arms, one length, one seed
     for record in results["records"]:
         assert 0 <= record["test_accuracy"] <= 1 and record["eval_examples"] == 4
+        assert set(record["test_correct"]) <= {"0", "1"} and len(record["test_correct"]) == 4
+        assert record["test_correct"].count("1") / 4 == record["test_accuracy"]
         assert record["prompt_perplexity"] > 1 and record["prompt"]
         assert [point["step"] for point in record["dev_curve"]] == [1, 2]
         assert LearnedPrompt.load(record["learned_prompt"]).text == record["prompt"]  # the folder eval reads
         assert record["eval_computed_with"]["dtype"] == "float32" and record["train_computed_with"]["device"] == "cpu"
-    assert [(row["acc"], row["ppl"], row["log_ppl"], row["prior"], row["fluent"]) for row in results["summary"]] == [
-        (1.0, 0.0, 0.0, 0.0, 0), (0.0, 1.0, 0.0, 0.0, 0), (1.0, 0.0, 0.0, 0.0, 5), (1.0, 0.0, 0.5, 1.0, 0)]
+    policies = [LearnedPrompt.load(r["learned_prompt"]).provenance["config"]["policy"] for r in results["records"]]
+    assert [(p["prior_weight"], p["entropy"]) for p in policies] == [
+        (0.0, "shannon"), (0.0, "shannon"), (0.0, "shannon"), (1.0, "shannon"), (1.0, "tsallis")]
+    summary = results["summary"]
+    assert [(row["acc"], row["ppl"], row["log_ppl"], row["prior"], row["fluent"], row["tsallis"])
+            for row in summary] == [(1.0, 0.0, 0.0, 0.0, 0, 0), (0.0, 1.0, 0.0, 0.0, 0, 0), (1.0, 0.0, 0.0, 0.0, 5, 0),
+                                    (1.0, 0.0, 0.5, 1.0, 0, 0), (1.0, 0.0, 0.0, 1.0, 0, 1)]
+    # every arm against acc=1 (uniform start), with the bootstrap's intervals
+    base = summary[0]
+    assert base["is_accuracy_only"] and base["vs_accuracy_only"] is None
+    for row in summary:
+        accuracy = row["intervals"]["accuracy"]
+        assert accuracy["low"] <= row["test_accuracy_mean"] == accuracy["estimate"] <= accuracy["high"]
+        assert row["intervals"]["perplexity"]["estimate"] == pytest.approx(math.exp(row["log_perplexity_mean"]))
+        assert row["accuracy_only_arm"] == "acc"
+    for row in summary[1:]:
+        difference, ratio = row["vs_accuracy_only"]["accuracy_difference"], row["vs_accuracy_only"]["perplexity_ratio"]
+        assert difference["estimate"] == pytest.approx(100 * (row["test_accuracy_mean"] - base["test_accuracy_mean"]))
+        assert difference["low"] <= difference["estimate"] <= difference["high"]
+        # one seed per arm: the perplexity ratio is exact
+        assert ratio["low"] == ratio["high"] == pytest.approx(ratio["estimate"])
+        assert ratio["estimate"] == pytest.approx(math.exp(base["log_perplexity_mean"] - row["log_perplexity_mean"]))
+    assert len(results["tradeoffs"]) == 4 and all(" points, perplexity ratio " in line for line in results["tradeoffs"])
     table = (output / "results.md").read_text()
     assert "| 2 | acc |" in table and "| 2 | ppl |" in table and "| 2 | acc, fluent top-5 |" in table
-    assert "| 2 | acc + 0.5 log-ppl, LM prior 1 |" in table
+    assert "| 2 | acc + 0.5 log-ppl, LM prior 1 |" in table and "| 2 | acc, LM prior 1, Tsallis |" in table
+    assert "| Δ accuracy vs accuracy-only (95% CI, points) | perplexity ratio accuracy-only / arm (95% CI) |" in table
+    assert table.count(" | baseline | baseline | ") == 1
     refs = results["references"]["this sweep's task definition"]["prompts"]
     assert refs[0]["prompt"] == "" and all(0 <= r["test_accuracy"] <= 1 for r in refs)
     assert (output / "sst2_ppl_sweep.png").stat().st_size > 1000
 
     # Kill the (1, 0) cell after one of its two steps: its folder keeps a step-1 checkpoint, no result.
-    killed = output / "cells" / "length=2,acc=0,ppl=1,log_ppl=0,prior=0,fluent=0,scale=0,seed=0"
+    killed = output / "cells" / "length=2,acc=0,ppl=1,log_ppl=0,prior=0,fluent=0,scale=0,tsallis=0,seed=0"
     finished = result_times(output, skip=killed)
     empty_folder(killed)
     train = SQLTrainer.train
@@ -59,7 +85,7 @@ def test_sweep_writes_table_json_plot_and_resumes_a_killed_cell(sst_files, tmp_p
     assert script.main(tiny_args(sst_files, output)) == 0
     log = capsys.readouterr().out
     assert "at step 1" in log  # the killed cell resumed from its checkpoint, not from step 0
-    assert log.count(": done, read back") == 3
+    assert log.count(": done, read back") == 4
     assert result_times(output, skip=killed) == finished
     record = json.loads((killed / "result.json").read_text())
     assert [point["step"] for point in record["dev_curve"]] == [1, 2]
@@ -85,3 +111,6 @@ def test_bad_arms_are_a_usage_error(capsys):
     with pytest.raises(SystemExit):
         script.parse_args(["--arms", "acc=1,beta=2"])
     assert "bad arm term" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        script.parse_args(["--arms", "acc=1,tsallis=2"])
+    assert "tsallis is on (1) or off (0)" in capsys.readouterr().err

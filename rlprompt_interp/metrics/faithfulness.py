@@ -84,7 +84,7 @@ class FaithfulnessReport:
     unembedded: ClassificationReport
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "soft": self.soft.to_dict(), "unembedded": self.unembedded.to_dict()}
 
 
 def faithfulness(task: ClassificationTask, lm: LoadedModel, prompt: LearnedPrompt, *, metric: str = "euclidean",
