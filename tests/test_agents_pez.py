@@ -28,7 +28,7 @@ def test_nearest_tokens_by_each_metric():
 
 
 def test_pez_learns_a_discrete_prompt_on_tiny_t5(sst_files, tmp_path):
-    task = get_task("sst-2", data_dir=str(sst_files), template="{prompt} {sentence}")
+    task = get_task("sst-2", data_dir=str(sst_files), template="{prompt} {sentence}", verbalizers=[" terrible", " great"])
     learned = get_agent("pez", model="tiny-t5", lr_scale=0.3, batch_size=6, eval_every=10, quiet=True).fit(
         task, prompt_length=4, steps=30, seed=0, output_dir=tmp_path / "pez")
     # measured: 0.5 -> 0.83 (cosine projection; the discrete search on a random tiny T5 is noisy)
