@@ -9,6 +9,7 @@ over the test set; the learned prompts' perplexity is measured under the scorer.
 
     python experiments/five_tasks.py --quick                  # the embedded SmolLM2-135M, 100 steps
     python experiments/five_tasks.py --quick --seeds 0        # one seed of every task first; add seeds later
+    python experiments/five_tasks.py --quick --soft-seeds 0 1 2   # the soft prompt on three seeds too
     torchrun --standalone --nproc_per_node 2 experiments/five_tasks.py --quick --threads 1   # training on 2 processes
 
 Training runs are the sweep's cells (``cells/seed=S,method=M,task=T``): running the script again
@@ -20,27 +21,27 @@ prompts. The test evaluation runs on the main process once every training cell i
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
-import torch
-
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
 from rlprompt_interp.sweep_report import format_mean_std, format_number, markdown_table, mean_std
-from rlprompt_interp.sweeps import Sweep, add_data_arguments, grid, write_json_atomic
+from rlprompt_interp.sweeps import (Sweep, add_data_arguments, grid, score_prompts, training_seconds,
+                                    use_every_core, write_json_atomic)
 
 TASKS = ("sst-2", "sst-5", "agnews", "subj", "trec")
 METHODS = ("rlprompt", "soft-prompt")
 MODES = {
-    "quick": dict(model="smollm2-135m", scorer="smollm2-135m", tasks=list(TASKS), seeds=[0, 1, 2],
+    # The soft prompt is the continuous reference: one seed in quick mode, where its runs on AG News take
+    # three times an RL run's minutes.
+    "quick": dict(model="smollm2-135m", scorer="smollm2-135m", tasks=list(TASKS), seeds=[0, 1, 2], soft_seeds=[0],
                   methods=list(METHODS), steps=100, soft_steps=60, soft_batch_size=16, soft_eval_every=10),
-    "full": dict(model="distilgpt2", scorer="gpt2-xl", tasks=list(TASKS), seeds=[0, 1, 2], methods=list(METHODS),
-                 steps=1000, soft_steps=1000, soft_batch_size=16, soft_eval_every=50),
+    "full": dict(model="distilgpt2", scorer="gpt2-xl", tasks=list(TASKS), seeds=[0, 1, 2], soft_seeds=[0, 1, 2],
+                 methods=list(METHODS), steps=1000, soft_steps=1000, soft_batch_size=16, soft_eval_every=50),
 }
 HELP = {"model": "task LM and policy LM", "scorer": "LM that scores the prompts' perplexity",
-        "tasks": "built-in tasks", "seeds": "training seeds (not part of the settings: add seeds to a finished run)",
+        "tasks": "built-in tasks", "seeds": "rlprompt's training seeds (not part of the settings: add seeds to a "
+        "finished run)", "soft_seeds": "the soft prompt's training seeds",
         "methods": "what learns a prompt", "steps": "rlprompt's training steps",
         "soft_steps": "soft prompt's training steps", "soft_batch_size": "soft prompt's training examples a step",
         "soft_eval_every": "soft prompt's steps between dev evaluations"}
@@ -74,6 +75,14 @@ def load_task(args, name: str):
     return get_task(name, **source)
 
 
+def training_cells(args) -> list[dict]:
+    """Every (seed, method, task) to train, seed by seed so a first seed of every task finishes first; the
+    soft prompt runs for ``--soft-seeds`` only."""
+    seeds = {"rlprompt": args.seeds, "soft-prompt": args.soft_seeds}
+    return [cell for cell in grid(seed=sorted(set(args.seeds) | set(args.soft_seeds)), method=args.methods,
+                                  task=args.tasks) if cell["seed"] in seeds[cell["method"]]]
+
+
 def make_agent(args, method: str):
     from rlprompt_interp.agents import get_agent
 
@@ -91,7 +100,7 @@ def make_cell_runner(args):
         learned = agent.fit(load_task(args, cell["task"]), prompt_length=PROMPT_LENGTH, seed=cell["seed"],
                             steps=args.steps if cell["method"] == "rlprompt" else args.soft_steps,
                             output_dir=train_dir, resume=agent.has_checkpoint(train_dir))
-        seconds = time.time() - started
+        seconds = training_seconds(learned, time.time() - started)
         selection = learned.provenance.get("selection") or {}
         print(f"    {learned.text!r} ({seconds:.0f} s)", flush=True)
         return {"prompt": learned.text, "learned_prompt": str(train_dir), "train_seconds": seconds,
@@ -126,33 +135,20 @@ def prompts_to_score(task_name: str, records: list[dict], lm) -> dict:
 
 def score_task(args, task_name: str, records: list[dict], models: dict, output: Path) -> dict:
     """The task's test scores by prompt key, from ``test/<task>.json``, scoring only the prompts not there yet."""
-    from rlprompt_interp.evaluation import evaluate_prompts
-    from rlprompt_interp.perplexity import perplexity
-
-    path = output / "test" / f"{task_name}.json"
-    scores = json.loads(path.read_text()) if path.is_file() else {}
-    prompts = prompts_to_score(task_name, records, models["task"])
-    missing = [key for key in prompts if key not in scores]
-    if missing:
-        started = time.time()
-        reports = evaluate_prompts(load_task(args, task_name), models["task"], [prompts[k] for k in missing],
-                                   progress=False)
-        seconds = time.time() - started
-        for key, report in zip(missing, reports):
-            text = prompts[key].text
-            scores[key] = {"text": text, "test_accuracy": report.accuracy, "eval_examples": report.num_examples,
-                           "predicted_fraction": report.predicted_fraction, "eval_computed_with": report.computed_with,
-                           "prompt_perplexity": float(perplexity(models["scorer"], [text])[0]) if text.strip() else None,
-                           "eval_seconds_shared": seconds}
-        write_json_atomic(path, scores)
-        print(f"  {task_name}: scored {len(missing)} prompts on the test split in {seconds:.0f} s", flush=True)
-    return scores
+    return score_prompts(load_task(args, task_name), models["task"], models["scorer"],
+                         prompts_to_score(task_name, records, models["task"]), output / "test" / f"{task_name}.json",
+                         progress=False, log=lambda line: print(f"  {task_name}: {line}", flush=True))
 
 
 # --------------------------------------------------------------------------- the table
 
 
 def task_rows(tasks, records: list[dict], scores: dict) -> list[dict]:
+    from rlprompt_interp.prompts import LearnedPrompt
+
+    def minutes(record):  # over every resume of the run, also for records written before the cumulative time
+        return training_seconds(LearnedPrompt.load(record["learned_prompt"]), record["train_seconds"]) / 60
+
     rows = []
     for task_name in tasks:
         mine = [r for r in records if r["cell"]["task"] == task_name]
@@ -161,7 +157,7 @@ def task_rows(tasks, records: list[dict], scores: dict) -> list[dict]:
                "no_prompt": test["no prompt"]["test_accuracy"], "hand": test["hand"]["test_accuracy"]}
         for method in METHODS:
             runs = sorted((r for r in mine if r["cell"]["method"] == method), key=lambda r: r["cell"]["seed"])
-            row[method] = [{"seed": r["cell"]["seed"], "prompt": r["prompt"], "minutes": r["train_seconds"] / 60,
+            row[method] = [{"seed": r["cell"]["seed"], "prompt": r["prompt"], "minutes": minutes(r),
                             **{k: test[r["learned_prompt"]][k] for k in ("test_accuracy", "prompt_perplexity")},
                             "dev_best_accuracy": test.get(r["learned_prompt"] + "#dev-best",
                                                           test[r["learned_prompt"]])["test_accuracy"]}
@@ -173,7 +169,7 @@ def task_rows(tasks, records: list[dict], scores: dict) -> list[dict]:
 def results_table(rows: list[dict]) -> str:
     def stat(runs, key):
         mean, std, n = mean_std([run[key] for run in runs])
-        return format_mean_std(mean, std) if n else "-"
+        return "-" if not n else f"{mean:.3f}" if n == 1 else format_mean_std(mean, std)
 
     columns = [
         ("task", lambda r: r["task"]),
@@ -181,9 +177,10 @@ def results_table(rows: list[dict]) -> str:
         ("no prompt", lambda r: f"{r['no_prompt']:.3f}"),
         ("hand template", lambda r: f"{r['hand']:.3f}"),
         ("soft prompt, 5 tokens", lambda r: stat(r["soft-prompt"], "test_accuracy")),
+        ("soft seeds", lambda r: len(r["soft-prompt"])),
         ("rlprompt defaults", lambda r: stat(r["rlprompt"], "test_accuracy")),
         ("rlprompt, best dev prompt alone", lambda r: stat(r["rlprompt"], "dev_best_accuracy")),
-        ("seeds", lambda r: len(r["rlprompt"])),
+        ("rlprompt seeds", lambda r: len(r["rlprompt"])),
         ("minutes a run (rlprompt)", lambda r: stat(r["rlprompt"], "minutes")),
     ]
     return markdown_table(rows, columns)
@@ -207,16 +204,14 @@ def main(argv=None) -> int:
     source, where = few_shot_source(args.data_dir, args.seed_split)
     args.data_dir = source["data_dir"] or "hub"  # auto resolved, as the settings record it
     print(f"data: {where}", flush=True)
-    cells = grid(seed=args.seeds, method=args.methods, task=args.tasks)  # processes take turns: each gets both methods
+    cells = training_cells(args)
     print(f"{args.mode} mode: {len(cells)} training runs ({', '.join(args.methods)}) on {', '.join(args.tasks)}, "
-          f"seeds {args.seeds}; model {args.model}, scorer {args.scorer}", flush=True)
+          f"seeds {args.seeds} (soft prompt {args.soft_seeds}); model {args.model}, scorer {args.scorer}", flush=True)
     started = time.time()
     records = Sweep(output, cells, make_cell_runner(args), config=settings(args)).run()
-    state = process_state()
-    if not state.is_main_process:
+    if not process_state().is_main_process:
         return 0
-    if state.num_processes > 1:  # the other processes are done: the test evaluation gets their cores too
-        torch.set_num_threads(os.cpu_count() or 1)
+    use_every_core()  # the other processes are done: the test evaluation gets their cores too
     models = {"task": load_lm(args.model, role="task", dtype=EVAL_DTYPE),
               "scorer": load_lm(args.scorer, role="scorer", dtype=EVAL_DTYPE)}
     scores = {name: score_task(args, name, [r for r in records if r["cell"]["task"] == name], models, output)

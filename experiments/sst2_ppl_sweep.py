@@ -9,10 +9,11 @@ the policy optionally starting from its frozen LM (``prior`` = beta of the LM pr
 penalty towards the LM; 0: a uniform start), restricted to the LM's top-k next tokens (``fluent``) or
 regularised by PIN's sparse Tsallis entropy instead of Shannon's (``tsallis=1``). Arms are written
 ``acc=1,ppl=0.01`` / ``acc=1,log-ppl=2`` / ``acc=1,prior=1`` / ``acc=1,fluent=20`` /
-``acc=1,prior=1,tsallis=1``. Each arm runs for every prompt length and seed; each learned prompt is
-scored on the test split by the task LM and its perplexity is measured under the scorer. No prompt and
-hand-written prompts are scored the same way, under the sweep's task definition and under the task's
-built-in one.
+``acc=1,prior=1,tsallis=1``. Each arm runs for every prompt length and seed. Once every run is done,
+the main process scores all learned prompts, no prompt and the hand-written prompts on the test split
+in one pass (each test sentence is encoded once for all of them; ``test/`` keeps the scores by token
+ids, so a prompt is scored once) and measures each prompt's perplexity under the scorer; the references
+are also scored under the task's built-in definition when the sweep's differs.
 
 Every arm is compared with the accuracy-only arm of its prompt length (``accuracy_only``: ``acc=1``
 when the sweep runs it): the difference in mean test accuracy and the ratio of geometric-mean
@@ -35,14 +36,17 @@ its checkpoint.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import time
 from pathlib import Path
 
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
 from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, BOOTSTRAP_DRAWS, PERPLEXITY_COLUMN, SAMPLE_COLUMN,
                                           arm_bootstrap, format_interval, format_number, markdown_table,
                                           paired_bootstrap, plot_tradeoff, seed_arrays, summarize_with_log_perplexity)
-from rlprompt_interp.sweeps import Sweep, add_data_arguments, task_and_models, train_and_evaluate, write_json_atomic
+from rlprompt_interp.sweeps import (Sweep, add_data_arguments, task_and_models, train_cell, use_every_core,
+                                    write_json_atomic)
 
 # what an arm sets (0 = off / the mode's default)
 ARM_KEYS = ("acc", "ppl", "log_ppl", "prior", "fluent", "scale", "tsallis")
@@ -55,7 +59,8 @@ MODES = {
     # scaled up (z-score x 20 instead of RLPrompt's x 5) to move away from the LM within 100 steps (a fluent
     # arm wants x 5: x 20 froze it on its first good prompt). The arms: accuracy only (uniform start), the LM
     # prior alone as the readability pressure, the paper's 0.01 perplexity, log-perplexity, PIN's Tsallis.
-    "quick": dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", steps=100,
+    # 80 steps: 15 runs on two one-thread processes and the shared test pass fit `make sweep`'s 45 minutes.
+    "quick": dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", steps=80,
                   seeds=[0, 1, 2], lengths=[5], prompts_per_step=8, examples_per_step=16, lr=1e-3, eval_every=10,
                   eval_limit=0, verbalizers=[" negative", " positive"], condition=TASK_CONDITION,
                   action_space="words+punctuation", no_repeat=4, reward_scale=20.0,
@@ -161,7 +166,7 @@ def sweep_config(args) -> dict:
     return {key: getattr(args, key) for key in keys}
 
 
-def make_cell_runner(args, task, models: dict):
+def make_cell_runner(args, task):
     from rlprompt_interp.agents.rlprompt import RLPromptAgent
 
     def run_cell(cell: dict, folder: Path) -> dict:
@@ -172,43 +177,38 @@ def make_cell_runner(args, task, models: dict):
                               condition=args.condition, action_space=args.action_space,
                               no_repeat=args.no_repeat, init_prompt=args.init_prompt, eval_every=args.eval_every,
                               shaped_range=(0.0, cell.get("scale") or args.reward_scale), quiet=True)
-        record = train_and_evaluate(agent, task, folder, prompt_length=cell["length"], steps=args.steps,
-                                    seed=cell["seed"], eval_lm=models["task"], scorer=models["scorer"],
-                                    eval_limit=args.eval_limit or None, report_to=args.report_to,
-                                    config={**sweep_config(args), **cell})
-        print(f"    {record['prompt']!r}: test accuracy {record['test_accuracy']:.4f}, "
-              f"perplexity {format_number(record['prompt_perplexity'])}, {record['train_seconds']:.0f} s training",
-              flush=True)
+        _, record = train_cell(agent, task, folder, prompt_length=cell["length"], steps=args.steps, seed=cell["seed"],
+                               report_to=args.report_to, config={**sweep_config(args), **cell})
+        print(f"    {record['prompt']!r} ({record['train_seconds']:.0f} s training)", flush=True)
         return record
 
     return run_cell
 
 
-def references(args, tasks: dict, models: dict, output: Path) -> dict:
-    """Test accuracy of no prompt and of hand-written prompts under each task definition, and their perplexity
-    (computed once, kept in the output folder)."""
-    import json
-
-    from rlprompt_interp.evaluation import evaluate_prompt
-    from rlprompt_interp.perplexity import perplexity
+def test_scores(args, tasks: dict, records: list[dict], models: dict, output: Path) -> tuple[list[dict], dict]:
+    """Score every cell's learned prompt, no prompt and the hand-written prompts on the test split, under the
+    sweep's task definition (the references also under the task's built-in one), all prompts of a definition in
+    one pass over the test sentences. Scores are kept by token ids in ``test/definition<i>.json``, so a prompt
+    is scored once however many cells learn it and however often the script runs. Returns the records with
+    their test figures added and the references (``{definition: {verbalizers, template, prompts: [{prompt,
+    test_accuracy, ...}]}}``)."""
     from rlprompt_interp.prompts import LearnedPrompt
+    from rlprompt_interp.sweeps import score_prompts
 
-    path = output / "references.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    lm = models["task"]
-    result = {}
-    for name, task in tasks.items():
-        rows = []
-        for text in [""] + HAND_PROMPTS:
-            prompt = LearnedPrompt(text=text, token_ids=lm.tokenizer.encode(text, add_special_tokens=False))
-            report = evaluate_prompt(task, lm, prompt, split="test", limit=args.eval_limit or None, progress=False)
-            ppl = float(perplexity(models["scorer"], [text])[0]) if text.strip() else None
-            rows.append({"prompt": text, "test_accuracy": report.accuracy, "eval_examples": report.num_examples,
-                         "predicted_fraction": report.predicted_fraction, "prompt_perplexity": ppl})
-        result[name] = {"verbalizers": list(task.verbalizers), "template": task.template.text, "prompts": rows}
-    write_json_atomic(path, result)
-    return result
+    lm, limit = models["task"], args.eval_limit or None
+    hand = [LearnedPrompt(text=text, token_ids=lm.tokenizer.encode(text, add_special_tokens=False))
+            for text in [""] + HAND_PROMPTS]
+    learned = [LearnedPrompt(text=r["prompt"], token_ids=r["token_ids"]) for r in records]
+    refs, scored = {}, records
+    for number, (name, task) in enumerate(tasks.items()):
+        prompts = {json.dumps(list(p.token_ids)): p for p in hand + (learned if number == 0 else [])}
+        scores = score_prompts(task, lm, models["scorer"], prompts, output / "test" / f"definition{number}.json",
+                               limit=limit, log=lambda line: print(f"{name}: {line}", flush=True))
+        refs[name] = {"verbalizers": list(task.verbalizers), "template": task.template.text,
+                      "prompts": [{"prompt": p.text, **scores[json.dumps(list(p.token_ids))]} for p in hand]}
+        if number == 0:
+            scored = [{**r, **scores[json.dumps(list(p.token_ids))]} for r, p in zip(records, learned)]
+    return scored, refs
 
 
 def summary_rows(records: list[dict]) -> list[dict]:
@@ -315,26 +315,29 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     output = Path(args.output)
+    started = time.time()
     builtin, models = task_and_models(args, "sst-2")
     task = builtin.with_options(verbalizers=args.verbalizers) if args.verbalizers else builtin
     cells = build_cells(args)
     print(f"{args.mode} mode: {len(cells)} cells; policy {args.policy_model}, task LM {args.task_model}, scorer "
           f"{args.scorer}; verbalizers {list(task.verbalizers)}; {args.steps} steps x {args.prompts_per_step} prompts "
           f"x {args.examples_per_step} examples", flush=True)
-    sweep = Sweep(output, cells, make_cell_runner(args, task, models), config=sweep_config(args))
+    sweep = Sweep(output, cells, make_cell_runner(args, task), config=sweep_config(args))
     records = sweep.run()
     if not process_state().is_main_process:
         return 0
+    use_every_core()  # the other processes are done: the test evaluation gets their cores too
     tasks = {"this sweep's task definition": task}
     if tuple(builtin.verbalizers) != tuple(task.verbalizers):
         tasks["the built-in definition"] = builtin
-    refs = references(args, tasks, models, output)
+    records, refs = test_scores(args, tasks, records, models, output)
     rows = summary_rows(records)
     table = results_table(rows, refs)
     notes = tradeoffs(rows)
     write_json_atomic(output / "results.json", {
         "settings": {k: v for k, v in vars(args).items()}, "references": refs, "records": records,
-        "tradeoffs": notes, "summary": [{k: v for k, v in row.items() if k != "records"} for row in rows]})
+        "tradeoffs": notes, "summary": [{k: v for k, v in row.items() if k != "records"} for row in rows],
+        "wall_seconds_this_process": time.time() - started})
     examples = refs["this sweep's task definition"]["prompts"][0]["eval_examples"]
     (output / "results.md").write_text(
         f"# SST-2: RLPrompt accuracy vs prompt perplexity ({args.mode} mode)\n\n"

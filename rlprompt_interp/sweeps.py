@@ -134,6 +134,19 @@ class Sweep:
             time.sleep(poll_seconds)
 
 
+def use_every_core() -> None:
+    """On the main process of a multi-process CPU sweep once the other processes are done (they ran one
+    thread each): give torch every core for the summary's evaluation."""
+    import os
+
+    import torch
+
+    from .models import process_state
+
+    if process_state().num_processes > 1:
+        torch.set_num_threads(os.cpu_count() or 1)
+
+
 def add_data_arguments(parser, default_data_dir: str | Path = "auto") -> None:
     """``--data-dir`` and ``--seed-split``: where :func:`task_and_models` reads the few-shot task."""
     parser.add_argument("--data-dir", default=str(default_data_dir),
@@ -159,21 +172,14 @@ def task_and_models(args, task_name: str) -> tuple:
                   "scorer": load_lm(args.scorer, role="scorer", dtype=EVAL_DTYPE)}
 
 
-def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, steps: int, seed: int, eval_lm,
-                       scorer=None, eval_split: str = "test", eval_limit: int | None = None,
-                       eval_batch_size: int = 32, report_to: str = "none", config: Mapping | None = None) -> dict:
-    """Fit ``agent`` into ``folder/train`` (resuming a checkpoint left there), then score the learned
-    prompt on ``eval_split`` with ``eval_lm`` and its text's perplexity under ``scorer``.
-
-    The record holds the prompt (text and ids), test accuracy, which test examples the prompt got right
-    (``test_correct``: a string of 0/1 in split order, so ``sweep_report`` can compare prompts sentence
-    by sentence), prompt perplexity, the dev scores and the dev part of the training curve; the learned
-    prompt (with its full curve) stays in ``folder/train``.
-    ``report_to`` follows the cell's training in a tracker (``tracking``), with ``config`` as its settings.
-    """
-    from .evaluation import evaluate_prompt
+def train_cell(agent, task, folder: str | Path, *, prompt_length: int, steps: int, seed: int,
+               report_to: str = "none", config: Mapping | None = None, tracker_hook=None):
+    """Fit ``agent`` into ``folder/train`` (resuming a checkpoint left there) and return ``(learned, record)``:
+    the learned prompt and a record of its text, ids, dev scores, the dev part of the training curve and
+    the training time (the learned prompt with its full curve stays in ``folder/train``).
+    ``report_to`` follows the training in a tracker (``tracking``), with ``config`` as its settings;
+    ``tracker_hook(tracker, learned)`` may log more before the tracker closes."""
     from .models import compute_record
-    from .perplexity import perplexity
     from .tracking import track_run
 
     train_dir = Path(folder) / "train"
@@ -184,17 +190,78 @@ def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, s
         agent.on_log = tracker.log_row
         learned = agent.fit(task, prompt_length=prompt_length, steps=steps, seed=seed, output_dir=train_dir,
                             resume=agent.has_checkpoint(train_dir))
-        train_seconds = time.time() - started
-        report = evaluate_prompt(task, eval_lm, learned, split=eval_split, limit=eval_limit,
-                                 batch_size=eval_batch_size, progress=False)
-        tracker.log({f"{eval_split}/accuracy": report.accuracy}, step=steps)
-    prompt_ppl = float(perplexity(scorer, [learned.text])[0]) if scorer is not None and learned.text.strip() else None
+        train_seconds = training_seconds(learned, time.time() - started)
+        if tracker_hook is not None:
+            tracker_hook(tracker, learned)
     dev_curve = [{k: v for k, v in row.items() if k == "step" or k.startswith("dev")}
                  for row in learned.curve or [] if any(k.startswith("dev") for k in row)]
-    return {"prompt": learned.text, "token_ids": learned.token_ids, "soft": learned.embeddings is not None,
-            f"{eval_split}_accuracy": report.accuracy, f"{eval_split}_correct": "".join(map(str, report.correct)),
-            "eval_examples": report.num_examples,
-            "predicted_fraction": report.predicted_fraction, "prompt_perplexity": prompt_ppl,
-            "scores": learned.scores, "dev_curve": dev_curve, "train_seconds": train_seconds,
-            "eval_seconds": time.time() - started - train_seconds, "learned_prompt": str(train_dir),
-            "train_computed_with": learned.provenance.get("computed_with"), "eval_computed_with": report.computed_with}
+    return learned, {"prompt": learned.text, "token_ids": learned.token_ids, "soft": learned.embeddings is not None,
+                     "scores": learned.scores, "dev_curve": dev_curve, "train_seconds": train_seconds,
+                     "learned_prompt": str(train_dir), "train_computed_with": learned.provenance.get("computed_with")}
+
+
+def training_seconds(learned, this_call: float) -> float:
+    """A run's training time: the cumulative ``time`` its curve records over every process that resumed it
+    (the SQL and TRL trainers keep one), else ``this_call``, the seconds of the call that finished it."""
+    last = (learned.curve or [{}])[-1]
+    return float(last["time"]) if "time" in last else this_call
+
+
+def test_record(report, split: str = "test") -> dict:
+    """What a record keeps of a prompt's evaluation: accuracy, which examples it got right (``<split>_correct``,
+    a string of 0/1 in split order, so ``sweep_report`` can compare prompts sentence by sentence), how many
+    examples, the predicted label fractions and how it was computed."""
+    return {f"{split}_accuracy": report.accuracy, f"{split}_correct": "".join(map(str, report.correct)),
+            "eval_examples": report.num_examples, "predicted_fraction": report.predicted_fraction,
+            "eval_computed_with": report.computed_with}
+
+
+def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, steps: int, seed: int, eval_lm,
+                       scorer=None, eval_split: str = "test", eval_limit: int | None = None,
+                       eval_batch_size: int = 32, report_to: str = "none", config: Mapping | None = None) -> dict:
+    """:func:`train_cell`, then score the learned prompt on ``eval_split`` with ``eval_lm`` (:func:`test_record`)
+    and its text's perplexity under ``scorer``."""
+    from .evaluation import evaluate_prompt
+    from .perplexity import perplexity
+
+    reports = []
+
+    def evaluate(tracker, learned):
+        started = time.time()
+        reports.append(evaluate_prompt(task, eval_lm, learned, split=eval_split, limit=eval_limit,
+                                       batch_size=eval_batch_size, progress=False))
+        tracker.log({f"{eval_split}/accuracy": reports[0].accuracy}, step=steps)
+        reports.append(time.time() - started)
+
+    learned, record = train_cell(agent, task, folder, prompt_length=prompt_length, steps=steps, seed=seed,
+                                 report_to=report_to, config=config, tracker_hook=evaluate)
+    prompt_ppl = float(perplexity(scorer, [learned.text])[0]) if scorer is not None and learned.text.strip() else None
+    return {**record, **test_record(reports[0], eval_split), "prompt_perplexity": prompt_ppl,
+            "eval_seconds": reports[1]}
+
+
+def score_prompts(task, lm, scorer, prompts: Mapping[str, Any], path: str | Path, *, split: str = "test",
+                  limit: int | None = None, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Every prompt of ``prompts`` (key -> text or ``LearnedPrompt``) scored on ``split`` by ``lm`` in one shared
+    pass (``evaluation.evaluate_prompts``: each example is encoded once for all the discrete prompts), with its
+    perplexity under ``scorer``; kept by key in the JSON file ``path``, so a second call scores only new keys.
+    Returns key -> :func:`test_record` plus ``text``, ``prompt_perplexity`` and ``eval_seconds_shared``."""
+    from .evaluation import evaluate_prompts
+    from .perplexity import perplexity
+
+    path = Path(path)
+    scores = json.loads(path.read_text()) if path.is_file() else {}
+    missing = [key for key in prompts if key not in scores]
+    if missing:
+        started = time.time()
+        reports = evaluate_prompts(task, lm, [prompts[key] for key in missing], split=split, limit=limit,
+                                   progress=progress)
+        seconds = time.time() - started
+        for key, report in zip(missing, reports):
+            text = getattr(prompts[key], "text", prompts[key])
+            ppl = float(perplexity(scorer, [text])[0]) if scorer is not None and text.strip() else None
+            scores[key] = {"text": text, **test_record(report, split), "prompt_perplexity": ppl,
+                           "eval_seconds_shared": seconds}
+        write_json_atomic(path, scores)
+        log(f"scored {len(missing)} prompts on the {split} split in {seconds:.0f} s")
+    return scores

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 
@@ -24,6 +25,10 @@ def test_sweep_writes_table_json_plot_and_resumes_a_killed_cell(sst_files, tmp_p
     script = load_experiment("sst2_ppl_sweep")
     output = tmp_path / "sweep"
     assert script.main(tiny_args(sst_files, output)) == 0
+    # one shared test pass at the end: each distinct prompt (the learned ones and three references) scored once
+    scored = re.findall(r"scored (\d+) prompts on the test split", capsys.readouterr().out)
+    tested = json.loads((output / "test" / "definition0.json").read_text())
+    assert scored == [str(len(tested))] and 4 <= len(tested) <= 5 + 3
 
     results = json.loads((output / "results.json").read_text())
     assert len(results["records"]) == 5  # five arms, one length, one seed
@@ -85,6 +90,9 @@ def test_sweep_writes_table_json_plot_and_resumes_a_killed_cell(sst_files, tmp_p
     assert script.main(tiny_args(sst_files, output)) == 0
     log = capsys.readouterr().out
     assert "at step 1" in log  # the killed cell resumed from its checkpoint, not from step 0
+    assert all(int(n) <= 1 for n in re.findall(r"scored (\d+) prompts", log))  # at most the resumed cell's prompt
+    again = json.loads((output / "test" / "definition0.json").read_text())
+    assert {key: again[key] for key in tested} == tested
     assert log.count(": done, read back") == 4
     assert result_times(output, skip=killed) == finished
     record = json.loads((killed / "result.json").read_text())
