@@ -41,6 +41,7 @@ def full_forward(lm, task, prompt_ids, sentences):
 
 @pytest.mark.parametrize("spec", ["tiny-gpt2", "tiny-llama"])
 @pytest.mark.parametrize("template, layout", [("{sentence} {prompt}", "example_first"),
+                                              ("{sentence}{prompt}", "example_first"),
                                               ("Review: {sentence} It was{prompt}", "example_first"),
                                               ("{prompt} Review: {sentence} It was", "prompt_first"),
                                               ("A {sentence} B{prompt} C {sentence}", "mixed")])
@@ -52,6 +53,7 @@ def test_cached_path_matches_full_forward(spec, template, layout, sst_files):
     generator = torch.Generator().manual_seed(0)
     prompts = [torch.randint(5, len(lm.tokenizer), (n,), generator=generator).tolist() for n in (3, 3, 1)]
     prompts.append(lm.tokenizer.encode(" great great", add_special_tokens=False))  # starts with a space token
+    prompts.append([])  # no prompt: with nothing after the slot, the logits after the example's own last token
     examples = [{"sentence": s} for s in SENTENCES]
     expected = full_forward(lm, task, prompts, SENTENCES)
     for _ in range(2):  # the second call reuses the cached examples: they must be intact

@@ -41,8 +41,9 @@ class BoundedPrefixKVCache(PrefixKVCache):
         super().add(items)
         for key in items:
             if key not in self._sizes:
-                self._sizes[key] = sum(k.numel() * k.element_size() + v.numel() * v.element_size()
-                                       for k, v in self._entries[key][1])
+                _, layers, hidden = self._entries[key]
+                self._sizes[key] = hidden.numel() * hidden.element_size() + sum(
+                    k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)
         if self.max_bytes is None:
             return
         total = self.bytes

@@ -157,11 +157,7 @@ class TaskGapReward(Reward):
         for ids, split in pairs:
             prefix, tail_keep, tail_drop, after_ids = variants[split]
             suffix = (tail_drop if self._space_first(ids) else tail_keep) + list(ids) + after_ids
-            if not suffix:  # an empty prompt at the very end: read the logits after the prefix's last token
-                if len(prefix) < 2:
-                    raise RewardError(f"cannot score an empty prompt after a one-token example: {split[0]!r}")
-                prefix, suffix = prefix[:-1], [prefix[-1]]
-            keys.append(prefix)
+            keys.append(prefix)  # an empty suffix (no prompt at the very end) reads the prefix's own logits
             suffixes.append(suffix)
         self._examples.add({key: list(key) for key in dict.fromkeys(keys)})
         return cached_next_token_logits(self._examples, keys, suffixes, self.verbalizer_ids, self.batch_size)
@@ -172,15 +168,16 @@ class TaskGapReward(Reward):
         for ids, (before, _) in pairs:
             if ids not in prefixes:
                 prefixes[ids] = tuple(segment_example(self.lm, before, "", ids)[0] + list(ids))
-        self._prompts.clear()
-        self._prompts.add({prefix: list(prefix) for prefix in prefixes.values()})
         keys, suffixes = [], []
         for ids, (before, after) in pairs:
             _, a = segment_example(self.lm, before, after, ids)
             if not a:
                 raise RewardError("a prompt-first template needs text after the prompt")
-            keys.append(prefixes[ids])
-            suffixes.append(a)
+            prefix = prefixes[ids] or tuple(a[:1])  # no prompt and nothing before it: the example's first token
+            keys.append(prefix)
+            suffixes.append(a[len(prefix) - len(prefixes[ids]):])
+        self._prompts.clear()
+        self._prompts.add({prefix: list(prefix) for prefix in dict.fromkeys(keys)})
         return cached_next_token_logits(self._prompts, keys, suffixes, self.verbalizer_ids, self.batch_size)
 
     def _space_token(self) -> int:

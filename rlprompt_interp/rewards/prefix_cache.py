@@ -5,6 +5,9 @@ example first, the prefix is the example (encoded once for the whole run) and th
 prompt; where the prompt comes first, the prefix is the prompt (encoded once per step) and the
 suffix is the example. Either way only the suffix tokens of the N*M pairs go through the LM.
 
+A pair with an empty suffix (no prompt, at the end of the template) reads the logits after its prefix's
+last token from the final hidden state kept with the prefix, so it costs no forward pass of its own.
+
 Positions: prefixes are encoded left-padded with ``position_ids = cumsum(mask) - 1`` and stored
 without their padding; a batch re-pads them on the left with masked zeros, and the suffix tokens
 (right-padded) continue each row's own numbering, so every pair sees exactly the positions and
@@ -27,7 +30,8 @@ class PrefixKVCache:
     """Per-prefix key/value states of a frozen causal LM, keyed by anything hashable.
 
     Stored tensors are never handed to the model: every batch builds a fresh ``DynamicCache`` from
-    indexed copies, because a forward pass appends to the cache it is given.
+    indexed copies, because a forward pass appends to the cache it is given. Each entry also keeps the
+    final hidden state of its last token (``last_hidden``), the next-token logits of the prefix itself.
     """
 
     def __init__(self, lm: LoadedModel, max_entries: int | None = None, encode_batch_size: int = 32):
@@ -36,7 +40,7 @@ class PrefixKVCache:
         self.lm = lm
         self.max_entries = max_entries
         self.encode_batch_size = encode_batch_size
-        self._entries: dict[Hashable, tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]] = {}
+        self._entries: dict[Hashable, tuple[int, list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -49,7 +53,8 @@ class PrefixKVCache:
 
     @torch.inference_mode()
     def add(self, items: dict[Hashable, Sequence[int]]) -> None:
-        """Encode the prefixes not cached yet; each entry keeps ``[heads, t_i, head_dim]`` per layer."""
+        """Encode the prefixes not cached yet; each entry keeps ``[heads, t_i, head_dim]`` per layer and the
+        last token's final hidden state ``[d]``."""
         missing = [(key, list(ids)) for key, ids in items.items() if key not in self._entries]
         if self.max_entries is not None and len(self._entries) + len(missing) > self.max_entries:
             self._entries.clear()  # a per-step cache (prompt-first templates), or a bounded one: start over
@@ -67,7 +72,11 @@ class PrefixKVCache:
             for row, (key, ids) in enumerate(chunk):
                 start_col = width - len(ids)
                 self._entries[key] = (len(ids), [(k[row, :, start_col:].clone(), v[row, :, start_col:].clone())
-                                                 for k, v in layers])
+                                                 for k, v in layers], out.last_hidden_state[row, -1].clone())
+
+    def last_hidden(self, keys: Sequence[Hashable]) -> torch.Tensor:
+        """Final hidden states ``[B, d]`` of each prefix's last token (left padding: the last column is real)."""
+        return torch.stack([self._entries[key][2] for key in keys])
 
     def batch(self, keys: Sequence[Hashable]):
         """``(DynamicCache, attention_mask [B, T], lengths [B])`` for these prefixes, left-padded."""
@@ -110,20 +119,23 @@ def cached_next_token_logits(cache: PrefixKVCache, prefix_keys: Sequence[Hashabl
                              token_ids: Sequence[int], batch_size: int = 128) -> torch.Tensor:
     """Logits ``[B, K]`` of ``token_ids`` after ``prefix(prefix_keys[b]) + suffixes[b]`` for each pair b.
 
-    Every prefix must already be in ``cache``; every suffix must hold at least one token.
+    Every prefix must already be in ``cache``; an empty suffix reads the prefix's own next-token logits.
     """
     if len(prefix_keys) != len(suffixes):
         raise ValueError(f"{len(prefix_keys)} prefixes but {len(suffixes)} suffixes")
-    if any(len(s) == 0 for s in suffixes):
-        raise ValueError("every suffix needs at least one token")
     lm = cache.lm
-    results = []
-    for start in range(0, len(suffixes), batch_size):
-        inputs, last = suffix_inputs(cache, prefix_keys[start:start + batch_size], suffixes[start:start + batch_size])
+    empty = [i for i, suffix in enumerate(suffixes) if not len(suffix)]
+    rest = [i for i, suffix in enumerate(suffixes) if len(suffix)]
+    logits = torch.empty((len(suffixes), len(token_ids)))
+    if empty:
+        logits[empty] = head_rows(lm, cache.last_hidden([prefix_keys[i] for i in empty]), token_ids).cpu()
+    for start in range(0, len(rest), batch_size):
+        rows = rest[start:start + batch_size]
+        inputs, last = suffix_inputs(cache, [prefix_keys[i] for i in rows], [suffixes[i] for i in rows])
         out = lm.model.base_model(**inputs)
         hidden = out.last_hidden_state[torch.arange(len(last), device=lm.device), last]  # [B, d]
-        results.append(head_rows(lm, hidden, token_ids).cpu())
-    return torch.cat(results)
+        logits[rows] = head_rows(lm, hidden, token_ids).cpu()
+    return logits
 
 
 def suffix_inputs(cache: PrefixKVCache, prefix_keys: Sequence[Hashable],
