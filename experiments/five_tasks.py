@@ -26,8 +26,8 @@ from pathlib import Path
 
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
 from rlprompt_interp.sweep_report import format_mean_std, format_number, markdown_table, mean_std
-from rlprompt_interp.sweeps import (Sweep, add_data_arguments, grid, score_prompts, training_seconds,
-                                    use_every_core, write_json_atomic)
+from rlprompt_interp.sweeps import (Sweep, add_data_arguments, grid, score_prompts, train_cell,
+                                    training_seconds, use_every_core, write_json_atomic)
 
 TASKS = ("sst-2", "sst-5", "agnews", "subj", "trec")
 METHODS = ("rlprompt", "soft-prompt")
@@ -94,18 +94,11 @@ def make_agent(args, method: str):
 
 def make_cell_runner(args):
     def run_cell(cell: dict, folder: Path) -> dict:
-        agent = make_agent(args, cell["method"])
-        train_dir = folder / "train"
-        started = time.time()
-        learned = agent.fit(load_task(args, cell["task"]), prompt_length=PROMPT_LENGTH, seed=cell["seed"],
-                            steps=args.steps if cell["method"] == "rlprompt" else args.soft_steps,
-                            output_dir=train_dir, resume=agent.has_checkpoint(train_dir))
-        seconds = training_seconds(learned, time.time() - started)
-        selection = learned.provenance.get("selection") or {}
-        print(f"    {learned.text!r} ({seconds:.0f} s)", flush=True)
-        return {"prompt": learned.text, "learned_prompt": str(train_dir), "train_seconds": seconds,
-                "dev_scores": learned.scores, "dev_best": selection.get("dev_best"),
-                "train_computed_with": learned.provenance.get("computed_with")}
+        learned, record = train_cell(make_agent(args, cell["method"]), load_task(args, cell["task"]), folder,
+                                     prompt_length=PROMPT_LENGTH, seed=cell["seed"],
+                                     steps=args.steps if cell["method"] == "rlprompt" else args.soft_steps)
+        print(f"    {learned.text!r} ({record['train_seconds']:.0f} s)", flush=True)
+        return {**record, "dev_best": (learned.provenance.get("selection") or {}).get("dev_best")}
 
     return run_cell
 

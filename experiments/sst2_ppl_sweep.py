@@ -59,7 +59,8 @@ MODES = {
     # scaled up (z-score x 20 instead of RLPrompt's x 5) to move away from the LM within 100 steps (a fluent
     # arm wants x 5: x 20 froze it on its first good prompt). The arms: accuracy only (uniform start), the LM
     # prior alone as the readability pressure, the paper's 0.01 perplexity, log-perplexity, PIN's Tsallis.
-    # 80 steps: 15 runs on two one-thread processes and the shared test pass fit `make sweep`'s 45 minutes.
+    # 80 steps, sized for `make sweep` on 2 cores: 15 runs on two one-thread processes, then the shared test pass
+    # (measured 2026-12-03: 47 min 24 s with the installation, RESULTS.md).
     "quick": dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", steps=80,
                   seeds=[0, 1, 2], lengths=[5], prompts_per_step=8, examples_per_step=16, lr=1e-3, eval_every=10,
                   eval_limit=0, verbalizers=[" negative", " positive"], condition=TASK_CONDITION,
@@ -195,19 +196,22 @@ def test_scores(args, tasks: dict, records: list[dict], models: dict, output: Pa
     from rlprompt_interp.prompts import LearnedPrompt
     from rlprompt_interp.sweeps import score_prompts
 
+    def key(prompt) -> str:
+        return json.dumps(list(prompt.token_ids))
+
     lm, limit = models["task"], args.eval_limit or None
     hand = [LearnedPrompt(text=text, token_ids=lm.tokenizer.encode(text, add_special_tokens=False))
             for text in [""] + HAND_PROMPTS]
     learned = [LearnedPrompt(text=r["prompt"], token_ids=r["token_ids"]) for r in records]
     refs, scored = {}, records
     for number, (name, task) in enumerate(tasks.items()):
-        prompts = {json.dumps(list(p.token_ids)): p for p in hand + (learned if number == 0 else [])}
+        prompts = {key(p): p for p in hand + (learned if number == 0 else [])}
         scores = score_prompts(task, lm, models["scorer"], prompts, output / "test" / f"definition{number}.json",
                                limit=limit, log=lambda line: print(f"{name}: {line}", flush=True))
         refs[name] = {"verbalizers": list(task.verbalizers), "template": task.template.text,
-                      "prompts": [{"prompt": p.text, **scores[json.dumps(list(p.token_ids))]} for p in hand]}
+                      "prompts": [{"prompt": p.text, **scores[key(p)]} for p in hand]}
         if number == 0:
-            scored = [{**r, **scores[json.dumps(list(p.token_ids))]} for r, p in zip(records, learned)]
+            scored = [{**r, **scores[key(p)]} for r, p in zip(records, learned)]
     return scored, refs
 
 
