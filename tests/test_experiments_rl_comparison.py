@@ -47,7 +47,8 @@ def test_sql_resumes_with_the_time_it_had_spent(sst_files, tmp_path):
     task = get_task("sst-2", data_dir=str(sst_files))
     first = agent.fit(task, prompt_length=2, steps=3, seed=0, output_dir=tmp_path / "run")
     assert first.curve[-1]["step"] == 3
-    agent.config = agent.config.replace(max_minutes=first.curve[-1]["time"] / 60)  # spent: a resumed run trains no further
+    # a budget below the time already spent (half of it: t / 60 * 60 can round above t): a resumed run trains no further
+    agent.config = agent.config.replace(max_minutes=first.curve[-1]["time"] / 120)
     again = agent.fit(task, prompt_length=2, steps=40, seed=0, output_dir=tmp_path / "run", resume=True)
     assert again.curve == first.curve and again.text == first.text
 
