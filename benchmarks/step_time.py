@@ -17,7 +17,8 @@ tokens**: the same N x M pairs (example tokens, then the prompt and what follows
 examples' key/value states prepared beforehand, nothing but ``model.base_model(...)`` timed. The
 classification reward on the same pairs (its memo emptied) divided by that is the reward's
 overhead; both use the untrained policy's prompts, all distinct (a settled policy repeats prompts,
-which the reward scores once). It also times the same step without the environment (policy.sample
+which the reward scores once). The bare forward gives every pair its own row; the reward runs each
+example's prompts as a trie, so prompts that begin alike can bring the ratio below 1. It also times the same step without the environment (policy.sample
 + one reward call) to show what driving ``PromptVectorEnv`` costs: from the same trainer state
 (policy, random draws, examples) as the environment's step, so both write and score the same
 prompts, the reward's memo emptied before each. Where bf16 is fast
@@ -169,11 +170,29 @@ def sync(args) -> None:
         torch.cuda.synchronize()
 
 
+def pair_rows(cache, prefix_keys, suffixes) -> dict:
+    """The task LM's inputs for one row per (prefix, suffix) pair after the cached prefixes: the plain
+    batched forward, which recomputes a beginning that several suffixes share (the reward's tries do not)."""
+    from rlprompt_interp.models import cache_argument
+
+    lm = cache.lm
+    past, prefix_mask, prefix_lengths = cache.batch(prefix_keys)
+    width = max(len(s) for s in suffixes)
+    input_ids = torch.full((len(suffixes), width), lm.tokenizer.pad_token_id, dtype=torch.long)
+    suffix_mask = torch.zeros((len(suffixes), width), dtype=torch.long)
+    for row, ids in enumerate(suffixes):  # right padding: real suffix tokens never see the pads
+        input_ids[row, :len(ids)] = torch.as_tensor(list(ids))
+        suffix_mask[row, :len(ids)] = 1
+    positions = prefix_lengths[:, None] + torch.arange(width, device=lm.device)[None, :]
+    return dict(input_ids=input_ids.to(lm.device), attention_mask=torch.cat([prefix_mask, suffix_mask.to(lm.device)], 1),
+                position_ids=positions, use_cache=True, **cache_argument(lm.model.base_model, past))
+
+
 @torch.inference_mode()
 def bare_forward_vs_reward(args, trainer, task) -> tuple[float, float]:
     """(seconds of the bare task-LM forward over one step's pairs, seconds of the reward on them)."""
     from rlprompt_interp.rewards import PromptBatch
-    from rlprompt_interp.rewards.prefix_cache import PrefixKVCache, suffix_inputs
+    from rlprompt_interp.rewards.prefix_cache import PrefixKVCache
     from rlprompt_interp.scoring import segment_example
 
     reward = classification_term(trainer)
@@ -197,7 +216,7 @@ def bare_forward_vs_reward(args, trainer, task) -> tuple[float, float]:
     seconds = 0.0
     for start in range(0, len(pairs), reward.batch_size):
         chunk = pairs[start:start + reward.batch_size]
-        inputs, _ = suffix_inputs(examples, [p for p, _ in chunk], [s for _, s in chunk])
+        inputs = pair_rows(examples, [p for p, _ in chunk], [s for _, s in chunk])
         sync(args)
         started = time.perf_counter()
         lm.model.base_model(**inputs)

@@ -54,6 +54,7 @@ def test_cached_path_matches_full_forward(spec, template, layout, sst_files):
     prompts = [torch.randint(5, len(lm.tokenizer), (n,), generator=generator).tolist() for n in (3, 3, 1)]
     prompts.append(lm.tokenizer.encode(" great great", add_special_tokens=False))  # starts with a space token
     prompts.append([])  # no prompt: with nothing after the slot, the logits after the example's own last token
+    prompts += [prompts[0][:2] + prompts[1][:1], prompts[0] + prompts[2], prompts[0][:1]]  # begin alike: one trie
     examples = [{"sentence": s} for s in SENTENCES]
     expected = full_forward(lm, task, prompts, SENTENCES)
     for _ in range(2):  # the second call reuses the cached examples: they must be intact
@@ -61,6 +62,32 @@ def test_cached_path_matches_full_forward(spec, template, layout, sst_files):
         torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
     # plain arange positions would differ: the cache really carries the cumsum numbering
     assert expected.std() > 0
+
+
+@pytest.mark.parametrize("spec", ["tiny-gpt2", "tiny-llama"])
+def test_suffixes_that_begin_alike_are_computed_once(spec):
+    from rlprompt_interp.rewards.prefix_cache import PrefixKVCache, cached_next_token_logits, suffix_tries
+
+    # three suffixes of prefix "a": [5, 6, 7], [5, 6, 8], [5] -> nodes 5, 6, 7, 8; one of "b": [5, 6]
+    keys, suffixes = ["a", "a", "b", "a", "a"], [[5, 6, 7], [5, 6, 8], [5, 6], [5], []]
+    tries = suffix_tries(keys, suffixes, max_nodes=64)
+    assert [(t.key, t.tokens, t.parents, t.depths) for t in tries] == [
+        ("a", [5, 6, 7, 8], [-1, 0, 1, 1], [0, 1, 2, 2]), ("b", [5, 6], [-1, 0], [0, 1])]
+    assert tries[0].pairs == {3: 0, 0: 2, 1: 3} and tries[1].pairs == {2: 1}  # the empty suffix has no node
+    assert tries[0].ancestors().int().tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 0, 1]]
+    # a full trie starts another: [5] and [5, 6, 7] fill 3 nodes, [5, 6, 8] goes to a second
+    assert [t.tokens for t in suffix_tries(keys, suffixes, max_nodes=3)] == [[5, 6, 7], [5, 6, 8], [5, 6]]
+
+    lm = load_lm(spec, device="cpu")
+    cache = PrefixKVCache(lm)
+    prefixes = {"a": lm.tokenizer.encode("the movie was", add_special_tokens=False),
+                "b": lm.tokenizer.encode("boring", add_special_tokens=False)}
+    cache.add(prefixes)
+    verbalizers = [7, 9]
+    expected = next_token_logits(lm, [prefixes[k] + s for k, s in zip(keys, suffixes)], verbalizers)
+    for max_nodes, batch_size in ((64, 128), (3, 2), (1, 1)):  # one forward; split tries and batches
+        got = cached_next_token_logits(cache, keys, suffixes, verbalizers, batch_size=batch_size, max_nodes=max_nodes)
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_reward_scores_and_accuracy(sst_files):

@@ -29,8 +29,11 @@ def _shifted(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
     keeps float32's precision for ``z - tau``); ``c`` is detached, which leaves every gradient exact."""
     top = z.detach().max(-1, keepdim=True).values
     shifted = z - top
-    ordered = shifted.sort(-1, descending=True).values
-    ranks = torch.arange(1, z.shape[-1] + 1, device=z.device, dtype=ordered.dtype)
+    # p_max = max z - tau <= 1, so tau >= max z - 1 and only entries above it can be in S: sorting just
+    # those (a top-k, linear in V) gives the same support as sorting all V, which dominated a Tsallis update
+    candidates = int((shifted.detach() > -1).sum(-1).max().clamp(min=1)) if shifted.numel() else 1
+    ordered = shifted.topk(min(candidates, z.shape[-1]), dim=-1).values
+    ranks = torch.arange(1, ordered.shape[-1] + 1, device=z.device, dtype=ordered.dtype)
     cumulative = ordered.cumsum(-1)
     # the condition holds for a prefix of the sorted entries (-inf ones fail it: -inf > -inf is False)
     size = (1 + ranks * ordered > cumulative).sum(-1, keepdim=True).clamp(min=1)
