@@ -104,6 +104,22 @@ def test_tsallis_losses_by_hand():
         sql_loss(logits, logits, actions, reward, entropy="renyi")
 
 
+def test_a_temperature_is_the_rewards_and_prior_divided_by_it():
+    # sql's docstring: E[sum r] + alpha W, policy sparsemax(Q / alpha), V = alpha spmax(Q / alpha), is the
+    # temperature-1 problem on Q / alpha with every reward / alpha; its squared errors are alpha^2 times smaller
+    alpha, generator = 5.0, torch.Generator().manual_seed(0)
+    logits, target = (torch.randn(3, 4, 7, generator=generator) * 8 for _ in range(2))
+    actions, reward, dense = torch.randint(0, 7, (3, 4), generator=generator), torch.rand(3) * 20, -torch.rand(3, 4) * 4
+    q = logits.gather(-1, actions[..., None])[..., 0]
+    v, v_target = alpha * spmax(logits / alpha), alpha * spmax(target / alpha)
+    next_v = torch.cat([v_target[:, 1:], reward[:, None]], dim=1)
+    explicit = ((q - v - (dense + next_v - v_target)) ** 2).mean()  # the single-step error at temperature alpha
+    scaled, _ = sql_loss(logits / alpha, target / alpha, actions, reward / alpha, "single", dense / alpha,
+                         entropy="tsallis")
+    assert (alpha ** 2 * scaled).item() == pytest.approx(explicit.item(), rel=1e-5)
+    assert sparsemax(logits / alpha).gt(0).sum() > sparsemax(logits).gt(0).sum()  # a hotter policy: wider support
+
+
 @pytest.mark.parametrize("mode", ["single", "single_reversed", "multi", "multi_reversed", "mix"])
 def test_tsallis_gradient_follows_the_reward(mode):
     # uniform start over 4 actions: sparsemax 1/4 each, V = spmax(0) = 3/8

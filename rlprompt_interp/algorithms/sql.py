@@ -24,7 +24,11 @@ Soft Q-learning maximises ``E[sum_t r_t] + sum_t H(pi(.|s_t))``; the maximum ove
 ``Q - V = log pi``. Put ``W(pi) = 1/2 sum_a pi_a (1 - pi_a)`` in place of ``H`` and the same maximum
 is reached at ``pi = sparsemax Q`` (tokens below the threshold ``tau`` get probability 0), with value
 ``V = spmax Q = 1/2 sum_{a in S} (Q_a^2 - tau^2) + 1/2`` (``policies.sparsemax``; temperature 1,
-as in the Shannon case). The Bellman equation ``Q(s_t, a_t) = r_t + V(s_{t+1})`` is unchanged, and
+as in the Shannon case). A temperature ``alpha`` (``E[sum_t r_t] + alpha W``, policy ``sparsemax(Q/alpha)``)
+needs no option of its own: dividing the objective by ``alpha`` gives the same policy with every reward
+divided by ``alpha``, so it is the terminal rewards' scale and the LM prior's beta divided by ``alpha``
+(``--shaped-range``, ``--prior-weight``; the SST-2 sweep's arm keys ``scale=``, ``prior=``).
+The Bellman equation ``Q(s_t, a_t) = r_t + V(s_{t+1})`` is unchanged, and
 it is the only equation the four losses rest on, so each keeps its form with ``V = spmax``:
 
 * single-step: ``Q(s_t, a_t) - V(s_t)`` vs ``r_t + V'(s_{t+1}) - V'(s_t)`` (``R`` for ``V'(s_L)``);
