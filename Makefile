@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make sweep` runs the main job (the SST-2 accuracy/perplexity sweep,
-# quick mode, 38 min on 2 CPU cores with the installation), `make test` runs the tests; `make demo` is a 4-minute taste.
+# quick mode, 40 min on 2 CPU cores with the installation), `make test` runs the tests; `make demo` is a 4-minute taste.
 # Each creates the virtual environment on first use and installs everything, models included.
 VENV ?= .venv
 PYTHON ?= python3

@@ -62,7 +62,7 @@ MODES = {
     # temperature 5 (rewards 0-20 and LM prior 1 divided by 5: algorithms/sql.py; on the 64 dev + train
     # examples 0.844 against 0.755 at temperature 1 and 0.750 at 2, 3 seeds each, RESULTS.md).
     # 80 steps, sized for `make sweep` on 2 cores: 15 runs on two one-thread processes, then the shared test pass
-    # (measured 2026-12-03 with PIN at temperature 1: 37 min 39 s with the installation, RESULTS.md).
+    # (measured 2026-12-03: 39 min 36 s with the installation, RESULTS.md).
     "quick": dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", steps=80,
                   seeds=[0, 1, 2], lengths=[5], prompts_per_step=8, examples_per_step=16, lr=1e-3, eval_every=10,
                   eval_limit=0, verbalizers=[" negative", " positive"], condition=TASK_CONDITION,
