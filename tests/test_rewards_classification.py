@@ -88,6 +88,13 @@ def test_suffixes_that_begin_alike_are_computed_once(spec):
     for max_nodes, batch_size in ((64, 128), (3, 2), (1, 1)):  # one forward; split tries and batches
         got = cached_next_token_logits(cache, keys, suffixes, verbalizers, batch_size=batch_size, max_nodes=max_nodes)
         torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    # bf16 (the fast path on CPUs with bf16 instructions, emulated elsewhere): the mask is built in the model's dtype
+    lm = load_lm(spec, device="cpu", dtype="bfloat16")
+    cache = PrefixKVCache(lm)
+    cache.add(prefixes)
+    expected = next_token_logits(lm, [prefixes[k] + s for k, s in zip(keys, suffixes)], verbalizers)
+    torch.testing.assert_close(cached_next_token_logits(cache, keys, suffixes, verbalizers), expected,
+                               atol=0.05, rtol=0.05)
 
 
 def test_reward_scores_and_accuracy(sst_files):

@@ -137,16 +137,17 @@ def cached_next_token_logits(cache: PrefixKVCache, prefix_keys: Sequence[Hashabl
     if empty:
         logits[empty] = head_rows(lm, cache.last_hidden([prefix_keys[i] for i in empty]), token_ids).cpu()
     tries = sorted(suffix_tries(prefix_keys, suffixes, max_nodes), key=lambda trie: len(trie.tokens))
-    batch: list[SuffixTrie] = []
-    for number, trie in enumerate(tries):
-        batch.append(trie)
-        if number + 1 == len(tries) or sum(len(t.pairs) for t in batch) + len(tries[number + 1].pairs) > batch_size:
-            out = lm.model.base_model(**trie_inputs(cache, batch))
-            rows = [row for row, t in enumerate(batch) for _ in t.pairs]
-            nodes = [node for t in batch for node in t.pairs.values()]
-            hidden = out.last_hidden_state[torch.tensor(rows, device=lm.device), torch.tensor(nodes, device=lm.device)]
-            logits[[pair for t in batch for pair in t.pairs]] = head_rows(lm, hidden, token_ids).cpu()
-            batch = []
+    batches: list[list[SuffixTrie]] = []
+    for trie in tries:  # consecutive tries, at most batch_size pairs each (a larger trie goes alone)
+        if not batches or sum(len(t.pairs) for t in batches[-1]) + len(trie.pairs) > batch_size:
+            batches.append([])
+        batches[-1].append(trie)
+    for batch in batches:
+        out = lm.model.base_model(**trie_inputs(cache, batch))
+        rows = torch.tensor([row for row, t in enumerate(batch) for _ in t.pairs], device=lm.device)
+        nodes = torch.tensor([node for t in batch for node in t.pairs.values()], device=lm.device)
+        logits[[pair for t in batch for pair in t.pairs]] = head_rows(lm, out.last_hidden_state[rows, nodes],
+                                                                      token_ids).cpu()
     return logits
 
 
@@ -160,26 +161,28 @@ class SuffixTrie:
     parents: list[int] = field(default_factory=list)
     depths: list[int] = field(default_factory=list)
     pairs: dict[int, int] = field(default_factory=dict)
-    nodes: dict[tuple[int, ...], int] = field(default_factory=dict)
+    children: dict[tuple[int, int], int] = field(default_factory=dict)  # (parent, token) -> node
 
     def new_nodes(self, suffix: Sequence[int]) -> int:
         """How many nodes ``suffix`` would add."""
-        shared = 0
-        while shared < len(suffix) and tuple(suffix[:shared + 1]) in self.nodes:
-            shared += 1
-        return len(suffix) - shared
+        node = -1
+        for depth, token in enumerate(suffix):
+            node = self.children.get((node, int(token)))
+            if node is None:
+                return len(suffix) - depth
+        return 0
 
     def insert(self, pair: int, suffix: Sequence[int]) -> None:
-        parent = -1
-        for depth in range(len(suffix)):
-            path = tuple(suffix[:depth + 1])
-            if path not in self.nodes:
-                self.nodes[path] = len(self.tokens)
-                self.tokens.append(int(suffix[depth]))
+        node = -1
+        for depth, token in enumerate(suffix):
+            parent, token = node, int(token)
+            node = self.children.get((parent, token))
+            if node is None:
+                node = self.children[parent, token] = len(self.tokens)
+                self.tokens.append(token)
                 self.parents.append(parent)
                 self.depths.append(depth)
-            parent = self.nodes[path]
-        self.pairs[pair] = parent
+        self.pairs[pair] = node
 
     def ancestors(self) -> torch.Tensor:
         """``[n, n]`` boolean: node i may attend to node j (j is i or one of its ancestors)."""
