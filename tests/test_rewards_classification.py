@@ -29,6 +29,31 @@ def test_gap_reward_hand_computed():
     assert reward.item() == pytest.approx((0.3 - 0.5) * 180) and not correct.item()
 
 
+def test_class_balanced_mean_weighs_each_class_alike():
+    from rlprompt_interp.rewards.classification import class_balanced_mean
+
+    values = torch.tensor([[1.0, 2.0, 3.0, 10.0], [0.0, 0.0, 0.0, 4.0]])
+    labels = torch.tensor([0, 0, 0, 2])  # class 1 absent: the mean over classes 0 and 2
+    assert class_balanced_mean(values, labels).tolist() == pytest.approx([(2.0 + 10.0) / 2, (0.0 + 4.0) / 2])
+    assert values.mean(-1).tolist() == pytest.approx([4.0, 1.0])  # what the plain mean gives
+
+
+def test_a_balanced_gap_reward_scores_a_skewed_batch_by_its_classes(sst_files):
+    lm = load_lm("tiny-gpt2", device="cpu")
+    task = get_task("sst-2", data_dir=sst_files)
+    prompts = PromptBatch([" great", " bad movie"], [lm.tokenizer.encode(t, add_special_tokens=False)
+                                                     for t in (" great", " bad movie")])
+    batch = {"sentence": SENTENCES[:4], "label": [1, 0, 0, 0]}  # three of class 0, one of class 1
+    plain = ClassificationReward(task, lm)(prompts, batch)
+    balanced = ClassificationReward(task, lm, balance_classes=True)(prompts, batch)
+    rewards, _ = gap_reward(plain_logits := ClassificationReward(task, lm).verbalizer_logits(
+        prompts.token_ids, [{"sentence": s} for s in batch["sentence"]]), torch.tensor(batch["label"]))
+    assert plain.scores.tolist() == pytest.approx(rewards.mean(-1).tolist(), rel=1e-5)
+    assert balanced.scores.tolist() == pytest.approx(((rewards[:, 0] + rewards[:, 1:].mean(-1)) / 2).tolist(),
+                                                     rel=1e-5)
+    assert plain_logits.std() > 0 and balanced.logs["accuracy"] == plain.logs["accuracy"]  # accuracy stays per example
+
+
 def full_forward(lm, task, prompt_ids, sentences):
     sequences = []
     for ids in prompt_ids:

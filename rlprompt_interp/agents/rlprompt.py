@@ -62,7 +62,7 @@ def parse_reward_spec(spec: str, *, quiet: bool = False) -> list[tuple[str, floa
 
 def build_reward(spec: str | Reward, task: ClassificationTask | None, task_lm: LoadedModel, *, scorer: str = "auto",
                  functions: Sequence[str] = (), correct_coef: float = 200.0, incorrect_coef: float = 180.0,
-                 dtype: str = "auto") -> Reward:
+                 balance_classes: bool = False, dtype: str = "auto") -> Reward:
     """A weighted sum from a spec string plus ``module:function[=weight]`` terms (a Reward passes through)."""
     terms: list[tuple[float, Reward]] = []
     if isinstance(spec, Reward):
@@ -72,7 +72,8 @@ def build_reward(spec: str | Reward, task: ClassificationTask | None, task_lm: L
             if name == "gap":
                 if task is None:
                     raise ValueError("the gap reward needs a classification task")
-                reward = TaskGapReward(task, task_lm, correct_coef=correct_coef, incorrect_coef=incorrect_coef)
+                reward = TaskGapReward(task, task_lm, correct_coef=correct_coef, incorrect_coef=incorrect_coef,
+                                       balance_classes=balance_classes)
             else:
                 reward = Perplexity(load_lm(scorer, role="scorer", dtype=dtype), log=name == "log-perplexity")
             terms.append((weight, reward))
@@ -153,6 +154,8 @@ class RewardConfig(Config):
     log_perplexity: bool = option(False, "score perplexity terms as minus log-perplexity instead of minus perplexity")
     correct_coef: float = option(200.0, "gap reward scale when correct", at_least=0)
     incorrect_coef: float = option(180.0, "gap reward scale when wrong", at_least=0)
+    balance_classes: bool = option(True, "score a prompt's training batch by the mean over classes of each "
+                                          "class's mean gap, not the mean over examples")
 
     def check(self) -> None:
         try:
@@ -248,7 +251,8 @@ class RLPromptAgent(Agent):
         policy_lm = load_lm(self.config.policy.policy_model or models.model, role="policy", dtype=models.dtype)
         reward = build_reward(self.reward_object or rewards.spec(), task, task_lm, scorer=models.scorer,
                               functions=rewards.reward_fn, correct_coef=rewards.correct_coef,
-                              incorrect_coef=rewards.incorrect_coef, dtype=models.dtype)
+                              incorrect_coef=rewards.incorrect_coef, balance_classes=rewards.balance_classes,
+                              dtype=models.dtype)
         policy = LMAdaptorPolicy(policy_lm, resolve_condition(self.config.policy, task))
         config = dataclasses.replace(self.config.sql, prompt_length=prompt_length, steps=steps, seed=seed)
         trainer = SQLTrainer(policy, reward, config, train_data=task_columns(task, "train"),

@@ -70,8 +70,12 @@ class SQLConfig(RunConfig):
     select_by: str = option("reward", "(rlprompt, grpo, rloo) the dev figure that picks the best prompt",
                            choices=("reward", "accuracy"))
     rescore_top: int = option(5, "at the end, the K best distinct dev prompts are scored again on the dev and "
-                                 "training examples together and the best of them kept (1: the best on dev)",
+                                 "training examples together and the best of them kept (1 with --rescore-samples 0: "
+                                 "the best on dev)",
                               at_least=1, metavar="K")
+    rescore_samples: int = option(10, "the M training samples with the best mean reward join that re-scoring "
+                                      "(0: only dev prompts)", at_least=0, metavar="M",
+                                  why="the sampled prompts with the best training reward are scored on dev and train")
     init_prompt: str | None = option(None, "warm start: fit the policy first so that its greedy prompt begins "
                                            "with TEXT (when omitted: no warm start)", metavar="TEXT")
 
@@ -127,6 +131,8 @@ class SQLTrainer:
         self.elapsed = 0.0  # training seconds so far, over every process that resumed this run
         self.best: dict | None = None
         self.candidates: dict[tuple[int, ...], dict] = {}  # every distinct prompt scored on dev, by token ids
+        # every distinct prompt sampled in training, by token ids: [sum of its raw scores, times sampled, last step]
+        self.sampled: dict[tuple[int, ...], list] = {}
         self.curve: list[dict] = []
         self.on_best: Callable[[dict], None] | None = None  # called with each new best dev result
         self.on_log: Callable[[dict], None] | None = None  # called with each curve row (e.g. a tracker's log_row)
@@ -198,9 +204,35 @@ class SQLTrainer:
         started = time.perf_counter()
         logs = self.update(rollout, scores)
         logs["time/update"] = time.perf_counter() - started
+        self._tally(rollout.token_ids, scores)
         logs.update({"reward": float(scores.mean()), "reward/max": float(scores.max()),
                      "sample": str(info["text"][int(scores.argmax())]), **_step_means(info)})
         return StepResult(self.step, logs)
+
+    def _tally(self, token_ids: torch.Tensor, scores: torch.Tensor) -> None:
+        """Add a step's samples to their prompts' running training scores."""
+        for ids, score in zip(token_ids.tolist(), scores.tolist()):
+            entry = self.sampled.setdefault(tuple(ids), [0.0, 0, 0])
+            entry[0], entry[1], entry[2] = entry[0] + score, entry[1] + 1, self.step
+
+    def best_samples(self, count: int, exclude=()) -> list[dict]:
+        """The ``count`` sampled prompts with the best mean training score (not in ``exclude``), scored on dev.
+
+        On a task with several classes the policy keeps exploring, and its best prompts are often ones it
+        sampled but never wrote greedily at a dev evaluation; their training scores say which to look at.
+        """
+        exclude = {tuple(ids) for ids in exclude}
+        means = {ids: total / times for ids, (total, times, _) in self.sampled.items() if ids not in exclude}
+        chosen = sorted(means, key=lambda ids: (means[ids], self.sampled[ids][1]), reverse=True)[:count]
+        if not chosen:
+            return []
+        scorer = self.eval_env.scorer
+        texts, scores, logs = scorer.score(np.array(chosen), scorer.data)
+        accuracy = logs.get("accuracy/per_prompt")
+        return [{"step": self.sampled[ids][2], "text": str(texts[i]), "token_ids": list(ids), "reward": float(scores[i]),
+                 **({"accuracy": float(accuracy[i])} if accuracy is not None else {}),
+                 "train_reward": means[ids], "times_sampled": self.sampled[ids][1]}
+                for i, ids in enumerate(chosen)]
 
     # ------------------------------------------------------------------ evaluation
 
@@ -231,26 +263,32 @@ class SQLTrainer:
             self.candidates[key] = result
 
     def reselect(self) -> dict:
-        """The best of the ``rescore_top`` best distinct dev prompts, scored again on dev and train together.
+        """The best of the ``rescore_top`` best distinct dev prompts and the ``rescore_samples`` best training
+        samples, scored again on dev and train together.
 
         32 dev sentences tell prompts a few examples apart by luck; the dev and training examples
         together are at least twice as many (the policy trained on the latter, but every candidate did).
-        Each of these prompts has met most of those pairs already, so the reward's memo makes this cheap.
+        Each of these prompts has met many of those pairs already, so the reward's memo makes this cheap.
         The chosen result keeps its dev figures and gains ``selection`` (what was compared, and on what).
         """
         ranked = sorted(self.candidates.values(), key=self._rank, reverse=True)[:self.config.rescore_top]
-        if len(ranked) < 2:
+        if not ranked:
+            return self.best
+        samples = self.best_samples(self.config.rescore_samples, exclude=[c["token_ids"] for c in ranked])
+        pool = ranked + samples
+        if len(pool) < 2:
             return self.best
         data = {name: list(self.dev_data.get(name, [])) + list(values) for name, values in self.train_data.items()} \
             if self.dev_data is not None else self.train_data
-        _, scores, logs = self.eval_env.scorer.score(np.array([c["token_ids"] for c in ranked]), data)
+        _, scores, logs = self.eval_env.scorer.score(np.array([c["token_ids"] for c in pool]), data)
         accuracy = logs.get("accuracy/per_prompt")
-        rescored = [{"text": c["text"], "token_ids": c["token_ids"], "dev_reward": c["reward"], "dev_accuracy": c.get("accuracy"),
-                     "reward": float(scores[i]), **({"accuracy": float(accuracy[i])} if accuracy is not None else {})}
-                    for i, c in enumerate(ranked)]
-        chosen = max(range(len(ranked)), key=lambda i: self._rank(rescored[i]))
+        rescored = [{"text": c["text"], "token_ids": c["token_ids"], "source": "sampled" if i >= len(ranked) else "dev",
+                     "dev_reward": c["reward"], "dev_accuracy": c.get("accuracy"), "reward": float(scores[i]),
+                     **({"accuracy": float(accuracy[i])} if accuracy is not None else {})}
+                    for i, c in enumerate(pool)]
+        chosen = max(range(len(pool)), key=lambda i: self._rank(rescored[i]))
         examples = len(next(iter(data.values()))) if data else 0
-        return {**ranked[chosen], "selection": {"examples": examples, "by": self.config.select_by,
+        return {**pool[chosen], "selection": {"examples": examples, "by": self.config.select_by,
                                                 "dev_best": ranked[0]["text"], "candidates": rescored}}
 
     # ------------------------------------------------------------------ checkpoints
@@ -261,6 +299,7 @@ class SQLTrainer:
                 "env_rng": self.env.np_random.bit_generator.state, "reward": self.reward.state_dict(),
                 "elapsed": self.elapsed, "best": self.best, "curve": self.curve,
                 "candidates": list(self.candidates.values()),
+                "sampled": [[list(ids), *entry] for ids, entry in self.sampled.items()],
                 "config": self.config.to_dict()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -274,6 +313,7 @@ class SQLTrainer:
         self.elapsed = state["elapsed"]
         self.best, self.curve = state["best"], state["curve"]
         self.candidates = {tuple(c["token_ids"]): c for c in state.get("candidates", [])}  # older checkpoints: none
+        self.sampled = {tuple(ids): list(entry) for ids, *entry in state.get("sampled", [])}
 
     def save_checkpoint(self) -> Path:
         """Write ``checkpoint.pt`` atomically, keeping the one it replaces as ``checkpoint.prev.pt``."""
@@ -329,14 +369,15 @@ class SQLTrainer:
         if self.best is None:
             self.best = self.evaluate()
             self._remember(self.best)
-        if self.config.rescore_top > 1 and (self.step >= cfg.steps or self.out_of_time()) \
+        if (cfg.rescore_top > 1 or cfg.rescore_samples) and (self.step >= cfg.steps or self.out_of_time()) \
                 and "selection" not in self.best:
             self.best = self.reselect()
             if "selection" in self.best:
                 selection = self.best["selection"]
-                print(f"kept {self.best['text']!r} of the {len(selection['candidates'])} best dev prompts, scored "
-                      f"again on {selection['examples']} dev and training examples (best on dev alone: "
-                      f"{selection['dev_best']!r})")
+                sources = [c["source"] for c in selection["candidates"]]
+                print(f"kept {self.best['text']!r} of the {sources.count('dev')} best dev prompts and "
+                      f"{sources.count('sampled')} best training samples, scored again on {selection['examples']} "
+                      f"dev and training examples (best on dev alone: {selection['dev_best']!r})")
                 if self.on_best is not None:
                     self.on_best(self.best)
                 if self.output_dir is not None:

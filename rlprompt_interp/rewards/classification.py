@@ -3,8 +3,10 @@
 For each (prompt, example) pair the task LM's next-token logits over the verbalizers give class
 probabilities (softmax over the verbalizers only, as RLPrompt does); the pair's reward is the gap
 ``p(correct) - max p(other)``, times ``correct_coef`` (200) when the gap is positive and
-``incorrect_coef`` (180) otherwise. A prompt's score is the mean over the examples; the logs carry
-the accuracy (fraction of positive gaps).
+``incorrect_coef`` (180) otherwise. A prompt's score is the mean over the examples, or with
+``balance_classes`` the mean over classes of each class's mean (so a batch that happens to hold one
+class more often does not favour prompts that lean to it); the logs carry the accuracy (fraction
+of positive gaps).
 
 Speed: see ``prefix_cache``. Example-first templates cache each example's tokens for the whole
 run; prompt-first templates cache each prompt's tokens for one call; templates with example text
@@ -43,6 +45,13 @@ def gap_reward(logits: torch.Tensor, labels: torch.Tensor, correct_coef: float =
     return gap * scale, correct
 
 
+def class_balanced_mean(values: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``[..., M]`` -> ``[...]``: the mean over the classes present in ``labels`` of each class's mean value."""
+    classes = labels.unique()
+    members = (labels[None, :] == classes[:, None]).to(values.dtype)  # [K, M]
+    return (values @ members.T / members.sum(-1)).mean(-1)
+
+
 def batch_examples(batch: dict, fields: Sequence[str]) -> tuple[list[dict], torch.Tensor]:
     """Column-wise ``batch`` (``{"sentence": [...], "label": [...]}``) -> example dicts and labels ``[M]``."""
     missing = [name for name in (*fields, "label") if name not in batch]
@@ -68,12 +77,14 @@ class TaskGapReward(Reward):
     name = "gap"
 
     def __init__(self, task: ClassificationTask, lm: LoadedModel | str = "auto", *, correct_coef: float = 200.0,
-                 incorrect_coef: float = 180.0, batch_size: int = 128, use_cache: bool = True,
+                 incorrect_coef: float = 180.0, balance_classes: bool = False, batch_size: int = 128,
+                 use_cache: bool = True,
                  memo_size: int = 200_000, example_cache: PrefixKVCache | None = None,
                  example_cache_bytes: int | None = DEFAULT_EXAMPLE_CACHE_BYTES):
         self.task = task
         self.lm = load_lm(lm, role="task") if not isinstance(lm, LoadedModel) else lm
         self.correct_coef, self.incorrect_coef = correct_coef, incorrect_coef
+        self.balance_classes = balance_classes
         self.batch_size = batch_size
         self.verbalizer_ids = task.verbalizer_ids(self.lm.tokenizer)
         self.fields = task.template.fields
@@ -213,7 +224,8 @@ class TaskGapReward(Reward):
         logits = self.memoised_logits(rows, examples)  # [N, M, C]
         rewards, correct = gap_reward(logits, labels, self.correct_coef, self.incorrect_coef)  # [N, M]
         accuracy = correct.float().mean(-1)  # [N]
-        return RewardOutput(rewards.mean(-1), {"accuracy": float(accuracy.mean()), "accuracy/per_prompt": accuracy,
+        score = class_balanced_mean(rewards, labels) if self.balance_classes else rewards.mean(-1)
+        return RewardOutput(score, {"accuracy": float(accuracy.mean()), "accuracy/per_prompt": accuracy,
                                                "accuracy/new_pairs": self.last_new_pairs})
 
     # ------------------------------------------------------------------ checkpoints
