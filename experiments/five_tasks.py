@@ -142,6 +142,12 @@ def task_rows(tasks, records: list[dict], scores: dict) -> list[dict]:
     def minutes(record):  # over every resume of the run, also for records written before the cumulative time
         return training_seconds(LearnedPrompt.load(record["learned_prompt"]), record["train_seconds"]) / 60
 
+    def kept_from(record):  # "dev" (a greedy prompt of a dev evaluation) or "sampled" (a training sample)
+        learned = LearnedPrompt.load(record["learned_prompt"])
+        candidates = (learned.provenance.get("selection") or {}).get("candidates", [])
+        ids = list(learned.token_ids or [])
+        return next((c.get("source", "dev") for c in candidates if c["token_ids"] == ids), "dev")
+
     rows = []
     for task_name in tasks:
         mine = [r for r in records if r["cell"]["task"] == task_name]
@@ -151,6 +157,7 @@ def task_rows(tasks, records: list[dict], scores: dict) -> list[dict]:
         for method in METHODS:
             runs = sorted((r for r in mine if r["cell"]["method"] == method), key=lambda r: r["cell"]["seed"])
             row[method] = [{"seed": r["cell"]["seed"], "prompt": r["prompt"], "minutes": minutes(r),
+                            "kept_from": kept_from(r),
                             **{k: test[r["learned_prompt"]][k] for k in ("test_accuracy", "prompt_perplexity")},
                             "dev_best_accuracy": test.get(r["learned_prompt"] + "#dev-best",
                                                           test[r["learned_prompt"]])["test_accuracy"]}
@@ -180,10 +187,13 @@ def results_table(rows: list[dict]) -> str:
 
 
 def prompts_table(rows: list[dict]) -> str:
-    lines = ["| task | seed | learned prompt | test accuracy | perplexity | minutes |", "|---|---|---|---|---|---|"]
+    lines = ["| task | seed | learned prompt | kept from | test accuracy | best dev prompt alone | perplexity "
+             "| minutes |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         for run in row["rlprompt"]:
-            lines.append(f"| {row['task']} | {run['seed']} | {run['prompt']!r} | {run['test_accuracy']:.4f} | "
+            lines.append(f"| {row['task']} | {run['seed']} | {run['prompt']!r} | {run['kept_from']} | "
+                         f"{run['test_accuracy']:.4f} | {run['dev_best_accuracy']:.4f} | "
                          f"{format_number(run['prompt_perplexity'])} | {run['minutes']:.1f} |")
     return "\n".join(lines)
 

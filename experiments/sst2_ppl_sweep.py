@@ -179,7 +179,10 @@ def make_cell_runner(args, task):
                               prior_weight=cell["prior"], entropy="tsallis" if cell["tsallis"] else "shannon",
                               condition=args.condition, action_space=args.action_space,
                               no_repeat=args.no_repeat, init_prompt=args.init_prompt, eval_every=args.eval_every,
-                              shaped_range=(0.0, cell.get("scale") or args.reward_scale), quiet=True)
+                              shaped_range=(0.0, cell.get("scale") or args.reward_scale),
+                              # RESULTS' sweep was measured before these two defaults (dev prompts alone re-scored,
+                              # the plain mean gap); kept so that its command still gives its figures
+                              rescore_samples=0, balance_classes=False, quiet=True)
         _, record = train_cell(agent, task, folder, prompt_length=cell["length"], steps=args.steps, seed=cell["seed"],
                                report_to=args.report_to, config={**sweep_config(args), **cell})
         print(f"    {record['prompt']!r} ({record['train_seconds']:.0f} s training)", flush=True)

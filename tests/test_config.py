@@ -133,7 +133,7 @@ def test_the_defaults_are_the_recipe_spelled_out_in_docs():
         "--model", "smollm2-135m", "--prompt-length", "5", "--steps", "100", "--prompts-per-step", "8",
         "--examples-per-step", "16", "--lr", "1e-3", "--eval-every", "10", "--reward", "gap=1", "--prior-weight", "1",
         "--reward-range", "0", "1", "--shaped-range", "0", "20", "--action-space", "words+punctuation",
-        "--no-repeat", "4", "--rescore-top", "5",
+        "--no-repeat", "4", "--rescore-top", "5", "--rescore-samples", "10",
         "--condition", "Classify the sentiment of this movie review as positive or negative.", "--output", "o"])
     short = build_parser().parse_args(["train", "--recipe", "embedded-sst2", "--data-dir", "d", "--output", "o"])
     plain = build_parser().parse_args(["train", "--task", "sst-2", "--model", "smollm2-135m", "--steps", "100",
@@ -144,6 +144,7 @@ def test_the_defaults_are_the_recipe_spelled_out_in_docs():
     assert (short.task, short.steps) == ("sst-2", 100)
     paper = read_config_file(recipe_path("rlprompt-paper"))
     assert paper["model"] == "distilgpt2" and paper["prior_weight"] == 0 and paper["top_k"] == 256
+    assert paper["rescore_samples"] == 0 and paper["balance_classes"] is False  # RLPrompt's: dev alone, plain mean
     with pytest.raises(ConfigError, match="no recipe 'nope'"):
         recipe_path("nope")
 

@@ -24,6 +24,7 @@ def test_five_tasks_trains_scores_once_and_adds_seeds(sst_files, tmp_path, capsy
     assert row["task"] == "sst-2" and row["examples"] == 6 and 0 <= row["no_prompt"] <= 1 and 0 <= row["hand"] <= 1
     (run,) = row["rlprompt"]
     assert run["prompt"] and 0 <= run["test_accuracy"] <= 1 and run["prompt_perplexity"] > 1
+    assert run["kept_from"] in ("dev", "sampled") and 0 <= run["dev_best_accuracy"] <= 1
     scores = json.loads((output / "test" / "sst-2.json").read_text())
     assert scores["no prompt"]["text"] == "" and scores["hand"]["text"] == script.HAND_TEMPLATES["sst-2"]
     assert "| sst-2 | 6 |" in (output / "results.md").read_text()

@@ -46,12 +46,15 @@ def test_a_balanced_gap_reward_scores_a_skewed_batch_by_its_classes(sst_files):
     batch = {"sentence": SENTENCES[:4], "label": [1, 0, 0, 0]}  # three of class 0, one of class 1
     plain = ClassificationReward(task, lm)(prompts, batch)
     balanced = ClassificationReward(task, lm, balance_classes=True)(prompts, batch)
-    rewards, _ = gap_reward(plain_logits := ClassificationReward(task, lm).verbalizer_logits(
-        prompts.token_ids, [{"sentence": s} for s in batch["sentence"]]), torch.tensor(batch["label"]))
+    logits = ClassificationReward(task, lm).verbalizer_logits(prompts.token_ids,
+                                                              [{"sentence": s} for s in batch["sentence"]])
+    rewards, _ = gap_reward(logits, torch.tensor(batch["label"]))  # [2 prompts, 4 examples]
     assert plain.scores.tolist() == pytest.approx(rewards.mean(-1).tolist(), rel=1e-5)
-    assert balanced.scores.tolist() == pytest.approx(((rewards[:, 0] + rewards[:, 1:].mean(-1)) / 2).tolist(),
-                                                     rel=1e-5)
-    assert plain_logits.std() > 0 and balanced.logs["accuracy"] == plain.logs["accuracy"]  # accuracy stays per example
+    # class 1 (example 0) counts as much as class 0 (examples 1-3)
+    expected = (rewards[:, 0] + rewards[:, 1:].mean(-1)) / 2
+    assert balanced.scores.tolist() == pytest.approx(expected.tolist(), rel=1e-5)
+    assert not torch.allclose(expected, rewards.mean(-1))  # the two means differ on this batch
+    assert balanced.logs["accuracy"] == plain.logs["accuracy"]  # accuracy stays the share of examples
 
 
 def full_forward(lm, task, prompt_ids, sentences):

@@ -229,7 +229,8 @@ class SQLTrainer:
         scorer = self.eval_env.scorer
         texts, scores, logs = scorer.score(np.array(chosen), scorer.data)
         accuracy = logs.get("accuracy/per_prompt")
-        return [{"step": self.sampled[ids][2], "text": str(texts[i]), "token_ids": list(ids), "reward": float(scores[i]),
+        return [{"step": self.sampled[ids][2], "text": str(texts[i]), "token_ids": list(ids),
+                 "reward": float(scores[i]),
                  **({"accuracy": float(accuracy[i])} if accuracy is not None else {}),
                  "train_reward": means[ids], "times_sampled": self.sampled[ids][1]}
                 for i, ids in enumerate(chosen)]
