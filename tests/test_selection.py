@@ -76,6 +76,7 @@ def test_one_candidate_or_rescore_top_1_keeps_the_best_on_dev():
     trainer = make_trainer(rescore_top=1, rescore_samples=0)
     trainer.train(progress=False)
     assert "selection" not in trainer.best
+    assert trainer.sampled == {}  # nothing is kept when no sample can be chosen
     lone = make_trainer(rescore_top=5)  # nothing sampled yet
     lone._remember(candidate([5, 1], 2 / 3))
     lone.best = lone.candidates[(5, 1)]

@@ -204,7 +204,8 @@ class SQLTrainer:
         started = time.perf_counter()
         logs = self.update(rollout, scores)
         logs["time/update"] = time.perf_counter() - started
-        self._tally(rollout.token_ids, scores)
+        if self.config.rescore_samples:  # RLPrompt's 12,000 steps would otherwise keep ~200k prompts for nothing
+            self._tally(rollout.token_ids, scores)
         logs.update({"reward": float(scores.mean()), "reward/max": float(scores.max()),
                      "sample": str(info["text"][int(scores.argmax())]), **_step_means(info)})
         return StepResult(self.step, logs)
