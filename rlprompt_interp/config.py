@@ -382,7 +382,8 @@ class RunConfig(Config):
     """How long a run trains, from which seed, and how often it scores its prompt on dev."""
 
     prompt_length: int = option(5, "prompt tokens (wayward: 0 takes its target text's length)", at_least=0)
-    steps: int = option(1000, "training steps", at_least=1,
+    steps: int | None = option(None, "training steps (when omitted: rlprompt trains for --max-minutes, 7 unless "
+                                     "given; soft-prompt, pez, wayward, grpo and rloo 1000 steps)", at_least=1,
                         why="a run of no steps learns nothing (evaluate a prompt with `rlprompt-interp eval`)")
     seed: int = option(0, "seed of the run's initialisation and sampling")
     lr: float | None = option(None, "learning rate (when omitted, each agent's own: rlprompt 1e-3; grpo, rloo "
@@ -393,7 +394,8 @@ class RunConfig(Config):
                                           "own: rlprompt 10, the others 50)", at_least=1,
                                     why="the best prompt is chosen on dev every K steps")
     max_minutes: float | None = option(None, "(rlprompt, grpo, rloo) stop training after this many minutes, "
-                                                   "summed over resumes (when omitted: no limit; soft-prompt, pez "
-                                                   "and wayward stop at --steps or --patience)", above=0,
+                                                   "summed over resumes (when omitted: rlprompt 7 without --steps, "
+                                                   "otherwise no limit; soft-prompt, pez and wayward stop at --steps "
+                                                   "or --patience)", above=0,
                                        why="the training time budget")
     quiet: bool = option(False, "no progress bars")

@@ -118,3 +118,24 @@ def test_make_and_make_vec_build_the_registered_envs(tokenizer):
     assert isinstance(vec.unwrapped, PromptVectorEnv)
     vec.reset(seed=0)
     assert vec.step([1, 2, 3])[1].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_stratified_draws_hold_every_class_equally_often():
+    from rlprompt_interp.envs.prompt_env import stratified_rows
+
+    labels = [0] * 6 + [1] * 4 + [2] * 1  # 11 rows; 6 wanted -> 2 of each class, all of class 2's one row
+    rows = stratified_rows(np.random.default_rng(0), labels, 6)
+    assert sorted(labels[i] for i in rows) == [0, 0, 1, 1, 2]
+    assert len(set(rows.tolist())) == len(rows)  # without replacement
+    # through the vector env: every round's batch of 4 from two classes holds 2 of each
+    data = {"sentence": [f"s{i}" for i in range(20)], "label": [0] * 15 + [1] * 5}
+    reward = CountingReward()
+    env = PromptVectorEnv(2, reward, load_lm("tiny-gpt2", device="cpu").tokenizer, 1, data=data,
+                          examples_per_episode=4, stratify_by="label")
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(np.array([1, 2]))
+        env.step(np.array([0, 0]))  # next-step autoreset: a new batch
+    assert all(sorted(batch["label"]) == [0, 0, 1, 1] for _, batch in reward.calls)
+    with pytest.raises(ValueError, match="stratify"):
+        PromptVectorEnv(2, reward, load_lm("tiny-gpt2", device="cpu").tokenizer, 1, data=data, stratify_by="stars")

@@ -20,6 +20,7 @@ class Agent(ABC):
 
     name: str = "agent"
     dtype: str = "auto"  # the frozen models' dtype while training (``models.resolve_dtype``)
+    default_steps: int | None = 1000  # the run length when ``train`` is given no --steps (None: the agent's time budget)
     # called with each row of the training curve as it is written (``tracking.RunTracker.log_row`` for --report-to)
     on_log: Callable[[dict], None] | None = None
 

@@ -224,6 +224,7 @@ class RLPromptAgent(Agent):
     """
 
     name = "rlprompt"
+    default_steps = None  # SQLTrainer's time budget (DEFAULT_BUDGET_MINUTES) when neither --steps nor --max-minutes
 
     def __init__(self, config: RLPromptConfig | None = None, *, reward: str | Reward | None = None, **options):
         if isinstance(reward, Reward):
@@ -243,7 +244,7 @@ class RLPromptAgent(Agent):
         """The frozen models' dtype as given (``auto``...), as every agent reports it."""
         return self.config.models.dtype
 
-    def build(self, task: ClassificationTask, *, prompt_length: int, steps: int, seed: int = 0,
+    def build(self, task: ClassificationTask, *, prompt_length: int, steps: int | None, seed: int = 0,
               output_dir: str | Path | None = None) -> SQLTrainer:
         """The trainer (policy, reward, data) this agent would run; ``fit`` runs it."""
         models, rewards = self.config.models, self.config.reward
@@ -260,7 +261,7 @@ class RLPromptAgent(Agent):
         trainer.task_lm = task_lm
         return trainer
 
-    def fit(self, task: ClassificationTask, *, prompt_length: int, steps: int, seed: int = 0,
+    def fit(self, task: ClassificationTask, *, prompt_length: int, steps: int | None, seed: int = 0,
             output_dir: str | Path | None = None, resume: bool = False, **kwargs) -> LearnedPrompt:
         if kwargs:
             raise TypeError(f"RLPromptAgent.fit got unknown arguments {sorted(kwargs)}")

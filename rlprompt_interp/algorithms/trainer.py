@@ -17,7 +17,10 @@ reward call; a weighted sum also logs ``time/<term>``) and ``time/update`` (loss
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -36,6 +39,8 @@ from ..rewards import Reward, as_reward, linear_map, zscore_by_key
 from .sql import TargetUpdater, sql_loss
 
 LOSSES = ("mix", "single", "single_reversed", "multi", "multi_reversed")
+# a run given neither --steps nor --max-minutes trains this long: a faster machine spends it on more steps
+DEFAULT_BUDGET_MINUTES = 7.0
 
 
 @dataclass
@@ -78,6 +83,14 @@ class SQLConfig(RunConfig):
                                   why="the sampled prompts with the best training reward are scored on dev and train")
     init_prompt: str | None = option(None, "warm start: fit the policy first so that its greedy prompt begins "
                                            "with TEXT (when omitted: no warm start)", metavar="TEXT")
+    stratify_classes: bool = option(False, "each step's training examples hold every class equally often "
+                                           "(round(--examples-per-step / classes) of each)")
+    replay_updates: int = option(0, "off-policy updates per step on prompts of earlier steps with the rewards they "
+                                    "were scored with (soft Q-learning is off-policy: an update costs a fraction of "
+                                    "a reward call; 0: on-policy only)", at_least=0, metavar="K")
+    replay_buffer: int = option(1, "the replayed prompts come from the last STEPS steps (1: the step's own prompts "
+                                   "again; older steps' rewards were z-scored against other batches)",
+                                at_least=1, metavar="STEPS")
 
     def check(self) -> None:
         if self.prompt_length < 1:
@@ -110,14 +123,17 @@ class SQLTrainer:
     def __init__(self, policy: LMAdaptorPolicy, reward: Reward | Callable, config: SQLConfig,
                  train_data: dict | None = None, dev_data: dict | None = None,
                  output_dir: str | Path | None = None, method: str = "rlprompt"):
+        if config.steps is None and config.max_minutes is None:  # neither given: the default time budget
+            config = dataclasses.replace(config, max_minutes=DEFAULT_BUDGET_MINUTES)
         self.policy, self.reward, self.config = policy, as_reward(reward), config
         self.method = method  # the agent's name, recorded in checkpoints
         self.train_data, self.dev_data = train_data or {}, dev_data
         self.output_dir = Path(output_dir) if output_dir is not None else None
         tokenizer, length = policy.lm.tokenizer, config.prompt_length
+        stratify = "label" if config.stratify_classes and "label" in self.train_data else None
         self.env = PromptVectorEnv(config.prompts_per_step, self.reward, tokenizer, length,
                                    vocab_size=policy.vocab_size, data=self.train_data,
-                                   examples_per_episode=config.examples_per_step)
+                                   examples_per_episode=config.examples_per_step, stratify_by=stratify)
         self.env.reset(seed=config.seed)  # seeds the environment's draws of training examples
         self.eval_env = PromptVectorEnv(1, self.reward, tokenizer, length, vocab_size=policy.vocab_size,
                                         data=self.dev_data if self.dev_data is not None else self.train_data)
@@ -128,6 +144,9 @@ class SQLTrainer:
         self.updater = TargetUpdater(config.target_update, config.target_rate, config.target_period)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
+        self.updates = 0  # optimiser updates: one a step, plus the replayed ones
+        # a step's (token ids [N, L], hidden states [N, L, d], shaped rewards [N]) for replay_updates
+        self.replayed: deque = deque(maxlen=config.replay_buffer)
         self.elapsed = 0.0  # training seconds so far, over every process that resumed this run
         self.best: dict | None = None
         self.candidates: dict[tuple[int, ...], dict] = {}  # every distinct prompt scored on dev, by token ids
@@ -178,9 +197,15 @@ class SQLTrainer:
         return writer.rollout(), torch.as_tensor(scores, dtype=torch.float32), info
 
     def update(self, rollout: Rollout, scores: torch.Tensor) -> dict:
-        """One soft Q-learning update of the MLP from a rollout and its raw scores; returns the loss logs."""
+        """One on-policy soft Q-learning step of the MLP from a rollout and its raw scores; returns the loss logs."""
+        logs = self.gradient_step(rollout, self.shape(scores.float()))
+        self.step += 1
+        return logs
+
+    def gradient_step(self, rollout: Rollout, rewards: torch.Tensor) -> dict:
+        """One optimiser update of the MLP from a rollout and its shaped rewards ``[N]``; the target follows."""
         cfg = self.config
-        rewards = self.shape(scores.float()).to(rollout.hidden.device)  # [N]
+        rewards = rewards.to(rollout.hidden.device)
         logits = self.policy.rollout_q_values(rollout)  # [N, L, V], with grad
         with torch.no_grad():
             target_logits = self.policy.rollout_q_values(rollout, mlp=self.target)
@@ -191,8 +216,8 @@ class SQLTrainer:
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.mlp.parameters(), cfg.max_grad_norm)
         self.optimizer.step()
-        self.step += 1
-        self.updater(self.target, self.policy.mlp, self.step)
+        self.updates += 1
+        self.updater(self.target, self.policy.mlp, self.updates)
         logs = {"loss": float(loss.detach()), "grad_norm": float(grad_norm),
                 **entropy_logs(logits.detach(), self.policy.entropy), **loss_logs}
         if prior_rewards is not None:
@@ -203,12 +228,30 @@ class SQLTrainer:
         rollout, scores, info = self.write_prompts(self.env)
         started = time.perf_counter()
         logs = self.update(rollout, scores)
+        if self.config.replay_updates:
+            self.replayed.append((rollout.token_ids, rollout.hidden, self.shape(scores.float())))
+            logs.update(self.replay())
         logs["time/update"] = time.perf_counter() - started
         if self.config.rescore_samples:  # RLPrompt's 12,000 steps would otherwise keep ~200k prompts for nothing
             self._tally(rollout.token_ids, scores)
         logs.update({"reward": float(scores.mean()), "reward/max": float(scores.max()),
                      "sample": str(info["text"][int(scores.argmax())]), **_step_means(info)})
         return StepResult(self.step, logs)
+
+    def replay(self) -> dict:
+        """``replay_updates`` off-policy updates, each on ``prompts_per_step`` prompts drawn (with replacement) from
+        the last ``replay_buffer`` steps, with the shaped rewards they got then.
+
+        Soft Q-learning's consistency losses hold for prompts of any behaviour policy, and every scored prompt
+        is already paid for. The frozen LM's hidden states were kept with the prompts, so an update costs the
+        MLP and the head alone, a fraction of a reward call: each reward call buys several updates."""
+        token_ids, hidden, rewards = (torch.cat(parts) for parts in zip(*self.replayed))
+        losses = []
+        for _ in range(self.config.replay_updates):
+            rows = torch.randint(len(token_ids), (self.config.prompts_per_step,), generator=self.generator)
+            losses.append(self.gradient_step(self.policy.replayed_rollout(token_ids[rows], hidden[rows]),
+                                             rewards[rows])["loss"])
+        return {"replay/loss": float(np.mean(losses))}
 
     def _tally(self, token_ids: torch.Tensor, scores: torch.Tensor) -> None:
         """Add a step's samples to their prompts' running training scores."""
@@ -302,7 +345,7 @@ class SQLTrainer:
                 "elapsed": self.elapsed, "best": self.best, "curve": self.curve,
                 "candidates": list(self.candidates.values()),
                 "sampled": [[list(ids), *entry] for ids, entry in self.sampled.items()],
-                "config": self.config.to_dict()}
+                "updates": self.updates, "replayed": list(self.replayed), "config": self.config.to_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = state["step"]
@@ -316,6 +359,8 @@ class SQLTrainer:
         self.best, self.curve = state["best"], state["curve"]
         self.candidates = {tuple(c["token_ids"]): c for c in state.get("candidates", [])}  # older checkpoints: none
         self.sampled = {tuple(ids): list(entry) for ids, *entry in state.get("sampled", [])}
+        self.updates = state.get("updates", self.step)  # older checkpoints: one update a step
+        self.replayed = deque(state.get("replayed", []), maxlen=self.config.replay_buffer)
 
     def save_checkpoint(self) -> Path:
         """Write ``checkpoint.pt`` atomically, keeping the one it replaces as ``checkpoint.prev.pt``."""
@@ -335,11 +380,13 @@ class SQLTrainer:
         return self.config.max_seconds is not None and self.elapsed >= self.config.max_seconds
 
     def train(self, *, progress: bool = True, stop_after: int | None = None) -> dict:
-        """Run until ``config.steps`` (or ``stop_after`` more steps, or ``config.max_minutes``); returns the
-        best dev result. A run stopped by the clock scores its greedy prompt at the step it stopped."""
+        """Run until ``config.steps`` (or ``stop_after`` more steps, or ``config.max_minutes``; ``steps`` None: until
+        the time budget is spent); returns the best dev result. A run stopped by the clock scores its greedy prompt
+        at the step it stopped."""
         cfg = self.config
         every = cfg.checkpoint_every or cfg.eval_every
-        last = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
+        steps = math.inf if cfg.steps is None else cfg.steps  # None: until the time budget runs out
+        last = steps if stop_after is None else min(steps, self.step + stop_after)
         bar = tqdm(total=cfg.steps, initial=self.step, desc="rlprompt", unit="step", disable=not progress)
         started, offset = time.time(), self.elapsed
         while self.step < last and not self.out_of_time():
@@ -371,7 +418,7 @@ class SQLTrainer:
         if self.best is None:
             self.best = self.evaluate()
             self._remember(self.best)
-        if (cfg.rescore_top > 1 or cfg.rescore_samples) and (self.step >= cfg.steps or self.out_of_time()) \
+        if (cfg.rescore_top > 1 or cfg.rescore_samples) and (self.step >= steps or self.out_of_time()) \
                 and "selection" not in self.best:
             self.best = self.reselect()
             if "selection" in self.best:

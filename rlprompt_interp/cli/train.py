@@ -57,7 +57,8 @@ def cmd_train(args: argparse.Namespace, parser: ConfigFileParser) -> int:
     flat = {key: value for section in settings.values() for key, value in section.items()}
     with track_run(args.report_to, args.output, config={**flat, "computed_with": compute_record(args.dtype)}) as tracker:
         agent.on_log = tracker.log_row
-        learned = agent.fit(task, prompt_length=args.prompt_length, steps=args.steps, seed=args.seed,
+        steps = args.steps if args.steps is not None else agent.default_steps
+        learned = agent.fit(task, prompt_length=args.prompt_length, steps=steps, seed=args.seed,
                             output_dir=args.output, resume=args.resume)
         if args.test_eval:
             del agent  # the training models (a gpt2-xl scorer, bf16 copies) are freed before the fp32 test model loads
@@ -67,7 +68,7 @@ def cmd_train(args: argparse.Namespace, parser: ConfigFileParser) -> int:
                                      progress=not args.quiet)
             learned.scores["test_accuracy"] = report.accuracy
             learned.scores["test_computed_with"] = report.computed_with
-            tracker.log({"test/accuracy": report.accuracy}, step=args.steps)
+            tracker.log({"test/accuracy": report.accuracy}, step=len(learned.curve) or steps)
             print(report.format())
     learned.save(args.output)
     write_json_atomic(f"{args.output}/scores.json", learned.scores)

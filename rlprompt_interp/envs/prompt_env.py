@@ -46,12 +46,28 @@ def _scalar_logs(logs: dict, row: int | None = None) -> dict:
     return result
 
 
+def stratified_rows(rng: np.random.Generator, groups, count: int) -> np.ndarray:
+    """Row indices with every group (class) equally often: ``round(count / K)`` of each of the K groups (at least
+    one; all of a smaller group), drawn without replacement, in group order.
+
+    A gap reward averaged over a batch that misses a class, or holds one class three times as often as another,
+    ranks prompts by the luck of the draw; equal counts leave only the examples themselves to chance."""
+    groups = np.asarray(groups)
+    kinds = np.unique(groups)
+    per_group = max(1, round(count / len(kinds)))
+    rows = []
+    for kind in kinds:
+        members = np.flatnonzero(groups == kind)
+        rows.append(rng.choice(members, min(per_group, len(members)), replace=False))
+    return np.concatenate(rows)
+
+
 class _PromptScorer:
     """What both environments share: decoding ids, drawing the example batch, calling the reward (not a
     classification task, which the reward may hold)."""
 
     def __init__(self, reward: Reward | Callable, tokenizer, prompt_length: int, vocab_size: int | None,
-                 data: dict | None, examples_per_episode: int | None):
+                 data: dict | None, examples_per_episode: int | None, stratify_by: str | None = None):
         if prompt_length < 1:
             raise ValueError(f"prompt_length must be at least 1, got {prompt_length}")
         self.reward = as_reward(reward)
@@ -60,13 +76,20 @@ class _PromptScorer:
         self.vocab_size = vocab_size or len(tokenizer)
         self.data = data or {}
         self.examples_per_episode = examples_per_episode
+        if stratify_by is not None and self.data and stratify_by not in self.data:
+            raise ValueError(f"cannot stratify the example draws by {stratify_by!r}: the data has the columns "
+                             f"{sorted(self.data)}")
+        self.stratify_by = stratify_by if self.data else None
 
     def batch(self, rng: np.random.Generator) -> dict:
         if not self.data:
             return {}
         size = len(next(iter(self.data.values())))
         count = min(self.examples_per_episode or size, size)
-        rows = rng.choice(size, count, replace=False) if count < size else np.arange(size)
+        if self.stratify_by is not None and count < size:
+            rows = stratified_rows(rng, self.data[self.stratify_by], count)
+        else:
+            rows = rng.choice(size, count, replace=False) if count < size else np.arange(size)
         return {name: [values[i] for i in rows] for name, values in self.data.items()}
 
     def score(self, token_ids: np.ndarray, batch: dict):
@@ -98,8 +121,9 @@ class PromptEnv(_OldTaskName, gymnasium.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, reward: Reward | Callable, tokenizer, prompt_length: int = 5, *, vocab_size: int | None = None,
-                 data: dict | None = None, examples_per_episode: int | None = None):
-        self.scorer = _PromptScorer(reward, tokenizer, prompt_length, vocab_size, data, examples_per_episode)
+                 data: dict | None = None, examples_per_episode: int | None = None, stratify_by: str | None = None):
+        self.scorer = _PromptScorer(reward, tokenizer, prompt_length, vocab_size, data, examples_per_episode,
+                                    stratify_by)
         self.action_space = spaces.Discrete(self.scorer.vocab_size)
         self.observation_space = _observation_space(self.scorer.vocab_size, prompt_length)
         self._ids = np.zeros(prompt_length, dtype=np.int64)
@@ -140,10 +164,12 @@ class PromptVectorEnv(_OldTaskName, VectorEnv):
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, num_envs: int, reward: Reward | Callable, tokenizer, prompt_length: int = 5, *,
-                 vocab_size: int | None = None, data: dict | None = None, examples_per_episode: int | None = None):
+                 vocab_size: int | None = None, data: dict | None = None, examples_per_episode: int | None = None,
+                 stratify_by: str | None = None):
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        self.scorer = _PromptScorer(reward, tokenizer, prompt_length, vocab_size, data, examples_per_episode)
+        self.scorer = _PromptScorer(reward, tokenizer, prompt_length, vocab_size, data, examples_per_episode,
+                                    stratify_by)
         self.num_envs = num_envs
         self.single_action_space = spaces.Discrete(self.scorer.vocab_size)
         self.single_observation_space = _observation_space(self.scorer.vocab_size, prompt_length)

@@ -343,7 +343,13 @@ class LMAdaptorPolicy(nn.Module):
             out = self.lm.model.base_model(input_ids=token_ids[:, :-1], use_cache=True,
                                              **cache_argument(self.lm.model.base_model, cache))
             states.append(out.last_hidden_state)
-        hidden = torch.cat(states, dim=1)  # [N, L, d]
+        return self.replayed_rollout(token_ids, torch.cat(states, dim=1))  # hidden [N, L, d]
+
+    @torch.no_grad()
+    def replayed_rollout(self, token_ids: torch.Tensor, hidden: torch.Tensor) -> Rollout:
+        """The rollout of prompts written earlier, from their tokens ``[N, L]`` and the frozen LM's hidden states
+        before each token ``[N, L, d]`` (kept from that rollout): the constraints and the prior are recomputed
+        from the states, so the LM itself does not run again."""
         allowed, prior = self.constraints(hidden, self.recent_tokens(token_ids))
         return Rollout(token_ids, hidden, allowed, prior)
 
