@@ -38,6 +38,7 @@ import torch
 
 from rlprompt_interp.agents.soft_prompt import SoftPromptAgent
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.models import DTYPE_CHOICES
 from rlprompt_interp.sweep_report import format_number, markdown_table
 from rlprompt_interp.sweeps import SWEEP_FILE, Sweep, cell_name, grid, train_and_evaluate, write_json_atomic
 
@@ -98,7 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="split on which every prompt is scored on every task")
     parser.add_argument("--top-k", type=int, default=3, help="nearest tokens shown per prompt position")
     parser.add_argument("--eval-batch-size", type=int, default=8)
-    parser.add_argument("--dtype", default="auto", help="task LM dtype (auto, float32, bfloat16, float16)")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="task LM dtype")
     parser.add_argument("--analyse-only", action="store_true",
                         help="rebuild results.json/.md and the plots from a finished --output folder, no model")
     args = parse_experiment_args(parser, argv, MODES)

@@ -36,6 +36,7 @@ import math
 from pathlib import Path
 
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.models import DTYPE_CHOICES
 from rlprompt_interp.sweep_report import saved_figure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +89,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--targets-dir", default=str(ROOT.parent / "shared" / "data" / "waywardness-targets"),
                         help="folder of JSON files name -> target text (natural_prompts.json, pile.json, ...)")
     parser.add_argument("--seed-split", default="16-42", help="few-shot split of the tasks")
-    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="task LM dtype")
     args = parse_experiment_args(parser, argv, MODES)
     args.gammas = [float(gamma) for gamma in args.gammas]
     if any(gamma < 0 for gamma in args.gammas + [args.gamma]):

@@ -27,7 +27,7 @@ from typing import Any, Literal, Mapping
 import yaml
 
 from .atomic import write_atomic
-from .models import AUTO_DTYPE_HELP
+from .models import AUTO_DTYPE_HELP, DTYPE_CHOICES
 from .notices import warn
 
 ENVIRONMENT = "environment"  # the section of a written config that records, and is not read back
@@ -374,7 +374,7 @@ class ModelConfig(Config):
     model: str = option("auto", "task LM (hub id, folder or embedded name)")
     scorer: str = option("auto", "perplexity scorer LM (gpt2-xl online, smollm2-135m offline)")
     dtype: str = option("auto", f"dtype of the frozen models during training; {AUTO_DTYPE_HELP}; or float32, "
-                                "bfloat16, float16 (a run resumes only in its own dtype)")
+                                "bfloat16, float16 (a run resumes only in its own dtype)", choices=DTYPE_CHOICES)
 
 
 @dataclasses.dataclass

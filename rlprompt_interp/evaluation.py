@@ -34,9 +34,10 @@ class ClassificationReport:
     # per example, in split order: 1 where the prediction is right. For paired comparisons of prompts on the same
     # examples (sweep_report's bootstrap); left out of to_dict and format, which stay one screen long.
     correct: list[int] | None = field(default=None, repr=False)
+    predicted: list[int] | None = field(default=None, repr=False)  # per example: the predicted class index
 
     def to_dict(self) -> dict:
-        return {key: value for key, value in asdict(self).items() if key != "correct"}
+        return {key: value for key, value in asdict(self).items() if key not in ("correct", "predicted")}
 
     def format(self) -> str:
         lines = [f"task={self.task} split={self.split} n={self.num_examples} prompt={self.prompt!r}"
@@ -63,34 +64,37 @@ def summarise(task: ClassificationTask, split: str, prompt: str, predictions: Se
                                 accuracy=float((predictions == labels).float().mean()),
                                 per_class_accuracy=per_class, predicted_fraction=predicted, subset=subset,
                                 computed_with=compute_record(lm.dtype, lm.device) if lm is not None else {},
-                                correct=(predictions == labels).int().tolist())
-
-
-def evaluate_text_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str, *, split: str = "test",
-                         limit: int | None = None, batch_size: int = 32, progress: bool = True) -> ClassificationReport:
-    """Classify every example of ``split`` with ``prompt`` placed by the task's template."""
-    examples = task.load_split(split, limit=limit)
-    verbalizer_ids = task.verbalizer_ids(lm.tokenizer)
-    sequences = encode_texts(lm, [task.format(example, prompt) for example in examples])
-    with tqdm(total=len(sequences), desc=f"eval {task.name}/{split}", unit="ex", disable=not progress) as bar:
-        logits = batched_next_token_logits(lm, sequences, verbalizer_ids, batch_size, progress=bar.update)
-    return summarise(task, split, prompt, logits.argmax(-1).tolist(), examples["label"], task.subset_note(split, limit),
-                     lm=lm)
+                                correct=(predictions == labels).int().tolist(), predicted=predictions.tolist())
 
 
 def evaluate_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str | LearnedPrompt, *, split: str = "test",
                     limit: int | None = None, batch_size: int = 32, progress: bool = True) -> ClassificationReport:
     """Accuracy of a text prompt, a discrete learned prompt (its token ids) or a soft prompt (its embeddings)."""
-    if prompt == "":  # no prompt: the same tokens either way, and the shared example cache serves it
-        prompt = LearnedPrompt(text="", token_ids=[])
-    if isinstance(prompt, str):
-        return evaluate_text_prompt(task, lm, prompt, split=split, limit=limit, batch_size=batch_size, progress=progress)
     examples = task.load_split(split, limit=limit)
-    with tqdm(total=len(examples), desc=f"eval {task.name}/{split}", unit="ex", disable=not progress) as bar:
-        logits = prompt_logits(task, lm, prompt, examples, task.verbalizer_ids(lm.tokenizer), batch_size,
-                               progress=bar.update)
-    return summarise(task, split, prompt.text, logits.argmax(-1).tolist(), examples["label"],
-                     task.subset_note(split, limit), lm=lm)
+    logits = class_logits(task, lm, without_empty_text(prompt), examples, batch_size=batch_size, progress=progress,
+                          desc=f"eval {task.name}/{split}")
+    return summarise(task, split, prompt if isinstance(prompt, str) else prompt.text, logits.argmax(-1).tolist(),
+                     examples["label"], task.subset_note(split, limit), lm=lm)
+
+
+def without_empty_text(prompt: str | LearnedPrompt) -> str | LearnedPrompt:
+    """No prompt as an empty learned prompt: the same tokens as the empty text, and the shared example cache
+    serves it."""
+    return LearnedPrompt(text="", token_ids=[]) if prompt == "" else prompt
+
+
+def class_logits(task: ClassificationTask, lm: LoadedModel, prompt: str | LearnedPrompt, examples, *,
+                 batch_size: int = 32, progress: bool = True, desc: str | None = None) -> torch.Tensor:
+    """The verbalizers' next-token logits ``[N, C]`` after each example with ``prompt`` in the template's slot:
+    what ``eval`` scores and ``predict`` labels with. A text prompt is placed as text (tokenised with the
+    example); a learned prompt as its token ids or embeddings (``prompt_logits``). The verbalizers are checked
+    before the progress bar shows."""
+    verbalizer_ids = task.verbalizer_ids(lm.tokenizer)
+    with tqdm(total=len(examples), desc=desc, unit="ex", disable=not progress) as bar:
+        if isinstance(prompt, str):
+            sequences = encode_texts(lm, [task.format(example, prompt) for example in examples])
+            return batched_next_token_logits(lm, sequences, verbalizer_ids, batch_size, progress=bar.update)
+        return prompt_logits(task, lm, prompt, examples, verbalizer_ids, batch_size, progress=bar.update)
 
 
 def prompt_logits(task: ClassificationTask, lm: LoadedModel, prompt: LearnedPrompt, examples, token_ids: Sequence[int],

@@ -124,6 +124,12 @@ def bf16_available(device: torch.device | str) -> bool:
     return device.type == "cpu" and cpu_supports_bf16()
 
 
+DTYPE_NAMES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+               "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+# what every --dtype flag accepts (argparse lists them in --help and refuses others before any model loads)
+DTYPE_CHOICES = ("auto", *DTYPE_NAMES)
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
     """``auto`` means bf16 where the device computes it fast (a GPU that supports it, a CPU with
     AMX or AVX512-BF16) and fp32 elsewhere."""
@@ -131,11 +137,9 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         return dtype
     if dtype in (None, "auto"):
         return torch.bfloat16 if bf16_available(device) else torch.float32
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
-    if dtype not in names:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of {sorted(names)} or 'auto'")
-    return names[dtype]
+    if dtype not in DTYPE_NAMES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {list(DTYPE_CHOICES)}")
+    return DTYPE_NAMES[dtype]
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -95,6 +95,23 @@ class LearnedPrompt:
                                       f"says the prompt has embeddings; {fix}") from None
         return cls(embeddings=embeddings, **payload)
 
+    def classify(self, texts, lm=None, *, task=None, batch_size: int = 32, progress: bool = False):
+        """Label new texts with this prompt, as ``eval`` would: ``prompt.classify(["a warm film"], lm).labels``.
+
+        ``texts``: strings (or dicts of the template's fields); ``lm``: the task LM, a ``LoadedModel`` or a
+        spec (default: the one the prompt was trained with, in fp32 as ``eval`` loads it); ``task``: a task
+        whose template and verbalizers to use (default: the ones the prompt was trained with). Returns
+        ``prediction.Predictions``: ``.labels``, ``.indices``, ``.probabilities`` and ``.rows()``.
+        """
+        from .models import EVAL_DTYPE, LoadedModel, load_lm
+        from .prediction import classify
+        from .tasks.recorded import recorded_task
+
+        if not isinstance(lm, LoadedModel):
+            lm = load_lm(task_model(self, lm), role="task", dtype=EVAL_DTYPE)
+        return classify(task or recorded_task(self.provenance), lm, self, texts, batch_size=batch_size,
+                        progress=progress)
+
 
 def task_model(prompt: "LearnedPrompt | str | None", model: str | None = "auto") -> str:
     """The task LM to load: ``model``, or for ``auto`` the one a learned prompt was trained with."""

@@ -7,7 +7,7 @@ import torch
 
 from conftest import FEW_SHOT, needs_shared_data
 from rlprompt_interp.cli import main
-from rlprompt_interp.evaluation import evaluate_text_prompt, summarise
+from rlprompt_interp.evaluation import class_logits, evaluate_prompt, summarise
 from rlprompt_interp.models import load_lm
 from rlprompt_interp.tasks import get_task, task_from_files
 
@@ -25,7 +25,7 @@ def test_summarise_by_hand():
 def test_eval_matches_a_direct_forward(sst_files):
     lm = load_lm("tiny-gpt2", device="cpu")
     task = get_task("sst-2", data_dir=str(sst_files))
-    report = evaluate_text_prompt(task, lm, " so", split="test", batch_size=4, progress=False)
+    report = evaluate_prompt(task, lm, " so", split="test", batch_size=4, progress=False)
     ids = task.verbalizer_ids(lm.tokenizer)
     correct = 0
     for example in task.load_split("test"):
@@ -61,9 +61,9 @@ def test_learned_prompts_are_scored_through_the_shared_example_cache(sst_files, 
     other = LearnedPrompt(text=" no", token_ids=lm.tokenizer.encode(" no", add_special_tokens=False))
     evaluation.prompt_logits(task, lm, other, examples, verbalizers)
     assert encoded == [[]]
-    # no prompt reads the same numbers as the text path
-    assert evaluation.evaluate_prompt(task, lm, "", progress=False).accuracy == pytest.approx(
-        evaluate_text_prompt(task, lm, "", progress=False).accuracy)
+    # no prompt reads the same classes as the text path
+    assert evaluation.evaluate_prompt(task, lm, "", progress=False).predicted == \
+        class_logits(task, lm, "", examples, progress=False).argmax(-1).tolist()
 
 
 def test_cli_eval_writes_report(sst_files, tmp_path, capsys):

@@ -31,7 +31,7 @@ from ..models import LoadedModel, compute_record, load_lm
 from ..notices import warn
 from ..policies import AUTO_CONDITION, LMAdaptorPolicy, PolicyConfig
 from ..prompts import LearnedPrompt
-from ..rewards import FunctionReward, Perplexity, Reward, TaskGapReward, WeightedSum, load_function
+from ..rewards import FunctionReward, Perplexity, Reward, TaskGapReward, WeightedSum, load_function, perplexity_scorer
 from ..tasks import ClassificationTask
 from .base import Agent
 
@@ -292,7 +292,8 @@ class RLPromptAgent(Agent):
         provenance = {"method": self.name, "model": trainer.task_lm.spec, "task_model": trainer.task_lm.spec,
                       "policy_model": trainer.policy.lm.spec, "task": task.name, "seed": trainer.config.seed,
                       "template": task.template.text, "verbalizers": list(task.verbalizers),
-                      "reward": repr(trainer.reward), "condition": trainer.policy.condition,
+                      "label_names": list(task.label_names), "reward": repr(trainer.reward),
+                      "scorer_model": perplexity_scorer(trainer.reward), "condition": trainer.policy.condition,
                       "policy_token_ids": best["token_ids"], "config": config, "selection": best.get("selection"),
                       "computed_with": compute_record(trainer.task_lm.dtype, trainer.task_lm.device)}
         return LearnedPrompt(text=best["text"], token_ids=task_token_ids(trainer.task_lm, best["text"], best["token_ids"]),

@@ -49,7 +49,7 @@ from ..config import ConfigError, config_from_args
 from ..models import LoadedModel, compute_record, default_device, load_lm
 from ..policies import AUTO_CONDITION
 from ..prompts import LearnedPrompt
-from ..rewards import PromptBatch, Reward, TRLReward
+from ..rewards import PromptBatch, Reward, TRLReward, perplexity_scorer
 from ..tasks import ClassificationTask
 from .base import Agent
 from .rlprompt import RewardConfig, build_reward, task_columns, task_token_ids
@@ -387,7 +387,8 @@ class TRLPromptAgent(Agent):
                   "eval_every": self.eval_every, "select_by": self.select_by, "max_seconds": self.max_seconds}
         provenance = {"method": self.name, "model": task_lm.spec, "task_model": task_lm.spec,
                       "policy_model": policy_spec, "task": task.name, "seed": seed, "template": task.template.text,
-                      "verbalizers": list(task.verbalizers), "reward": repr(reward), "condition": condition,
+                      "verbalizers": list(task.verbalizers), "label_names": list(task.label_names),
+                      "reward": repr(reward), "scorer_model": perplexity_scorer(reward), "condition": condition,
                       "policy_token_ids": best["token_ids"], **versions, "config": config,
                       "computed_with": compute_record(task_lm.dtype, task_lm.device)}
         return LearnedPrompt(text=best["text"], token_ids=task_token_ids(task_lm, best["text"], best["token_ids"]),

@@ -408,8 +408,7 @@ class SQLTrainer:
             self.curve.append(row)
             if self.on_log is not None:
                 self.on_log(row)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in result.logs.items()
-                             if k in ("reward", "accuracy", "perplexity", "loss")})
+            bar.set_postfix({k: f"{v:.3g}" for k, v in _console_figures(result.logs).items() if k != "sample"})
             bar.update(1)
             due = (every and self.step % every == 0) or self.step == last or self.out_of_time()
             if self.output_dir is not None and due:
@@ -468,6 +467,14 @@ def _step_means(info: dict) -> dict:
     return means
 
 
+def _console_figures(logs: dict) -> dict:
+    """What the terminal shows of a step or a dev evaluation: the reward, and beside it each term's mean score when
+    the reward sums several (``gap/score``, ``keywords/score`` for a ``--reward-fn keywords``), then accuracy,
+    perplexity and loss. The trackers and the curve get every figure."""
+    terms = [key for key in logs if key.endswith("/score")]
+    keys = ["reward", *(terms if len(terms) > 1 else []), "accuracy", "perplexity", "loss"]
+    return {key: logs[key] for key in keys if key in logs}
+
+
 def _brief(result: dict) -> str:
-    keys = ("reward", "accuracy", "perplexity")
-    return " ".join(f"{k}={result[k]:.4g}" for k in keys if k in result) + f" {result['text']!r}"
+    return " ".join(f"{k}={v:.4g}" for k, v in _console_figures(result).items() if k != "loss") + f" {result['text']!r}"

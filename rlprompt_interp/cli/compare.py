@@ -16,7 +16,7 @@ from ..atomic import write_json_atomic
 from ..metrics.errors import MetricInputError
 from ..metrics.similarity import prompt_matrix
 from ..prompts import task_model
-from .common import EVAL_DTYPE, EVAL_DTYPE_HELP, positive_int
+from .common import add_dtype_argument, positive_int
 
 
 def describe(prompt, folder: str) -> tuple[str, str]:
@@ -153,7 +153,7 @@ def register(commands) -> None:
     compare.add_argument("folders", nargs="+", metavar="DIR", help="learned prompt folders (same length and model)")
     compare.add_argument("--labels", nargs="+", help="one label per folder (default: task/method/seed)")
     compare.add_argument("--model", default="auto", help="task LM (auto: the prompts' own)")
-    compare.add_argument("--dtype", default=EVAL_DTYPE, help=EVAL_DTYPE_HELP)
+    add_dtype_argument(compare)
     compare.add_argument("--output-dir",
                          help="write similarity.png, prompt_map.png (and transfer.png) and compare.json")
     transfer = compare.add_argument_group("zero-shot transfer (--transfer)")

@@ -10,14 +10,13 @@ import argparse
 
 from ..atomic import write_json_atomic
 from ..prompts import task_model
-from .common import add_eval_input_arguments, add_task_arguments, build_task
+from .common import add_eval_input_arguments, add_task_arguments, task_for_prompt
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..metrics.report import build_report
+    from ..metrics.report import PROMPT_SCORER, build_report
     from ..models import load_lm
     from ..prompts import LearnedPrompt
-    from ..tasks.recorded import describe_definition, use_recorded_definition
     from ..tasks.style_transfer import is_style_task
 
     prompt = LearnedPrompt.load(args.learned) if args.learned else args.prompt
@@ -25,17 +24,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from ..style.evaluation import evaluate_style_prompt
 
         # only the flags eval shares with style-eval; the others (e.g. --top-k) mean something else here
-        evaluate_style_prompt(args.task, prompt, data_dir=args.data_dir, model=args.model, scorer=args.scorer,
+        scorer = "auto" if args.scorer == PROMPT_SCORER else args.scorer  # style-eval's fluency scorer
+        evaluate_style_prompt(args.task, prompt, data_dir=args.data_dir, model=args.model, scorer=scorer,
                               split=args.split, limit=args.limit, batch_size=args.batch_size, dtype=args.dtype,
                               output=args.output, progress=not args.quiet)
         return 0
-    task = build_task(args)
-    definition = None
-    if isinstance(prompt, LearnedPrompt):  # the template and verbalizers it was trained with, unless given
-        task, definition = use_recorded_definition(task, prompt.provenance,
-                                                   template=task.template.text if args.template else None,
-                                                   verbalizers=args.verbalizers)
-        print(f"task {task.name}: {describe_definition(definition)}")
+    task, definition = task_for_prompt(args, prompt)  # a learned prompt's own template and verbalizers
+    task.check_splits([args.split])  # a bad file or column stops before the model loads
     lm = load_lm(task_model(prompt, args.model), role="task", dtype=args.dtype)
     report = build_report(task, lm, prompt, split=args.split, limit=args.limit, batch_size=args.batch_size,
                           scorer=None if args.no_perplexity else args.scorer, unembed_metric=args.unembed_metric,

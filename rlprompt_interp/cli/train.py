@@ -20,7 +20,7 @@ from ..atomic import write_json_atomic
 from ..config import (Config, ConfigFileParser, ModelConfig, RunConfig, add_config_arguments, config_from_args,
                       option, write_config_file)
 from ..tracking import add_report_to_argument, track_run
-from .common import EVAL_DTYPE, add_task_arguments, build_task
+from .common import DTYPE_CHOICES, EVAL_DTYPE, add_task_arguments, build_task
 
 CONFIG_FILE = "config.yaml"
 VERSIONS = ("rlprompt-interp", "torch", "transformers", "accelerate", "datasets", "trl", "peft", "gymnasium")
@@ -37,7 +37,7 @@ class TrainArguments(Config):
     test_eval: bool = option(True, "evaluate the learned prompt on the test split")
     eval_batch_size: int = option(32, "examples per forward pass of the test evaluation", at_least=1)
     eval_dtype: str = option(EVAL_DTYPE, "dtype of the final test evaluation (float32: the same accuracy on every CPU; "
-                                         "auto: as --dtype auto)")
+                                         "auto: as --dtype auto)", choices=DTYPE_CHOICES)
 
 
 def agent_modules() -> dict:
@@ -53,6 +53,7 @@ def cmd_train(args: argparse.Namespace, parser: ConfigFileParser) -> int:
     check_arguments(args, parser)
     agent = agent_modules()[args.agent].from_cli_args(args)  # the agent's own options are checked here
     task = build_task(args)
+    check_task_data(task, args)
     settings = write_run_config(args, parser, task)
     flat = {key: value for section in settings.values() for key, value in section.items()}
     with track_run(args.report_to, args.output, config={**flat, "computed_with": compute_record(args.dtype)}) as tracker:
@@ -87,6 +88,22 @@ def check_arguments(args: argparse.Namespace, parser: ConfigFileParser) -> None:
     reward_section = parser.sections.get("reward")
     if reward_section and args.agent in (reward_section.agents or (args.agent,)):
         reward_function_terms(args.reward_fn)
+
+
+def check_task_data(task, args: argparse.Namespace) -> None:
+    """Read every split the run will read before any model loads: training, dev where the task has one, the test
+    split when it is evaluated, and every file a task names (a misspelled test file in a task.json is named now,
+    not after the training, also with --no-test-eval). Records the columns read, for ``config.yaml``."""
+    from ..tasks import TaskDataError
+
+    if args.test_eval and not task.has_split("test"):
+        raise TaskDataError(f"task {task.name!r} has no test split to evaluate the learned prompt on: give one "
+                            "(test=PATH, or \"test\" in the task.json's files) or pass --no-test-eval")
+    splits = [split for split in ("train", "dev", "test") if task.has_split(split)
+              and (split != "test" or args.test_eval or task.files)]
+    task.check_splits(splits if "train" in splits else ["train", *splits])
+    if task.files:  # what was read, whether it came from the flags, the task.json or the defaults
+        args.text_column, args.label_column = task.columns["sentence"], task.columns["label"]
 
 
 def write_run_config(args: argparse.Namespace, parser: ConfigFileParser, task) -> dict:

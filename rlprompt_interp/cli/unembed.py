@@ -11,7 +11,7 @@ import argparse
 from ..atomic import write_json_atomic
 from ..metrics.similarity import prompt_matrix
 from ..prompts import task_model
-from .common import EVAL_DTYPE, EVAL_DTYPE_HELP
+from .common import add_dtype_argument
 
 
 def cmd_unembed(args: argparse.Namespace) -> int:
@@ -41,6 +41,6 @@ def register(commands) -> None:
     unembed.add_argument("--model", default="auto", help="task LM whose vocabulary is searched (auto: the prompt's)")
     unembed.add_argument("--metric", default="cosine", choices=METRICS, help="how nearness to a token is measured")
     unembed.add_argument("--top-k", type=int, default=3, help="nearest tokens listed per position")
-    unembed.add_argument("--dtype", default=EVAL_DTYPE, help=EVAL_DTYPE_HELP)
+    add_dtype_argument(unembed)
     unembed.add_argument("--output", help="write the readout as JSON here")
     unembed.set_defaults(run=cmd_unembed)

@@ -22,11 +22,28 @@ from .scrutability import scrutability
 from .unembed import METRICS, unembed, vocabulary_matrix
 
 
+PROMPT_SCORER = "prompt"  # eval's default --scorer: see scorer_for
+
+
+def scorer_for(prompt: str | LearnedPrompt, lm: LoadedModel, scorer: str | LoadedModel | None):
+    """The perplexity scorer to load for ``scorer`` and why, in words for the report. ``PROMPT_SCORER`` is the
+    cheap default: the scorer a learned prompt was trained against (its provenance's ``scorer_model``), else the
+    task LM itself, which is loaded already; GPT2-XL, the papers' scorer, is ``--scorer gpt2-xl``."""
+    if scorer != PROMPT_SCORER:
+        return scorer, "given"
+    trained_with = prompt.provenance.get("scorer_model") if isinstance(prompt, LearnedPrompt) else None
+    if trained_with:
+        return trained_with, "its reward's scorer"
+    return lm, "the task LM"
+
+
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``eval`` flags of the interpretability part of the report."""
     group = parser.add_argument_group("interpretability")
-    group.add_argument("--scorer", default="auto",
-                       help="perplexity scorer LM (auto = gpt2-xl online, smollm2-135m offline)")
+    group.add_argument("--scorer", default=PROMPT_SCORER,
+                       help=f"perplexity scorer LM: {PROMPT_SCORER} = the one a learned prompt's perplexity reward "
+                            "used, else the task LM (already loaded: nothing to download); gpt2-xl = the papers' "
+                            "scorer (several GB); or any model (auto = gpt2-xl online, smollm2-135m offline)")
     group.add_argument("--no-perplexity", action="store_true", help="skip the perplexity (scrutability) of the prompt")
     group.add_argument("--unembed-metric", default="euclidean", choices=METRICS,
                        help="distance of the unembedding f_U behind Δ_Output and Δ_L (soft prompts)")
@@ -69,6 +86,7 @@ class EvalReport:
     classification: ClassificationReport
     scored_text: str
     scorer: str | None = None
+    scorer_from: str | None = None  # why this scorer (scorer_for)
     perplexity: float | None = None
     perplexity_note: str | None = None
     faithfulness: FaithfulnessReport | None = None
@@ -80,14 +98,16 @@ class EvalReport:
         """The classification report's fields, plus an ``interpretability`` section."""
         payload = self.classification.to_dict()
         payload["interpretability"] = {
-            "scored_text": self.scored_text, "scorer": self.scorer, "perplexity": self.perplexity,
+            "scored_text": self.scored_text, "scorer": self.scorer, "scorer_from": self.scorer_from,
+            "perplexity": self.perplexity,
             "perplexity_note": self.perplexity_note,
             "faithfulness": self.faithfulness.to_dict() if self.faithfulness else None,
             "readout_metric": self.readout_metric, "nearest_tokens": self.nearest_tokens}
         return payload
 
     def format(self) -> str:
-        rows = [("perplexity" + (f" ({self.scorer})" if self.scorer else ""),
+        rows = [("perplexity" + (f" ({self.scorer}, {self.scorer_from})" if self.scorer_from else
+                                 f" ({self.scorer})" if self.scorer else ""),
                  f"{self.perplexity:.2f}" if self.perplexity is not None else f"n/a ({self.perplexity_note})")]
         f = self.faithfulness
         if f is not None:
@@ -114,7 +134,7 @@ def format_readout_row(row: dict) -> str:
 
 
 def build_report(task: ClassificationTask, lm: LoadedModel, prompt: str | LearnedPrompt, *, split: str = "test",
-                 limit: int | None = None, batch_size: int = 32, scorer: str | LoadedModel | None = "auto",
+                 limit: int | None = None, batch_size: int = 32, scorer: str | LoadedModel | None = PROMPT_SCORER,
                  unembed_metric: str = "euclidean", readout_metric: str = "cosine", top_k: int = 3,
                  faithfulness_for_discrete: bool = True, dtype: str = EVAL_DTYPE, progress: bool = True) -> EvalReport:
     """Evaluate ``prompt`` on ``task`` and measure its interpretability (``scorer=None``: no perplexity).
@@ -150,6 +170,7 @@ def build_report(task: ClassificationTask, lm: LoadedModel, prompt: str | Learne
     elif not report.scored_text.strip():
         report.perplexity_note = "empty prompt"
     else:
+        scorer, report.scorer_from = scorer_for(prompt, lm, scorer)
         scorer_lm = scorer if isinstance(scorer, LoadedModel) else load_lm(scorer, role="scorer", dtype=dtype)
         report.scorer = scorer_lm.spec
         report.perplexity = scrutability(scorer_lm, [report.scored_text])[0]

@@ -4,10 +4,10 @@
 
 from .base import FunctionReward, PromptBatch, Reward, RewardError, RewardOutput, WeightedSum, as_reward, load_function
 from .classification import ClassificationReward, TaskAccuracy, TaskGapReward, gap_reward
-from .perplexity import Perplexity
+from .perplexity import Perplexity, perplexity_scorer
 from .shaping import linear_map, zscore_by_key
 from .trl import TRLReward
 
 __all__ = ["FunctionReward", "PromptBatch", "Reward", "RewardError", "RewardOutput", "WeightedSum", "as_reward",
-           "load_function", "TaskGapReward", "ClassificationReward", "TaskAccuracy", "gap_reward", "Perplexity", "linear_map",
-           "zscore_by_key", "TRLReward"]
+           "load_function", "TaskGapReward", "ClassificationReward", "TaskAccuracy", "gap_reward", "Perplexity",
+           "perplexity_scorer", "linear_map", "zscore_by_key", "TRLReward"]

@@ -33,3 +33,10 @@ class Perplexity(Reward):
         scores = -log_ppl if self.log else -ppl
         return RewardOutput(scores, {"perplexity": float(ppl.mean()), "log_perplexity": float(log_ppl.mean()),
                                      "perplexity/per_prompt": ppl})
+
+
+def perplexity_scorer(reward: Reward) -> str | None:
+    """The model behind the perplexity term of ``reward`` (a weighted sum or one reward), None without one: what
+    a learned prompt records, so that ``eval`` measures its perplexity with the scorer it was trained against."""
+    terms = getattr(reward, "terms", [(1.0, reward)])
+    return next((term.scorer.spec for weight, term in terms if isinstance(term, Perplexity) and weight), None)

@@ -99,24 +99,53 @@ def normalise(data: datasets.Dataset, *, where: str, fields: tuple[str, ...], la
     if len(data) == 0:
         raise TaskDataError(f"{where} has no examples")
     data = data.select_columns(wanted)
-    labels = data["label"]
-    if all(isinstance(v, str) for v in labels):
-        if set(labels) <= set(label_names):
-            data = data.map(lambda row: {"label": label_names.index(row["label"])})
-        elif all(v.strip().lstrip("-").isdigit() for v in labels):
-            data = data.map(lambda row: {"label": int(row["label"])})
-        else:
-            unknown = sorted(set(labels) - set(label_names))[:5]
-            raise TaskDataError(f"{where} has labels {unknown} that are neither integers nor among {label_names}")
-    bad = sorted({int(v) for v in data["label"] if not 0 <= int(v) < len(label_names)})
-    if bad:
-        raise TaskDataError(
-            f"{where} has labels {bad[:5]} outside 0..{len(label_names) - 1}; the task has {len(label_names)} "
-            f"classes ({label_names})"
-        )
+    indices = label_indices(data["label"], where=where, label_names=label_names)
+    data = data.remove_columns("label").add_column("label", indices)
     for name in fields:
         data = data.map(lambda row: {name: "" if row[name] is None else str(row[name])})
     return drop_blank_examples(data, where=where, fields=fields)
+
+
+def label_indices(labels, *, where: str, label_names: list[str]) -> list[int]:
+    """Each row's label as a class index: an integer (also one written as text, as CSV and TSV hold it) or one of
+    ``label_names`` (a task's own, else its verbalizers without their spaces, in class order).
+
+    A label that is neither, or an index outside the classes, is named with its row (counting from 1 after any
+    header), so a typo in one row of a large file is found at once."""
+    names = {name: index for index, name in enumerate(label_names)}
+    indices, outside = [], {}
+    for row, value in enumerate(labels, start=1):
+        if isinstance(value, str) and value.strip() in names:
+            indices.append(names[value.strip()])
+            continue
+        index = _as_integer(value)
+        if index is None:
+            raise TaskDataError(f"{where}: example {row} has the label {value!r}, which is neither a class index "
+                                f"(0..{len(label_names) - 1}) nor a label name {label_names}; fix the row, or name "
+                                "the classes with label_names in task.json (in verbalizer order)")
+        if not 0 <= index < len(label_names):
+            outside.setdefault(index, row)
+        indices.append(index)
+    if outside:
+        first = min(outside.values())
+        raise TaskDataError(
+            f"{where} has labels {sorted(outside)[:5]} outside 0..{len(label_names) - 1} (first at example {first}); "
+            f"the task has {len(label_names)} classes ({label_names})"
+        )
+    return indices
+
+
+def _as_integer(value) -> int | None:
+    """``3``, ``"3"``, ``3.0`` -> 3; anything else (a name, a fraction, a bool, a missing value) -> None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
 
 
 def drop_blank_examples(data: datasets.Dataset, *, where: str, fields: tuple[str, ...]) -> datasets.Dataset:

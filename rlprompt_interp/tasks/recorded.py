@@ -9,8 +9,12 @@ is named in a warning.
 
 from __future__ import annotations
 
+import string
+
 from ..notices import warn
+from .data import TaskDataError
 from .task import ClassificationTask
+from .templates import Template
 
 
 def use_recorded_definition(task: ClassificationTask, provenance: dict, *, template: str | None = None,
@@ -49,3 +53,25 @@ def describe_definition(definition: dict) -> str:
     """One line for the terminal: which template and verbalizers were used, and where they came from."""
     return (f"template {definition['template']!r} ({definition['template_from']}), verbalizers "
             f"{definition['verbalizers']} ({definition['verbalizers_from']})")
+
+
+def recorded_task(provenance: dict) -> ClassificationTask:
+    """The task definition a learned prompt was trained with, without its data: the template, verbalizers and
+    label names that labelling new texts needs (``LearnedPrompt.classify``, ``rlprompt-interp predict``).
+
+    A built-in task fills in what the provenance leaves out; the label names are the recorded ones, the built-in
+    task's, or the verbalizers without their spaces."""
+    from .registry import get_task, list_tasks
+
+    name = provenance.get("task") or "learned"
+    builtin = get_task(name) if name in list_tasks() else None  # the definition only: no data is read
+    verbalizers = provenance.get("verbalizers") or (list(builtin.verbalizers) if builtin else None)
+    template = provenance.get("template") or (builtin.template.text if builtin else None)
+    if not verbalizers or not template:
+        raise TaskDataError(f"the learned prompt records no {'verbalizers' if not verbalizers else 'template'} of "
+                            f"its task {name!r}: give the task (--task, or task= in Python)")
+    label_names = provenance.get("label_names") or (
+        list(builtin.label_names) if builtin and len(builtin.label_names) == len(verbalizers) else ())
+    fields = tuple(slot for _, slot, _, _ in string.Formatter().parse(template) if slot not in (None, "prompt"))
+    return ClassificationTask(name=name, verbalizers=tuple(verbalizers), template=Template(template, fields),
+                              label_names=tuple(label_names))

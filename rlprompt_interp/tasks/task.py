@@ -88,6 +88,27 @@ class ClassificationTask:
             changes["seed"] = seed
         return replace(self, **changes)
 
+    def with_columns(self, **columns: str) -> "ClassificationTask":
+        """A copy of a task on local files that reads other columns (``sentence="review", label="stars"``)."""
+        return replace(self, columns={**self.columns, **columns})
+
+    def has_split(self, split: str) -> bool:
+        """Whether the task names a source for ``split`` (whether its file exists is ``load_split``'s to say)."""
+        if self.files:
+            return split in self.files
+        if self.data_dir is not None or (self.hub is not None and self.shots is not None):
+            return True
+        return self.hub is not None and split in self.hub.splits
+
+    def check_splits(self, splits) -> None:
+        """Read each of ``splits`` now (files, columns, labels), so a run stops on a bad one before any model
+        loads rather than after its training; a split the task has no source for is an error."""
+        for split in splits:
+            if not self.has_split(split):
+                sources = sorted(self.files) if self.files else [s for s in SPLITS if self.has_split(s)]
+                raise TaskDataError(f"task {self.name!r} has no {split} split (it has {sources})")
+            self.load_split(split)
+
     def verbalizer_ids(self, tokenizer) -> list[int]:
         """The single token id of each verbalizer, or an error naming the ones that are not one token."""
         ids, bad = [], []
@@ -141,6 +162,11 @@ class ClassificationTask:
                 raise TaskDataError(f"task {self.name!r} has no {split!r} file; given splits: {sorted(self.files)}")
             where = str(self.files[split])
             raw = load_local_file(self.files[split])
+            missing = [theirs for theirs in self.columns.values() if theirs not in raw.column_names]
+            if missing:
+                raise TaskDataError(f"{where} has columns {raw.column_names} but not {missing}, which task "
+                                    f"{self.name!r} reads: name the right ones with --text-column/--label-column "
+                                    "(text_column/label_column in a task.json)")
             renames = {theirs: ours for ours, theirs in self.columns.items() if theirs != ours and theirs in raw.column_names}
             raw = raw.rename_columns(renames)
         elif self.data_dir is not None:
