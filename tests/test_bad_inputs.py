@@ -186,3 +186,97 @@ def test_broken_task_files(tmp_path, capsys, content, message):
     (tmp_path / "task.json").write_text(content)
     assert main(["eval", "--task", str(tmp_path / "task.json"), "--model", "tiny-gpt2", "--quiet"]) == 2
     assert message in one_error_line(capsys)
+
+
+@pytest.fixture
+def own_task(tmp_path):
+    """README's own task on a few rows: task.json naming its columns, JSONL files beside it."""
+    rows = [("a wonderful, warm film", 1), ("dull and far too long", 0), ("the best acting", 1), ("a mess", 0)]
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps({"review": t, "stars": l}) + "\n" for t, l in rows))
+    spec = {"name": "reviews", "files": {split: f"{split}.jsonl" for split in ("train", "dev", "test")},
+            "verbalizers": [" bad", " good"], "text_column": "review", "label_column": "stars"}
+    (tmp_path / "task.json").write_text(json.dumps(spec))
+    return tmp_path / "task.json"
+
+
+def own_train_args(task_file, *flags, model="no/such-model"):
+    """`train` on the own task; a model that cannot load shows a check came first (its error would be the line)."""
+    return ["train", "--task", str(task_file), "--model", model, "--steps", "2", "--prompt-length", "2",
+            "--prompts-per-step", "2", "--examples-per-step", "2", "--mlp-width", "16", "--quiet", "--output",
+            str(task_file.parent / "run"), *flags]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--dtype", "foo"], "argument --dtype: invalid choice: 'foo' (choose from 'auto', 'float32', 'fp32', "
+                         "'bfloat16', 'bf16', 'float16', 'fp16')"),
+    (["--eval-dtype", "fp33"], "argument --eval-dtype: invalid choice: 'fp33'"),
+    (["--text-column", "text"], "train.jsonl has columns ['review', 'stars'] but not ['text'], which task 'reviews' "
+                                "reads: name the right ones with --text-column/--label-column"),
+])
+def test_bad_values_stop_before_any_model_loads(own_task, capsys, flags, message):
+    assert exit_status(own_train_args(own_task, *flags)) == 2
+    assert message in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "predict"])
+def test_dtype_choices_are_listed_in_help(command, capsys):
+    assert exit_status([command, "--help"]) == 0
+    assert "--dtype {auto,float32,fp32,bfloat16,bf16,float16,fp16}" in capsys.readouterr().out
+
+
+def test_a_config_file_with_a_bad_dtype_is_one_line(own_task, capsys):
+    (own_task.parent / "config.yaml").write_text("models:\n  dtype: fp33\n")
+    assert exit_status(own_train_args(own_task, "--config", str(own_task.parent / "config.yaml"))) == 2
+    assert "fp33" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("flags", [[], ["--no-test-eval"]])
+def test_a_misspelled_file_in_task_json_stops_before_training(own_task, capsys, flags):
+    spec = json.loads(own_task.read_text())
+    spec["files"]["test"] = "tset.jsonl"
+    own_task.write_text(json.dumps(spec))
+    assert exit_status(own_train_args(own_task, *flags)) == 2
+    assert "tset.jsonl does not exist" in one_error_line(capsys)
+    assert not (own_task.parent / "run" / "config.yaml").exists()
+
+
+def test_a_task_without_a_test_split_asks_for_no_test_eval(own_task, capsys):
+    spec = json.loads(own_task.read_text())
+    del spec["files"]["test"]
+    own_task.write_text(json.dumps(spec))
+    assert exit_status(own_train_args(own_task)) == 2
+    assert "has no test split to evaluate the learned prompt on" in one_error_line(capsys)
+
+
+def test_column_flags_are_refused_by_a_built_in_task(sst_files, capsys):
+    assert exit_status(["eval", "--task", "sst-2", "--data-dir", str(sst_files), "--text-column", "review",
+                        "--model", "no/such-model"]) == 2
+    assert "--text-column names the columns of your own files" in one_error_line(capsys)
+
+
+def test_column_flags_apply_to_a_task_json_and_the_config_records_them(own_task, capsys):
+    for split in ("train", "dev", "test"):  # the same rows under other column names
+        path = own_task.parent / f"{split}.jsonl"
+        path.write_text(path.read_text().replace('"review"', '"text"').replace('"stars"', '"y"'))
+    argv = own_train_args(own_task, "--text-column", "text", "--label-column", "y", "--steps", "1", "--no-test-eval",
+                          "--rescore-top", "1", "--rescore-samples", "0", model="tiny-gpt2")
+    assert main(argv) == 0
+    config = (own_task.parent / "run" / "config.yaml").read_text()
+    assert "text_column: text" in config and "label_column: y" in config
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--prompt", " so"], "--prompt TEXT needs --task"),
+    (["--learned", "RUN", "--output", "labels.txt"], "--output labels.txt: name a .jsonl, .csv or .tsv file"),
+    (["--learned", "RUN", "--input", "missing.jsonl"], "data file missing.jsonl does not exist"),
+    (["--learned", "RUN", "--input", "test.jsonl", "--text-column", "body"], "has no column 'body' (--text-column)"),
+    (["--prompt", " so", "--task", "TASK", "--input", "test.jsonl", "--dtype", "fp33"], "invalid choice: 'fp33'"),
+])
+def test_bad_predict_inputs_stop_before_any_model_loads(own_task, capsys, monkeypatch, flags, message):
+    monkeypatch.chdir(own_task.parent)
+    LearnedPrompt(text=" so", token_ids=[1], provenance={"task": "reviews", "template": "{sentence}{prompt}",
+                                                         "verbalizers": [" bad", " good"]}).save("RUN")
+    argv = ["predict", "--model", "no/such-model", *[str(own_task) if flag == "TASK" else flag for flag in flags]]
+    assert exit_status(argv) == 2
+    assert message in one_error_line(capsys)

@@ -104,9 +104,13 @@ def build_task(args: argparse.Namespace):
 
 def with_column_flags(task, *, text_column: str | None, label_column: str | None):
     """``task`` reading the columns ``--text-column``/``--label-column`` name: a task on your own files (a
-    task.json) takes them over its own; a built-in task refuses them rather than ignoring them."""
+    task.json) takes them over its own; a built-in task refuses them rather than ignoring them, unless they name
+    its own columns (``sentence``, ``label``: what a run's config.yaml recorded before they were refused)."""
     given = {flag: value for flag, value in (("--text-column", text_column), ("--label-column", label_column))
              if value}
+    if not task.files:
+        given = {flag: value for flag, value in given.items()
+                 if value != ("label" if flag == "--label-column" else "sentence")}
     if not given:
         return task
     if not task.files:

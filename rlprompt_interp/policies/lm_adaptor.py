@@ -125,9 +125,9 @@ class PolicyConfig(Config):
     condition: str | None = option("auto", "(rlprompt, grpo, rloo) the text the policy writes the prompt after; "
                                            "auto: the task's description (task.json 'description', else one "
                                            "derived from the verbalizers, e.g. 'Classify this text as negative or "
-                                           "positive.'); none: rlprompt the BOS/EOS token (RLPrompt), grpo and "
-                                           "rloo an instruction that names the task's answers; with the LM prior "
-                                           "it decides what the LM proposes")
+                                           "positive.'); '' (empty): rlprompt the BOS/EOS token (RLPrompt), "
+                                           "grpo and rloo an instruction that names the task's answers; with the "
+                                           "LM prior it decides what the LM proposes")
     top_k: int = option(256, "sample from the top-k tokens (0: all; ignored with --top-p)", at_least=0)
     top_p: float | None = option(None, "nucleus sampling instead of top-k (when omitted: top-k)", above=0,
                                   at_most=1)
