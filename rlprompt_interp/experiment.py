@@ -31,7 +31,8 @@ def experiment_parser(doc: str, name: str, modes: Mapping[str, Mapping[str, Any]
     modes' values in its help; its type follows the modes' values (a list takes several), and
     ``options[setting]`` adds or replaces ``add_argument`` keywords (``choices``, ``type``...).
     """
-    parser = Parser(prog=f"{name}.py", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    script = f"experiments/{name.replace('-', '_')}.py"  # the file, as a user runs it (usage and error lines)
+    parser = Parser(prog=f"python {script}", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_config_file_arguments(recipes=False)
     add_mode_arguments(parser, descriptions)
     first = next(iter(modes.values()))

@@ -24,7 +24,7 @@ README = ROOT / "README.md"
 PAGES = [README, ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^(?:<!-- (?P<marker>[^>]*) -->\n)?(?P<indent>[ ]*)```(?P<lang>\w*)\n(?P<body>.*?)^(?P=indent)```",
                    re.S | re.M)
-SHELL_TOOLS = {"rlprompt-interp", "python", "torchrun", "accelerate", "make", "pip", "tensorboard"}
+SHELL_TOOLS = {"rlprompt-interp", "python", "torchrun", "accelerate", "make", "pip", "tensorboard", "source"}
 
 
 def code_blocks(page: Path, lang: str) -> list[tuple[str, str]]:
@@ -95,6 +95,9 @@ def test_every_command_exists_with_its_flags(page, words, monkeypatch, capsys):
         command = cli_sub_commands().get(words[1])
         assert command is not None, f"{where}: no sub-command {words[1]!r}"
         check_flags(command, words[2:], where)
+    elif tool == "source":  # the virtual environment `make install` creates
+        assert words[1:] == [".venv/bin/activate"] and re.search(r"^VENV \??= \.venv$", (ROOT / "Makefile").read_text(),
+                                                                 re.M), where
     elif tool == "make":
         targets = re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M)
         assert set(words[1:]) - {arg for arg in words[1:] if "=" in arg} <= set(targets), where
@@ -162,28 +165,172 @@ def test_readme_is_a_map():
     assert anchors == {re.sub(r"[^\w -]", "", heading).lower().replace(" ", "-") for heading in headings[1:]}
 
 
+SAMPLE = ROOT / "docs" / "own-task"  # README's own task, shipped: its files and a few rows of data
+
+
+def test_the_shipped_sample_holds_the_files_readme_shows():
+    blocks = {marker[6:]: code for marker, code in code_blocks(README, "json") + code_blocks(README, "python")
+              if marker.startswith("file: ")}
+    assert blocks and all((SAMPLE / name).read_text() == code for name, code in blocks.items())
+    task = json.loads(blocks["task.json"])
+    for file in [*task["files"].values(), "reviews.jsonl"]:
+        rows = [json.loads(line) for line in (SAMPLE / file).read_text().splitlines()]
+        assert rows and all(task["text_column"] in row for row in rows)
+
+
 def test_your_own_task_and_reward_runs_as_written(tmp_path):
-    """The files README shows, the data they describe (a few rows), and README's command, from that folder."""
-    blocks = {marker: code for marker, code in code_blocks(README, "json") + code_blocks(README, "python")
-              + code_blocks(README, "bash") if marker}
-    for marker, code in blocks.items():
-        if marker.startswith("file: "):
-            (tmp_path / marker[6:]).write_text(code)
-    task = json.loads(blocks["file: task.json"])
-    rows = [("a wonderful, warm film", 1), ("dull and far too long", 0), ("the best acting this year", 1),
-            ("a boring mess", 0)]
-    for file in task["files"].values():
-        (tmp_path / file).write_text("".join(json.dumps({task["text_column"]: text, task["label_column"]: label}) + "\n"
-                                             for text, label in rows))
+    """README's commands on the shipped sample, from its folder: `train`, then `predict`, whose labels are the
+    ones `eval` counts on the labelled test rows and the ones the Python call gives."""
+    from rlprompt_interp.evaluation import evaluate_prompt
+    from rlprompt_interp.models import load_lm
+    from rlprompt_interp.prompts import LearnedPrompt
+    from rlprompt_interp.tasks import task_from_json
+
+    for file in SAMPLE.iterdir():
+        (tmp_path / file.name).write_text(file.read_text())
+    blocks = {marker: code for marker, code in code_blocks(README, "bash") if marker}
     [command] = shell_commands(blocks["run"])
     assert command[0] == "rlprompt-interp" and command[command.index("--model") + 1] == "tiny-gpt2"
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-m", "rlprompt_interp", *command[1:], "--quiet"], cwd=tmp_path,
-                          capture_output=True, text=True, env=environment, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "-m", "rlprompt_interp", *argv, "--quiet"], cwd=tmp_path,
+                              capture_output=True, text=True, env=environment, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done
+
+    run(command[1:])
     scores = json.loads((tmp_path / "runs" / "mine" / "scores.json").read_text())
     assert 0 <= scores["test_accuracy"] <= 1
-    assert "keywords/mean" in (tmp_path / "runs" / "mine" / "prompt.json").read_text()
+    curve = json.loads((tmp_path / "runs" / "mine" / "prompt.json").read_text())["curve"]
+    assert all({"keywords/score", "gap/score", "keywords/mean"} <= set(row) for row in curve)  # what trackers get
+
+    [predict] = shell_commands(blocks["run: predict"])
+    run(predict[1:])
+    inputs = [json.loads(line)["review"] for line in (tmp_path / "reviews.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert [row["review"] for row in rows] == inputs
+    assert all(row["label"] in ("bad", "good") and sum(row["probabilities"].values()) == pytest.approx(1)
+               for row in rows)
+    prompt = LearnedPrompt.load(tmp_path / "runs" / "mine")
+    assert [row["label"] for row in rows] == prompt.classify(inputs).labels
+
+    run([*predict[1:predict.index("--input")], "--input", "test.jsonl", "--output", "test-labels.jsonl"])
+    labelled = [json.loads(line)["label"] for line in (tmp_path / "test-labels.jsonl").read_text().splitlines()]
+    lm = load_lm("tiny-gpt2", dtype="float32")
+    report = evaluate_prompt(task_from_json(tmp_path / "task.json"), lm, prompt, progress=False)
+    assert labelled == [("bad", "good")[index] for index in report.predicted]
+    assert report.accuracy == pytest.approx(scores["test_accuracy"])
+
+
+# ------------------------------------------------------------------ the defaults docs/ states, against the parsers
+
+FLAG = r"`(--[a-z][\w-]*)(?: ([^`]*))?`"
+DEFAULT_CLAIMS = [  # the ways a page says what a flag's default is (prose with its line breaks joined)
+    re.compile(FLAG + r"[^`.;]{0,80}?\((?:the )?default:? `?([^`),;: ]+)`?"),  # `--flag K` ... (default 5)
+    re.compile(r"`(--[a-z][\w-]*) ([^`]+)` \(the default()"),  # `--ppl-form perplexity` (the default, ...)
+    re.compile(r"\b(?:[Tt]he default|defaults? to) `(--[a-z][\w-]*) ([^`]+)`()"),  # the default `--shaped-range 0 20`
+    re.compile(FLAG + r"[^`.]{0,40}?by default `([^`]+)`"),  # `--condition`; by default `auto`
+    re.compile(r"\(" + FLAG + r", default `([^`]+)`"),  # (`--scorer`, default `prompt`
+]
+LIST_ITEM = re.compile(r"^\s*- " + FLAG + r"(.*?)(?=^\s*- |\Z)", re.S | re.M)  # - `--prior-weight BETA`: ... Default 1
+TABLE_ROW = re.compile(r"^\| ([^|]*`--[^|]*) \|", re.M)  # | `--lora-rank 16`, `--lora-alpha 32` | the adapter |
+CODE = re.compile(r"^[ ]*```\w*\n.*?^[ ]*```", re.S | re.M)
+
+
+def stated_defaults(page: Path) -> list[tuple[str, str]]:
+    """``(flag, value)`` for every default the page states in prose, in a list item or in a table of flags."""
+    prose = CODE.sub("", page.read_text())
+    joined = re.sub(r"\s*\n\s*", " ", prose)
+    claims = [(m.group(1), m.group(3) or m.group(2)) for pattern in DEFAULT_CLAIMS for m in pattern.finditer(joined)]
+    for item in LIST_ITEM.finditer(prose):
+        said = re.search(r"\bDefault `?([^`\s;,.)]+)", item.group(3))
+        if said:
+            claims.append((item.group(1), said.group(1)))
+    for row in TABLE_ROW.finditer(prose):
+        claims += [(flag, value) for flag, value in re.findall(r"`(--[a-z][\w-]*) ([^`]+)`", row.group(1))
+                   if not re.fullmatch(r"[A-Z_ .]+|\{.*\}", value)]  # a metavar or the choices: not a value
+    return claims
+
+
+def same_value(default, stated: str) -> bool:
+    stated = stated.strip("'\"")
+    if isinstance(default, (list, tuple)):
+        return [str(item) for item in default] == stated.split() or _numbers(default) == _numbers(stated.split())
+    if default is None or isinstance(default, bool):
+        return stated.lower() == str(default).lower()
+    if isinstance(default, (int, float)):
+        return _numbers([default]) == _numbers([stated])
+    return str(default) == stated
+
+
+def _numbers(values) -> list[float] | None:
+    try:
+        return [float(value) for value in values]
+    except (TypeError, ValueError):
+        return None
+
+
+def parser_defaults(flag: str) -> dict[str, object]:
+    """``{sub-command: default}`` of ``flag`` in every sub-command that has it."""
+    found = {}
+    for name, command in cli_sub_commands().items():
+        for action in command._actions:
+            if flag in action.option_strings:
+                found[name] = action.default
+    return found
+
+
+def default_claims():
+    return [pytest.param(page, flag, value, id=f"{page.name}: {flag} {value}")
+            for page in PAGES for flag, value in stated_defaults(page)]
+
+
+def test_the_docs_state_defaults_the_checks_below_find():
+    """The patterns above find what the pages say (a rewording that hides a default from them fails here)."""
+    claims = {(page.name, flag) for page, flag, _ in (param.values for param in default_claims())}
+    assert {("training.md", "--rescore-top"), ("training.md", "--shaped-range"), ("training.md", "--prior-weight"),
+            ("agents.md", "--temperature"), ("agents.md", "--lora-rank"), ("agents.md", "--condition"),
+            ("metrics.md", "--scorer"), ("models.md", "--dtype"), ("README.md", "--reward")} <= claims
+
+
+@pytest.mark.parametrize("page, flag, value", default_claims())
+def test_every_default_the_docs_state_is_the_parser_s(page, flag, value):
+    defaults = parser_defaults(flag)
+    assert defaults, f"{page.name} states a default of {flag}, which no sub-command has"
+    assert any(same_value(default, value) for default in defaults.values()), \
+        f"{page.name} says {flag} defaults to {value!r}; the parsers say {defaults}"
+
+
+def spelled_out_commands():
+    """Blocks marked ``<!-- defaults except FLAG ... -->``: a `train` command whose flags, but the listed ones,
+    spell out the defaults."""
+    return [pytest.param(page, marker.split()[2:], words, id=f"{page.name}: {' '.join(words)[:60]}")
+            for page in PAGES for marker, code in code_blocks(page, "bash") if marker.startswith("defaults except")
+            for words in shell_commands(code)]
+
+
+@pytest.mark.parametrize("page, kept, words", spelled_out_commands())
+def test_a_command_that_spells_out_the_defaults_changes_nothing(page, kept, words):
+    """The command as written and the command with only the ``kept`` flags give the same configuration."""
+    from rlprompt_interp.cli.train import TrainArguments, agent_modules
+    from rlprompt_interp.config import config_from_args
+
+    assert words[:2] == ["rlprompt-interp", "train"]
+    parser = cli_sub_commands()["train"]
+    argv = words[2:]
+    starts = [i for i, word in enumerate(argv) if word.startswith("--")] + [len(argv)]
+    minimal = [word for start, end in zip(starts, starts[1:]) if argv[start] in kept for word in argv[start:end]]
+
+    def configuration(arguments):
+        args = parser.parse_args(arguments)
+        agent = agent_modules()[args.agent].from_cli_args(args)
+        return {**agent.config.to_dict(), "train": config_from_args(TrainArguments, args).to_dict()}
+
+    written, defaults = configuration(argv), configuration(minimal)
+    differ = {(section, key): (value, defaults[section][key]) for section, values in written.items()
+              for key, value in values.items() if value != defaults[section][key]}
+    assert not differ, f"{page.name}: flags that are not the defaults (written, default): {differ}"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
