@@ -4,17 +4,43 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from .models import LoadedModel, compute_record, describe_compute
-from .prompts import LearnedPrompt
 from .rewards.classification import ClassificationReward
 from .rewards.bounded_cache import BoundedPrefixKVCache
 from .scoring import batched_by_length, batched_next_token_logits, encode_texts, segment_example, soft_prompt_logits
 from .tasks import ClassificationTask
+
+
+class ScoredPrompt(Protocol):
+    """What scoring reads of a learned prompt (``prompts.LearnedPrompt``, which every agent returns): its text for
+    reports, its token ids, or its embeddings for a soft prompt. (Scoring does not import ``prompts``, whose
+    ``LearnedPrompt.classify`` calls it.)"""
+
+    text: str
+    token_ids: Sequence[int] | None
+    embeddings: torch.Tensor | None
+
+    @property
+    def is_soft(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class _NoPrompt:
+    """The empty prompt, scored as a learned prompt of no tokens: the same tokens as the empty text, and the shared
+    example cache serves it."""
+
+    text: str = ""
+    token_ids: tuple = ()
+    embeddings: None = None
+    is_soft: bool = False
+
+
+NO_PROMPT = _NoPrompt()
 
 
 @dataclass
@@ -67,7 +93,7 @@ def summarise(task: ClassificationTask, split: str, prompt: str, predictions: Se
                                 correct=(predictions == labels).int().tolist(), predicted=predictions.tolist())
 
 
-def evaluate_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str | LearnedPrompt, *, split: str = "test",
+def evaluate_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str | ScoredPrompt, *, split: str = "test",
                     limit: int | None = None, batch_size: int = 32, progress: bool = True) -> ClassificationReport:
     """Accuracy of a text prompt, a discrete learned prompt (its token ids) or a soft prompt (its embeddings)."""
     examples = task.load_split(split, limit=limit)
@@ -77,13 +103,12 @@ def evaluate_prompt(task: ClassificationTask, lm: LoadedModel, prompt: str | Lea
                      examples["label"], task.subset_note(split, limit), lm=lm)
 
 
-def without_empty_text(prompt: str | LearnedPrompt) -> str | LearnedPrompt:
-    """No prompt as an empty learned prompt: the same tokens as the empty text, and the shared example cache
-    serves it."""
-    return LearnedPrompt(text="", token_ids=[]) if prompt == "" else prompt
+def without_empty_text(prompt: str | ScoredPrompt) -> str | ScoredPrompt:
+    """No prompt (``""``) as ``NO_PROMPT``, a learned prompt of no tokens."""
+    return NO_PROMPT if prompt == "" else prompt
 
 
-def class_logits(task: ClassificationTask, lm: LoadedModel, prompt: str | LearnedPrompt, examples, *,
+def class_logits(task: ClassificationTask, lm: LoadedModel, prompt: str | ScoredPrompt, examples, *,
                  batch_size: int = 32, progress: bool = True, desc: str | None = None) -> torch.Tensor:
     """The verbalizers' next-token logits ``[N, C]`` after each example with ``prompt`` in the template's slot:
     what ``eval`` scores and ``predict`` labels with. A text prompt is placed as text (tokenised with the
@@ -97,7 +122,7 @@ def class_logits(task: ClassificationTask, lm: LoadedModel, prompt: str | Learne
         return prompt_logits(task, lm, prompt, examples, verbalizer_ids, batch_size, progress=bar.update)
 
 
-def prompt_logits(task: ClassificationTask, lm: LoadedModel, prompt: LearnedPrompt, examples, token_ids: Sequence[int],
+def prompt_logits(task: ClassificationTask, lm: LoadedModel, prompt: ScoredPrompt, examples, token_ids: Sequence[int],
                   batch_size: int = 32, progress=None) -> torch.Tensor:
     """Next-token logits ``[N, len(token_ids)]`` after each example with a learned prompt in the slot.
 
@@ -182,14 +207,14 @@ def cached_split_logits(scorer, prompt_ids: Sequence[int] | Sequence[Sequence[in
     return logits if several else logits[0]
 
 
-def evaluate_prompts(task: ClassificationTask, lm: LoadedModel, prompts: Sequence[str | LearnedPrompt], *,
+def evaluate_prompts(task: ClassificationTask, lm: LoadedModel, prompts: Sequence[str | ScoredPrompt], *,
                      split: str = "test", limit: int | None = None, batch_size: int = 32,
                      progress: bool = True) -> list[ClassificationReport]:
     """``evaluate_prompt`` for several prompts, the same numbers; discrete prompts share one pass over the
     split, so a large test set (AG News: 7,600) is encoded once rather than once per prompt."""
-    learned = [LearnedPrompt(text="", token_ids=[]) if p == "" else p for p in prompts]
+    learned = [without_empty_text(p) for p in prompts]
     scorer = example_cache_scorer(task, lm)
-    shared = [i for i, p in enumerate(learned) if isinstance(p, LearnedPrompt) and not p.is_soft]
+    shared = [i for i, p in enumerate(learned) if not isinstance(p, str) and not p.is_soft]
     if scorer is None or scorer.verbalizer_ids != task.verbalizer_ids(lm.tokenizer) or len(shared) < 2:
         return [evaluate_prompt(task, lm, p, split=split, limit=limit, batch_size=batch_size, progress=progress)
                 for p in prompts]

@@ -14,9 +14,8 @@ from typing import Sequence
 import datasets
 import torch
 
-from .evaluation import class_logits, without_empty_text
+from .evaluation import ScoredPrompt, class_logits, without_empty_text
 from .models import LoadedModel
-from .prompts import LearnedPrompt
 from .tasks import ClassificationTask, TaskDataError
 
 
@@ -44,7 +43,7 @@ class Predictions:
                 for index, row in zip(self.indices, self.probabilities.tolist())]
 
 
-def classify(task: ClassificationTask, lm: LoadedModel, prompt: str | LearnedPrompt,
+def classify(task: ClassificationTask, lm: LoadedModel, prompt: str | ScoredPrompt,
              texts: Sequence[str | dict], *, batch_size: int = 32, progress: bool = False) -> Predictions:
     """Label ``texts`` with ``prompt`` placed by ``task``'s template: strings for a task of one text field, or
     dicts holding each of the template's fields (BoolQ: ``passage`` and ``question``)."""

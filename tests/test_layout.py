@@ -9,7 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "rlprompt_interp"
-COMMAND_MODULES = {f"{PACKAGE}.cli.{name}" for name in ("eval", "train", "unembed", "compare")} | {f"{PACKAGE}.style.cli"}
+COMMAND_MODULES = ({f"{PACKAGE}.cli.{name}" for name in ("eval", "predict", "train", "unembed", "compare")}
+                   | {f"{PACKAGE}.style.cli"})
 
 
 def package_modules() -> dict[str, tuple[Path, bool]]:
