@@ -68,7 +68,8 @@ def examples_from_texts(task: ClassificationTask, texts: Sequence[str | dict]) -
         for name in fields:
             value = "" if row[name] is None else str(row[name])
             if not value.strip():
-                raise TaskDataError(f"text {number} has an empty {name!r}: the prompt needs text to read; "
+                what = "is empty" if len(fields) == 1 else f"has an empty {name!r}"
+                raise TaskDataError(f"text {number} {what} (or white space only): the prompt needs text to read; "
                                     "leave the row out or fill it")
             columns[name].append(value)
     return datasets.Dataset.from_dict(columns)

@@ -272,9 +272,11 @@ def test_column_flags_apply_to_a_task_json_and_the_config_records_them(own_task,
     (["--learned", "RUN", "--input", "missing.jsonl"], "data file missing.jsonl does not exist"),
     (["--learned", "RUN", "--input", "test.jsonl", "--text-column", "body"], "has no column 'body' (--text-column)"),
     (["--prompt", " so", "--task", "TASK", "--input", "test.jsonl", "--dtype", "fp33"], "invalid choice: 'fp33'"),
+    (["--learned", "RUN", "--input", "blank.jsonl"], "text 2 is empty (or white space only)"),
 ])
 def test_bad_predict_inputs_stop_before_any_model_loads(own_task, capsys, monkeypatch, flags, message):
     monkeypatch.chdir(own_task.parent)
+    (own_task.parent / "blank.jsonl").write_text('{"review": "fine"}\n{"review": " "}\n')
     LearnedPrompt(text=" so", token_ids=[1], provenance={"task": "reviews", "template": "{sentence}{prompt}",
                                                          "verbalizers": [" bad", " good"]}).save("RUN")
     argv = ["predict", "--model", "no/such-model", *[str(own_task) if flag == "TASK" else flag for flag in flags]]

@@ -49,7 +49,7 @@ from ..config import ConfigError, config_from_args
 from ..models import LoadedModel, compute_record, default_device, load_lm
 from ..policies import AUTO_CONDITION
 from ..prompts import LearnedPrompt
-from ..rewards import PromptBatch, Reward, TRLReward, perplexity_scorer
+from ..rewards import PromptBatch, Reward, TRLReward, perplexity_scorer, term_scores
 from ..tasks import ClassificationTask
 from .base import Agent
 from .rlprompt import RewardConfig, build_reward, task_columns, task_token_ids
@@ -119,7 +119,8 @@ class DevEvaluation(TrainerCallback):
             if self.on_best is not None and main:
                 self.on_best(result)
         if not self.quiet and main:
-            brief = " ".join(f"{k}={result[k]:.4g}" for k in ("reward", "accuracy", "perplexity") if k in result)
+            keys = ("reward", *term_scores(result), "accuracy", "perplexity")
+            brief = " ".join(f"{k}={result[k]:.4g}" for k in keys if k in result)
             print(f"step {step}: dev {brief} {text!r}  best {self.best['text']!r}", flush=True)
         return result
 

@@ -35,7 +35,7 @@ from ..envs.prompt_env import PromptVectorEnv
 from ..models import dtype_name
 from ..policies import LMAdaptorPolicy, Rollout
 from ..policies.sparsemax import sparsemax, tsallis_entropy
-from ..rewards import Reward, as_reward, linear_map, zscore_by_key
+from ..rewards import Reward, as_reward, linear_map, term_scores, zscore_by_key
 from .sql import TargetUpdater, sql_loss
 
 LOSSES = ("mix", "single", "single_reversed", "multi", "multi_reversed")
@@ -468,11 +468,9 @@ def _step_means(info: dict) -> dict:
 
 
 def _console_figures(logs: dict) -> dict:
-    """What the terminal shows of a step or a dev evaluation: the reward, and beside it each term's mean score when
-    the reward sums several (``gap/score``, ``keywords/score`` for a ``--reward-fn keywords``), then accuracy,
-    perplexity and loss. The trackers and the curve get every figure."""
-    terms = [key for key in logs if key.endswith("/score")]
-    keys = ["reward", *(terms if len(terms) > 1 else []), "accuracy", "perplexity", "loss"]
+    """What the terminal shows of a step or a dev evaluation: the reward and beside it each term's mean score
+    (``term_scores``), then accuracy, perplexity and loss. The trackers and the curve get every figure."""
+    keys = ["reward", *term_scores(logs), "accuracy", "perplexity", "loss"]
     return {key: logs[key] for key in keys if key in logs}
 
 

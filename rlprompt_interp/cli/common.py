@@ -52,7 +52,8 @@ def add_task_arguments(parser: Parser, *, data: bool = True, required: bool = Tr
     group.add_argument("--template", help="where prompt and example go, e.g. 'Review: {sentence}\\nSentiment:{prompt}' "
                                           "(when omitted: the task's own)")
     group.add_argument("--verbalizers", nargs="+", help="one single-token word per class, in label order (when "
-                                                        "omitted: the task's own; --data-files needs them)")
+                                                        "omitted: the task's own"
+                                                        + ("; --data-files needs them)" if data else ")"))
 
 
 def add_task_data_arguments(group) -> None:

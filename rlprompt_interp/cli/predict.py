@@ -24,16 +24,15 @@ STANDARD_STREAM = "-"
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ..models import load_lm
-    from ..prediction import classify
+    from ..models import dtype_name, load_lm
+    from ..prediction import classify, examples_from_texts
     from ..prompts import LearnedPrompt
     from ..tasks.recorded import recorded_task
 
     output_format = output_format_of(args.output)
     if args.learned is None and args.task is None:
-        raise UsageError("--prompt TEXT needs --task (a built-in task, a task.json, or --data-files with "
-                         "--verbalizers) for its template, verbalizers and label names; a --learned prompt "
-                         "brings its own")
+        raise UsageError("--prompt TEXT needs --task (a built-in task or a task.json) for its template, "
+                         "verbalizers and label names; a --learned prompt brings its own")
     prompt = LearnedPrompt.load(args.learned) if args.learned else args.prompt
     if args.task is None:
         task = recorded_task(prompt.provenance).with_options(
@@ -41,6 +40,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         task, _ = task_for_prompt(args, prompt, say=lambda line: print(line, file=sys.stderr))
     columns, texts = read_texts(args.input, task, args.text_column)
+    examples_from_texts(task, texts)  # an empty text stops before the model loads
     lm = load_lm(task_model(prompt, args.model), role="task", dtype=args.dtype)
     predictions = classify(task, lm, prompt, texts, batch_size=args.batch_size, progress=not args.quiet)
     rows = [{**({columns[0]: text} if isinstance(text, str) else text), **row}
@@ -48,7 +48,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     write_predictions(rows, args.output, output_format, predictions.label_names)
     counts = Counter(predictions.labels)
     shown = prompt.text if isinstance(prompt, LearnedPrompt) else prompt
-    print(f"labelled {len(rows)} texts with {shown!r} (task {task.name}, {lm.spec}, {lm.dtype}): "
+    print(f"labelled {len(rows)} texts with {shown!r} (task {task.name}, {lm.spec}, {dtype_name(lm.dtype)}): "
           + ", ".join(f"{name} {counts[name]}" for name in predictions.label_names)
           + (f"; written to {args.output}" if args.output not in (None, STANDARD_STREAM) else ""), file=sys.stderr)
     return 0
@@ -66,21 +66,25 @@ def output_format_of(output: str | None) -> str:
 
 
 def read_texts(source: str | None, task, text_column: str | None) -> tuple[list[str], list]:
-    """The texts to label and the input columns they came from.
+    """The input columns the texts come from, and the texts (strings; dicts of the fields for a task of several).
 
     From a file: the column ``--text-column`` names; else the task's own text column (a task.json's
     ``text_column``), its template's field (``sentence``) or ``text``; else the file's only text column.
     A task of several fields (BoolQ) reads one column per field. From standard input: one text per line.
     """
-    from ..tasks.data import TaskDataError, load_local_file
+    from ..tasks.data import load_local_file
 
     fields = task.template.fields
-    if source in (None, STANDARD_STREAM):
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-        if len(fields) > 1:
-            raise UsageError(f"task {task.name!r} reads {list(fields)} per example: give them as columns of an "
-                             "--input file (JSONL, CSV or TSV)")
-        return [fields[0]], texts
+    from_stream = source in (None, STANDARD_STREAM)
+    if len(fields) > 1 and from_stream:
+        raise UsageError(f"task {task.name!r} reads {list(fields)} per example: give them as columns of an "
+                         "--input file (JSONL, CSV or TSV)")
+    if text_column and (from_stream or len(fields) > 1):
+        raise UsageError("--text-column names the text column of an --input file for a task of one text field; "
+                         + ("standard input holds one text per line" if from_stream else
+                            f"task {task.name!r} reads the columns {list(fields)}"))
+    if from_stream:
+        return [fields[0]], [line.rstrip("\n") for line in sys.stdin if line.strip()]
     data = load_local_file(source)
     if len(fields) > 1:
         missing = [name for name in fields if name not in data.column_names]

@@ -2,7 +2,8 @@
 
 ``ClassificationReward`` and ``TaskAccuracy`` are older names of ``TaskGapReward``."""
 
-from .base import FunctionReward, PromptBatch, Reward, RewardError, RewardOutput, WeightedSum, as_reward, load_function
+from .base import (FunctionReward, PromptBatch, Reward, RewardError, RewardOutput, WeightedSum, as_reward, load_function,
+                   term_scores)
 from .classification import ClassificationReward, TaskAccuracy, TaskGapReward, gap_reward
 from .perplexity import Perplexity, perplexity_scorer
 from .shaping import linear_map, zscore_by_key
@@ -10,4 +11,4 @@ from .trl import TRLReward
 
 __all__ = ["FunctionReward", "PromptBatch", "Reward", "RewardError", "RewardOutput", "WeightedSum", "as_reward",
            "load_function", "TaskGapReward", "ClassificationReward", "TaskAccuracy", "gap_reward", "Perplexity",
-           "perplexity_scorer", "linear_map", "zscore_by_key", "TRLReward"]
+           "perplexity_scorer", "linear_map", "zscore_by_key", "TRLReward", "term_scores"]

@@ -127,6 +127,13 @@ class WeightedSum(Reward):
         return " + ".join(f"{w:g} * {r!r}" for w, r in self.terms)
 
 
+def term_scores(logs: dict) -> dict:
+    """Each term's mean score in a weighted sum's logs (``gap/score``, ``keywords/score`` for a ``--reward-fn
+    keywords``) when the sum has several terms: what the terminal shows beside the summed reward."""
+    terms = {key: value for key, value in logs.items() if key.endswith("/score")}
+    return terms if len(terms) > 1 else {}
+
+
 class FunctionReward(Reward):
     """Adapts ``f(prompts: list[str], **batch) -> list[float]``, checking what it returns."""
 
