@@ -106,8 +106,8 @@ class EvalReport:
         return payload
 
     def format(self) -> str:
-        rows = [("perplexity" + (f" ({self.scorer}, {self.scorer_from})" if self.scorer_from else
-                                 f" ({self.scorer})" if self.scorer else ""),
+        scorer = ", ".join(part for part in (self.scorer, self.scorer_from) if part and part != "given")
+        rows = [("perplexity" + (f" ({scorer})" if scorer else ""),
                  f"{self.perplexity:.2f}" if self.perplexity is not None else f"n/a ({self.perplexity_note})")]
         f = self.faithfulness
         if f is not None:

@@ -136,11 +136,12 @@ def label_indices(labels, *, where: str, label_names: list[str]) -> list[int]:
 
 
 def _as_integer(value) -> int | None:
-    """``3``, ``"3"``, ``3.0`` -> 3; anything else (a name, a fraction, a bool, a missing value) -> None."""
-    if isinstance(value, bool) or value is None:
+    """``3``, ``"3"``, ``3.0`` -> 3; JSON's ``false``/``true`` -> 0/1 (FewGLUE's yes/no labels); anything else (a
+    name, a fraction, a missing value) -> None."""
+    if value is None:
         return None
-    if isinstance(value, int):
-        return value
+    if isinstance(value, int):  # bool included
+        return int(value)
     if isinstance(value, float):
         return int(value) if value.is_integer() else None
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
