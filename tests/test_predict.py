@@ -177,3 +177,29 @@ def test_eval_scores_perplexity_with_the_prompt_s_own_scorer_or_the_task_lm(tiny
                            provenance={"scorer_model": "tiny-llama"})
     report = build_report(task, tiny_gpt2, prompt, batch_size=4, progress=False, faithfulness_for_discrete=False)
     assert (report.scorer, report.scorer_from) == ("tiny-llama", "its reward's scorer")
+
+
+def test_a_soft_prompt_labels_texts_as_eval_does(tiny_gpt2, sst_files):
+    task = get_task("sst-2", data_dir=str(sst_files))
+    hidden = tiny_gpt2.model.get_input_embeddings().weight.shape[1]
+    soft = LearnedPrompt(text="?", embeddings=torch.randn(2, hidden, generator=torch.Generator().manual_seed(0)),
+                         provenance={"task": "sst-2", "task_model": "tiny-gpt2"})
+    report = evaluate_prompt(task, tiny_gpt2, soft, split="test", progress=False)
+    texts = list(task.load_split("test")["sentence"])
+    assert soft.classify(texts, tiny_gpt2, task=task).indices == report.predicted
+
+
+def test_a_task_of_two_fields_reads_one_column_each(tiny_gpt2, tmp_path, capsys):
+    from rlprompt_interp.prediction import classify
+
+    rows = [{"passage": "Water boils at 100 degrees.", "question": "does water boil at 100 degrees"},
+            {"passage": "Cats are mammals.", "question": "are cats birds"}]
+    (tmp_path / "questions.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    prompt = LearnedPrompt(text=" so", token_ids=tiny_gpt2.tokenizer.encode(" so", add_special_tokens=False),
+                           provenance={"task": "boolq", "task_model": "tiny-gpt2"})
+    prompt.save(tmp_path / "run")
+    assert main(["predict", "--learned", str(tmp_path / "run"), "--input", str(tmp_path / "questions.jsonl"),
+                 "--quiet"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = classify(recorded_task(prompt.provenance), tiny_gpt2, prompt, rows)
+    assert [row["label"] for row in out] == expected.labels and out[0]["question"] == rows[0]["question"]
