@@ -10,7 +10,7 @@ from rlprompt_interp.policies import LMAdaptorPolicy
 
 from test_policy import uniform_policy  # tests/ is on sys.path under pytest
 from test_sql import TargetFraction
-from test_train import states
+from test_train import cli_args, states  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -78,3 +78,18 @@ def test_without_steps_a_run_trains_for_the_default_budget():
                                                            prompts_per_step=4, eval_every=0))
     short.train(progress=False)
     assert short.step >= 1 and short.elapsed >= 0.3 and short.best is not None
+
+
+def test_train_without_steps_runs_on_the_clock_and_records_the_budget(tmp_path, cli_args):
+    import yaml
+
+    from rlprompt_interp.cli import main
+    from rlprompt_interp.prompts import LearnedPrompt
+
+    out = tmp_path / "budget"
+    assert main(cli_args + ["--max-minutes", "0.02", "--output", str(out), "--no-test-eval"]) == 0
+    learned = LearnedPrompt.load(out)
+    assert learned.provenance["config"]["sql"]["steps"] is None
+    assert learned.provenance["config"]["sql"]["max_minutes"] == 0.02
+    assert len(learned.curve) >= 1 and learned.curve[-1]["time"] >= 0.02 * 60
+    assert yaml.safe_load((out / "config.yaml").read_text())["training"]["steps"] is None  # a replay: the budget again
