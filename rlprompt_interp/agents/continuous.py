@@ -198,6 +198,9 @@ class ContinuousPromptAgent(Agent):
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         lm = load_lm(config.model, role="task", dtype=config.dtype)
+        if lm.is_masked_lm:
+            raise ContinuousPromptError(f"--agent {self.name} learns soft prompts for causal LMs and encoder-decoders; "
+                                        f"{lm.spec!r} is a masked LM: use --agent rlprompt with a {{mask}} template")
         prompt_length = self.setup(lm, task, prompt_length)
         if prompt_length < 1:
             raise ContinuousPromptError(f"prompt_length must be at least 1, got {prompt_length}")

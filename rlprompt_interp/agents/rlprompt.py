@@ -27,7 +27,7 @@ from typing import Sequence
 from ..algorithms.trainer import SQLConfig, SQLTrainer
 from ..checkpoints import CHECKPOINT_FILE
 from ..config import Config, ConfigError, ModelConfig, RunConfig, add_config_arguments, config_from_args, option
-from ..models import LoadedModel, compute_record, load_lm
+from ..models import LoadedModel, compute_record, load_lm, policy_for
 from ..notices import warn
 from ..policies import AUTO_CONDITION, LMAdaptorPolicy, PolicyConfig
 from ..prompts import LearnedPrompt
@@ -249,7 +249,7 @@ class RLPromptAgent(Agent):
         """The trainer (policy, reward, data) this agent would run; ``fit`` runs it."""
         models, rewards = self.config.models, self.config.reward
         task_lm = load_lm(models.model, role="task", dtype=models.dtype)
-        policy_lm = load_lm(self.config.policy.policy_model or models.model, role="policy", dtype=models.dtype)
+        policy_lm = load_lm(self.config.policy.policy_model or policy_for(task_lm), role="policy", dtype=models.dtype)
         reward = build_reward(self.reward_object or rewards.spec(), task, task_lm, scorer=models.scorer,
                               functions=rewards.reward_fn, correct_coef=rewards.correct_coef,
                               incorrect_coef=rewards.incorrect_coef, balance_classes=rewards.balance_classes,

@@ -46,7 +46,7 @@ from transformers import GenerationConfig, TrainerCallback
 
 from ..atomic import write_json_atomic
 from ..config import ConfigError, config_from_args
-from ..models import LoadedModel, compute_record, default_device, load_lm
+from ..models import LoadedModel, compute_record, default_device, load_lm, policy_for
 from ..policies import AUTO_CONDITION
 from ..prompts import LearnedPrompt
 from ..rewards import PromptBatch, Reward, TRLReward, perplexity_scorer, term_scores
@@ -250,9 +250,9 @@ class TRLPromptAgent(Agent):
 
     # ------------------------------------------------------------------ building blocks
 
-    def policy_copy(self) -> tuple[torch.nn.Module, Any, str]:
+    def policy_copy(self, task_lm: LoadedModel) -> tuple[torch.nn.Module, Any, str]:
         """A trainable fp32 copy of the policy LM (the cached one stays frozen: it may be the task LM too)."""
-        loaded: LoadedModel = load_lm(self.policy_model or self.model, role="policy", dtype=self.dtype)
+        loaded: LoadedModel = load_lm(self.policy_model or policy_for(task_lm), role="policy", dtype=self.dtype)
         model = copy.deepcopy(loaded.model).float()
         model.requires_grad_(True)
         return model, copy.deepcopy(loaded.tokenizer), loaded.spec
@@ -324,7 +324,7 @@ class TRLPromptAgent(Agent):
         task_lm = load_lm(self.model, role="task", dtype=self.dtype)
         reward = build_reward(self.reward, task, task_lm, scorer=self.scorer, functions=self.reward_functions,
                               correct_coef=self.correct_coef, incorrect_coef=self.incorrect_coef, dtype=self.dtype)
-        policy, tokenizer, policy_spec = self.policy_copy()
+        policy, tokenizer, policy_spec = self.policy_copy(task_lm)
         condition, condition_ids = self.condition_ids(task, tokenizer)
         train_data, dev_data = task_columns(task, "train"), task_columns(task, "dev")
         trl_reward = TRLReward(reward, train_data, examples_per_call=self.examples_per_step, seed=seed,

@@ -11,6 +11,8 @@ of positive gaps).
 Speed: see ``prefix_cache``. Example-first templates cache each example's tokens for the whole
 run; prompt-first templates cache each prompt's tokens for one call; templates with example text
 on both sides of the prompt fall back to one full forward per pair (``scoring.next_token_logits``).
+A masked task LM (RoBERTa) reads the class at the template's ``{mask}``; every token attends to the
+prompt there, so each pair is one full forward too, batched by length (``scoring.mask_token_logits``).
 A memo keeps the logits of every (prompt, example) pair scored (up to ``memo_size``, least
 recently used dropped first), so no pair reaches the LM twice; ``state_dict`` carries it into
 checkpoints, which keeps resumed runs bit-identical.
@@ -25,7 +27,7 @@ from typing import Sequence
 import torch
 
 from ..models import LoadedModel, load_lm
-from ..scoring import batched_next_token_logits, segment_example
+from ..scoring import batched_next_token_logits, check_template, segment_example, template_mask
 from ..tasks import ClassificationTask
 from .base import PromptBatch, Reward, RewardError, RewardOutput
 from .bounded_cache import DEFAULT_EXAMPLE_CACHE_BYTES, BoundedPrefixKVCache
@@ -83,6 +85,8 @@ class TaskGapReward(Reward):
                  example_cache_bytes: int | None = DEFAULT_EXAMPLE_CACHE_BYTES):
         self.task = task
         self.lm = load_lm(lm, role="task") if not isinstance(lm, LoadedModel) else lm
+        check_template(task.template, self.lm)
+        self.mask = template_mask(self.lm)  # what the template's {mask} is written as (None: no mask slot)
         self.correct_coef, self.incorrect_coef = correct_coef, incorrect_coef
         self.balance_classes = balance_classes
         self.batch_size = batch_size
@@ -95,6 +99,8 @@ class TaskGapReward(Reward):
                        else "mixed")
         if self.lm.is_encoder_decoder or not use_cache:
             self.layout = "full"
+        if self.lm.is_masked_lm:
+            self.layout = "masked"  # no state of an example can be reused across prompts: full forwards
         # example-first: kept for the whole run within example_cache_bytes. One example per forward, so its cached
         # states never depend on which examples happened to share its batch (a resumed run reproduces the same
         # floats); evaluation, which needs no bit-exact replay, passes a shared cache that encodes in batches
@@ -135,12 +141,13 @@ class TaskGapReward(Reward):
 
     def verbalizer_logits(self, prompt_ids: Sequence[Sequence[int]], examples: Sequence[dict]) -> torch.Tensor:
         """Logits ``[N, M, C]`` of the verbalizers for every (prompt, example) pair (no memo)."""
-        splits = [self.task.template.split(example) for example in examples]
+        splits = [self.task.template.split(example, self.mask) for example in examples]
         pairs = [(tuple(ids), split) for ids in prompt_ids for split in splits]
         return self.pair_logits(pairs).view(len(prompt_ids), len(examples), -1)
 
     def pair_logits(self, pairs: Sequence[tuple[tuple[int, ...], tuple[str, str]]]) -> torch.Tensor:
-        """Logits ``[B, C]`` of ``(prompt ids, (text before, text after the slot))`` pairs."""
+        """Logits ``[B, C]`` of ``(prompt ids, (text before, text after the slot))`` pairs (one full forward
+        each, sorted by length into batches, unless the layout lets a prefix's states be reused)."""
         if self.layout == "example_first":
             return self._example_first(pairs)
         if self.layout == "prompt_first":
@@ -201,7 +208,7 @@ class TaskGapReward(Reward):
 
     def memoised_logits(self, prompt_rows: Sequence[tuple[int, ...]], examples: Sequence[dict]) -> torch.Tensor:
         """``verbalizer_logits`` through the memo: only pairs never scored before reach the LM."""
-        splits = [self.task.template.split(example) for example in examples]
+        splits = [self.task.template.split(example, self.mask) for example in examples]
         pairs = [(ids, split) for ids in prompt_rows for split in splits]
         missing = [pair for pair in dict.fromkeys(pairs) if pair not in self._memo]
         self.last_new_pairs = len(missing)

@@ -223,8 +223,8 @@ class ClassificationTask:
                     f"from its train split (seed {self.split_seed}), its test split whole")
         return f"the hub's {self.hub.path} splits" if self.hub is not None else "no data source"
 
-    def format(self, example: dict, prompt: str) -> str:
-        return self.template.format(example, prompt)
+    def format(self, example: dict, prompt: str, mask: str | None = None) -> str:
+        return self.template.format(example, prompt, mask)
 
 
 def task_from_files(name: str, files: dict[str, str | Path], *, template: str, verbalizers: list[str],

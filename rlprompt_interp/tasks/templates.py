@@ -1,9 +1,13 @@
-"""Prompt templates: where the learned prompt and the example's text go in the task LM's input."""
+"""Prompt templates: where the learned prompt and the example's text go in the task LM's input, and,
+for a masked task LM, where the class word is read (``{mask}``)."""
 
 from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+
+
+MASK_SLOT = "mask"
 
 
 class TemplateError(ValueError):
@@ -15,7 +19,9 @@ class Template:
     """A format string with a ``{prompt}`` slot and one slot per text field of the example.
 
     ``Template("{sentence} {prompt}")`` puts the prompt after the sentence; the class is read
-    from the task LM's next-token logits right after the formatted text.
+    from the task LM's next-token logits right after the formatted text. A masked LM reads it at
+    ``{mask}`` instead, written as that model's own mask token: ``"{sentence} {prompt} {mask} ."``
+    (RoBERTa sees ``"... <mask> ."``).
     """
 
     text: str
@@ -32,17 +38,32 @@ class Template:
         if missing:
             slots = " ".join("{" + f + "}" for f in missing)
             raise TemplateError(f"template {self.text!r} has no slot for {slots}; add it, e.g. '{slots} {{prompt}}'")
-        unknown = [n for n in names if n not in (*self.fields, "prompt")]
+        unknown = [n for n in names if n not in (*self.fields, "prompt", MASK_SLOT)]
         if unknown:
-            raise TemplateError(f"template {self.text!r} names unknown fields {unknown}; available: {['prompt', *self.fields]}")
+            raise TemplateError(f"template {self.text!r} names unknown fields {unknown}; "
+                                f"available: {['prompt', *self.fields, MASK_SLOT]}")
+        if names.count(MASK_SLOT) > 1:
+            raise TemplateError(f"template {self.text!r} has {names.count(MASK_SLOT)} {{mask}} slots; a masked LM "
+                                "reads the class at exactly one, e.g. '{sentence} {prompt} {mask} .'")
 
-    def format(self, example: dict, prompt: str) -> str:
-        return self.text.format(prompt=prompt, **{f: example[f] for f in self.fields})
+    @property
+    def has_mask(self) -> bool:
+        """Whether the template has a ``{mask}`` slot (a masked task LM reads the class there)."""
+        return "{" + MASK_SLOT + "}" in self.text
 
-    def split(self, example: dict) -> tuple[str, str]:
+    def format(self, example: dict, prompt: str, mask: str | None = None) -> str:
+        """The text with ``prompt`` and ``example``'s fields in place; ``mask``: the masked LM's mask token,
+        which a template with a ``{mask}`` slot needs."""
+        if self.has_mask and mask is None:
+            raise TemplateError(f"template {self.text!r} has a {{mask}} slot, which only a masked task LM "
+                                "(e.g. roberta-large) reads; drop {mask} for a causal LM")
+        slots = {MASK_SLOT: mask} if self.has_mask else {}
+        return self.text.format(prompt=prompt, **slots, **{f: example[f] for f in self.fields})
+
+    def split(self, example: dict, mask: str | None = None) -> tuple[str, str]:
         """The text before and after the prompt slot, for inputs built from prompt token ids."""
         marker = "\x00PROMPT\x00"
-        before, after = self.format(example, marker).split(marker)
+        before, after = self.format(example, marker, mask).split(marker)
         return before, after
 
     @property

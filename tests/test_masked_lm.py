@@ -1,0 +1,153 @@
+"""Masked task LMs (RoBERTa, BERT): the class read at the template's {mask}, checked against full forwards
+of AutoModelForMaskedLM by hand; the template checks; a learning test; train and eval on the command line."""
+
+import pytest
+import torch
+from transformers import BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertForMaskedLM, RobertaForMaskedLM
+
+from rlprompt_interp.algorithms import SQLConfig, SQLTrainer
+from rlprompt_interp.cli import main
+from rlprompt_interp.evaluation import evaluate_prompt
+from rlprompt_interp.models import LoadedModel, load_lm, policy_for
+from rlprompt_interp.prompts import LearnedPrompt
+from rlprompt_interp.rewards import TaskGapReward
+from rlprompt_interp.rewards.base import PromptBatch
+from rlprompt_interp.scoring import mask_token_logits
+from rlprompt_interp.tasks import TemplateError, get_task
+from rlprompt_interp.tiny import build_test_tokenizer, tiny_random_model, with_mask_token
+from test_policy import uniform_policy  # tests/ is on sys.path under pytest
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+CLOZE = "{sentence} {prompt} {mask} ."
+VERBALIZERS = [" terrible", " great"]
+
+
+@pytest.fixture
+def roberta():
+    return load_lm("tiny-roberta", device="cpu", dtype="float32")
+
+
+def full_forward_logits(lm, ids, token_ids):
+    """The verbalizers' logits at the one mask of an unpadded sequence, from the whole model's own forward."""
+    with torch.no_grad():
+        logits = lm.model(input_ids=torch.tensor([ids])).logits[0]
+    return logits[ids.index(lm.tokenizer.mask_token_id), token_ids]
+
+
+def masked_lm(arch: str) -> LoadedModel:
+    """RoBERTa (lm_head), BERT (cls) and DistilBERT (neither: read from the whole forward), tiny and random."""
+    tokenizer = with_mask_token(build_test_tokenizer())
+    if arch == "roberta":
+        model, tokenizer = tiny_random_model("roberta", seed=3, tokenizer=tokenizer)
+    else:
+        torch.manual_seed(3)
+        if arch == "bert":
+            model = BertForMaskedLM(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                               num_attention_heads=2, intermediate_size=64,
+                                               pad_token_id=tokenizer.pad_token_id))
+        else:
+            model = DistilBertForMaskedLM(DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=2,
+                                                           hidden_dim=64, pad_token_id=tokenizer.pad_token_id))
+    return LoadedModel(model=model.eval(), tokenizer=tokenizer, spec=f"tiny-{arch}")
+
+
+@pytest.mark.parametrize("arch", ["roberta", "bert", "distilbert"])
+def test_mask_logits_match_a_full_forward_of_each_sequence_alone(arch):
+    lm = masked_lm(arch)
+    texts = ["the movie was great <mask> .", "<mask> sports", "an awful boring film , really <mask> ."]
+    sequences = lm.tokenizer(texts)["input_ids"]  # different lengths: the batch is padded
+    ids = lm.tokenizer.convert_tokens_to_ids(["Ġgreat", "Ġterrible", "Ġgood"])
+    batched = mask_token_logits(lm, sequences, ids)
+    for row, seq in enumerate(sequences):
+        torch.testing.assert_close(batched[row], full_forward_logits(lm, seq, ids), atol=1e-5, rtol=1e-5)
+
+
+def test_the_reward_reads_the_mask_of_the_text_rlprompt_formats(sst_files, roberta):
+    """The spliced prompt ids give the token ids of the whole formatted text, "<s> sentence prompt <mask> . </s>",
+    and the reward's logits are the mask's in a full forward of it."""
+    task = get_task("sst-2", data_dir=str(sst_files), template=CLOZE, verbalizers=VERBALIZERS)
+    reward = TaskGapReward(task, roberta)
+    examples = [{"sentence": "the movie was great fun"}, {"sentence": "the worst plot"}]
+    prompts = [" really very", " sad"]
+    prompt_ids = [roberta.tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    logits = reward.verbalizer_logits(prompt_ids, examples)  # [N, M, C]
+    verbalizer_ids = task.verbalizer_ids(roberta.tokenizer)
+    assert roberta.tokenizer.convert_ids_to_tokens(verbalizer_ids) == ["Ġterrible", "Ġgreat"]
+    for n, prompt in enumerate(prompts):
+        for m, example in enumerate(examples):
+            text = f"{example['sentence']}{prompt} <mask> ."
+            ids = roberta.tokenizer(text)["input_ids"]
+            assert roberta.tokenizer.convert_ids_to_tokens([ids[0], ids[-1]]) == ["<s>", "</s>"]
+            torch.testing.assert_close(logits[n, m], full_forward_logits(roberta, ids, verbalizer_ids),
+                                       atol=1e-5, rtol=1e-5)
+
+
+def test_a_template_must_suit_the_task_model(sst_files, roberta, tiny_gpt2):
+    cloze = get_task("sst-2", data_dir=str(sst_files), template=CLOZE)
+    with pytest.raises(TemplateError, match=r"not a masked LM.*drop \{mask\}"):
+        TaskGapReward(cloze, tiny_gpt2)
+    with pytest.raises(TemplateError, match=r"is a masked LM.*add one"):
+        TaskGapReward(get_task("sst-2", data_dir=str(sst_files)), roberta)
+    with pytest.raises(TemplateError, match="2 {mask} slots"):
+        get_task("sst-2", template="{mask} {sentence} {prompt} {mask}")
+    with pytest.raises(TemplateError, match="exactly one mask token"):  # a mask inside the example's own text
+        mask_token_logits(roberta, [roberta.tokenizer("<mask> and <mask>")["input_ids"]], [5])
+    assert policy_for(roberta) == "tiny-gpt2" and policy_for(tiny_gpt2) == "tiny-gpt2"
+
+
+def test_the_gap_reward_on_a_masked_lm_rises_with_training(tmp_path):
+    """SQL with the gap reward of a tiny random RoBERTa on a one-class task: the greedy prompt learns to push
+    " great". Weights drawn with std 0.3, not 0.02: there the prompt moves the mask's class probabilities by
+    up to +-0.6 (random 3-token prompts), at 0.02 by +-0.0003, which leaves nothing to learn."""
+    model, tokenizer = tiny_random_model("roberta")
+    model.config.initializer_range = 0.3
+    torch.manual_seed(0)
+    roberta = LoadedModel(model=RobertaForMaskedLM(model.config).eval(), tokenizer=tokenizer, spec="tiny-roberta-0.3")
+    folder = tmp_path / "sst-2" / "16-42"
+    folder.mkdir(parents=True)
+    rows = ["the movie was great fun", "really good acting", "beautiful and funny", "an awful boring film"]
+    text = "sentence\tlabel\n" + "".join(f"{row}\t1\n" for row in rows)
+    for path in (folder / "train.tsv", folder / "dev.tsv", tmp_path / "sst-2" / "test.tsv"):
+        path.write_text(text)
+    task = get_task("sst-2", data_dir=str(tmp_path), template=CLOZE, verbalizers=VERBALIZERS)
+    reward = TaskGapReward(task, roberta, balance_classes=True)
+    batch = {"sentence": rows, "label": [1] * len(rows)}
+    policy = uniform_policy(load_lm("tiny-gpt2", device="cpu"))
+    config = SQLConfig(prompt_length=3, steps=60, prompts_per_step=16, examples_per_step=4, lr=1e-2, eval_every=0,
+                       seed=0)
+    trainer = SQLTrainer(policy, reward, config, train_data=batch)
+
+    def greedy_reward() -> float:
+        text, ids = trainer.greedy_prompt()
+        return float(reward(PromptBatch([text], [ids]), batch).scores[0])
+
+    before = greedy_reward()
+    trainer.train(progress=False)
+    after = greedy_reward()
+    assert before < 0 and after > before + 100, (before, after)  # measured: -79 -> 137 (accuracy 0.36 -> 1.0)
+    assert trainer.curve[-1]["reward"] > trainer.curve[0]["reward"] + 100  # the sampled prompts moved too
+
+
+def test_train_then_eval_a_masked_lm_prompt_on_the_command_line(sst_files, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--task", "sst-2", "--data-dir", str(sst_files), "--model", "tiny-roberta", "--template", CLOZE,
+                 "--verbalizers", *VERBALIZERS, "--steps", "3", "--output", str(out), "--quiet"]) == 0
+    trained = capsys.readouterr().out
+    learned = LearnedPrompt.load(out)
+    assert learned.provenance["task_model"] == "tiny-roberta" and learned.provenance["policy_model"] == "tiny-gpt2"
+    test_accuracy = learned.scores["test_accuracy"]
+    assert f"accuracy      {test_accuracy:.4f}" in trained
+    assert main(["eval", "--task", "sst-2", "--data-dir", str(sst_files), "--learned", str(out), "--no-perplexity",
+                 "--quiet", "--output", str(tmp_path / "report.json")]) == 0
+    assert f"accuracy      {test_accuracy:.4f}" in capsys.readouterr().out
+    assert evaluate_prompt(get_task("sst-2", data_dir=str(sst_files), template=CLOZE, verbalizers=VERBALIZERS),
+                           load_lm("tiny-roberta", dtype="float32"), learned, progress=False).accuracy == test_accuracy
+
+
+def test_a_causal_model_with_a_mask_template_is_refused_in_one_line(sst_files, tmp_path, capsys):
+    code = main(["train", "--task", "sst-2", "--data-dir", str(sst_files), "--model", "tiny-gpt2", "--template", CLOZE,
+                 "--steps", "1", "--output", str(tmp_path / "run"), "--quiet"])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1
+    assert error[0].startswith("rlprompt-interp: error: template") and "not a masked LM" in error[0]
