@@ -1,13 +1,22 @@
-"""`train --agent rlprompt`'s defaults on five few-shot tasks, against no prompt, a hand template and a soft prompt.
+"""`train --agent rlprompt`'s defaults on five few-shot tasks, against no prompt, a hand template and a soft prompt;
+with ``--full``, RLPrompt's classification table on ten tasks.
 
-SST-2, SST-5, AG News, Subj and TREC in RLPrompt's 16-shot setting (split 16-42), each learned by the
-RL agent with nothing but its defaults (the task's own description as the policy's context, the LM
+Quick mode: SST-2, SST-5, AG News, Subj and TREC in RLPrompt's 16-shot setting (split 16-42), each learned
+by the RL agent with nothing but its defaults (the task's own description as the policy's context, the LM
 prior, whole words, the best five dev prompts scored again on dev and train) for ``--steps`` steps,
 and by a 5-token soft prompt (``--agent soft-prompt``'s defaults) as the continuous reference. Every
 prompt is scored on the whole test split (fp32), where each task's discrete prompts share one pass
 over the test set; the learned prompts' perplexity is measured under the scorer.
 
+Full mode is RLPrompt's own setting (Deng et al., 2022, Table 2): the recipe ``rlprompt-roberta``
+(distilgpt2 writes 5-token prompts for 12,000 steps, RoBERTa-large reads them in a cloze template) on
+SST-2, MR, CR, SST-5, Yelp-2, Yelp-5, AG News, Subj, TREC, Yahoo and DBPedia, each with RLPrompt's template
+and verbalizers (``tasks.RLPROMPT_MASKED``). A task the data folder does not hold is drawn from the hub
+(16 training and 16 dev examples per class). Offline, ``--model random:roberta-large --policy-model
+random:distilgpt2 --scorer random:distilgpt2`` runs the same code on random models of those shapes.
+
     python experiments/five_tasks.py --quick                  # the embedded SmolLM2-135M, 100 steps
+    python experiments/five_tasks.py --full                   # RLPrompt's table: RoBERTa-large (the hub, a GPU)
     python experiments/five_tasks.py --quick --seeds 0        # one seed of every task first; add seeds later
     python experiments/five_tasks.py --quick --soft-seeds 0 1 2   # the soft prompt on three seeds too
     torchrun --standalone --nproc_per_node 2 experiments/five_tasks.py --quick --threads 1   # training on 2 processes
@@ -25,21 +34,29 @@ import time
 from pathlib import Path
 
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.tasks.registry import RLPROMPT_MASKED
 from rlprompt_interp.sweep_report import format_mean_std, format_number, markdown_table, mean_std
 from rlprompt_interp.sweeps import (Sweep, add_data_arguments, grid, score_prompts, train_cell,
                                     training_seconds, use_every_core, write_json_atomic)
 
 TASKS = ("sst-2", "sst-5", "agnews", "subj", "trec")
+PAPER_TASKS = ("sst-2", "mr", "cr", "sst-5", "yelp-2", "yelp-5", "agnews", "subj", "trec", "yahoo", "dbpedia")
 METHODS = ("rlprompt", "soft-prompt")
 MODES = {
     # The soft prompt is the continuous reference: one seed in quick mode, where its runs on AG News take
-    # three times an RL run's minutes.
-    "quick": dict(model="smollm2-135m", scorer="smollm2-135m", tasks=list(TASKS), seeds=[0, 1, 2], soft_seeds=[0],
-                  methods=list(METHODS), steps=100, soft_steps=60, soft_batch_size=16, soft_eval_every=10),
-    "full": dict(model="distilgpt2", scorer="gpt2-xl", tasks=list(TASKS), seeds=[0, 1, 2], soft_seeds=[0, 1, 2],
-                 methods=list(METHODS), steps=1000, soft_steps=1000, soft_batch_size=16, soft_eval_every=50),
+    # three times an RL run's minutes. Full mode is RLPrompt's table: its recipe and masked task LM, no soft prompt
+    # (a soft prompt of a masked LM is not supported).
+    "quick": dict(model="smollm2-135m", policy_model=None, scorer="smollm2-135m", recipe=None, tasks=list(TASKS),
+                  seeds=[0, 1, 2], soft_seeds=[0], methods=list(METHODS), steps=100, soft_steps=60,
+                  soft_batch_size=16, soft_eval_every=10),
+    "full": dict(model="roberta-large", policy_model="distilgpt2", scorer="gpt2-xl", recipe="rlprompt-roberta",
+                 tasks=list(PAPER_TASKS), seeds=[0, 1, 2], soft_seeds=[], methods=["rlprompt"], steps=12000,
+                 soft_steps=1000, soft_batch_size=16, soft_eval_every=50),
 }
-HELP = {"model": "task LM and policy LM", "scorer": "LM that scores the prompts' perplexity",
+HELP = {"model": "task LM (and policy LM, unless --policy-model)", "policy_model": "the RL policy's LM",
+        "recipe": "the RL agent's options from this shipped recipe (its models and task aside); with a masked task "
+                  "LM, every task takes RLPrompt's cloze template and verbalizers",
+        "scorer": "LM that scores the prompts' perplexity",
         "tasks": "built-in tasks", "seeds": "rlprompt's training seeds (not part of the settings: add seeds to a "
         "finished run)", "soft_seeds": "the soft prompt's training seeds",
         "methods": "what learns a prompt", "steps": "rlprompt's training steps",
@@ -49,30 +66,45 @@ PROMPT_LENGTH = 5
 # One hand template per task, the best of two or three tried on 400 test sentences of SmolLM2-135M
 # (the reference is slightly favoured by that choice; the learned prompts saw no test sentence).
 HAND_TEMPLATES = {"sst-2": " Sentiment:", "sst-5": " Sentiment:", "agnews": " Topic:", "subj": " This text is",
-                  "trec": " This question asks for a"}
+                  "trec": " This question asks for a", "mr": " Sentiment:", "cr": " Sentiment:", "yelp-2": " Sentiment:",
+                  "yelp-5": " Sentiment:", "yahoo": " Topic:", "dbpedia": " Topic:"}
 
 
 def parse_args(argv=None):
     parser = experiment_parser(__doc__, "five-tasks", MODES,
                                {"quick": "the embedded SmolLM2-135M on a CPU, 100 RL steps a run",
-                                "full": "distilgpt2 and the GPT2-XL scorer (the hub; a GPU is advised)"}, HELP)
+                                "full": "RLPrompt's table: distilgpt2 writing for RoBERTa-large, ten tasks, the GPT2-XL "
+                                        "scorer (the hub; a GPU is advised)"}, HELP)
     add_data_arguments(parser)
     return parse_experiment_args(parser, argv, MODES)
 
 
 def settings(args) -> dict:
     """What every cell shares; resuming with other values is refused (seeds may grow)."""
-    keys = ("mode", "model", "scorer", "steps", "soft_steps", "soft_batch_size", "soft_eval_every", "data_dir",
-            "seed_split")
+    keys = ("mode", "model", "policy_model", "scorer", "recipe", "steps", "soft_steps", "soft_batch_size",
+            "soft_eval_every", "data_dir", "seed_split")
     return {key: getattr(args, key) for key in keys}
 
 
 def load_task(args, name: str):
+    """The task from the data folder (the hub's 16-shot draw where the folder does not hold it), with RLPrompt's
+    cloze template and verbalizers when the task LM is a masked one."""
     from rlprompt_interp.tasks import get_task
-    from rlprompt_interp.tasks.sources import few_shot_source
+    from rlprompt_interp.tasks.sources import HUB, few_shot_source
 
     source, _ = few_shot_source(args.data_dir, args.seed_split)
-    return get_task(name, **source)
+    if source.get("data_dir") and not (Path(source["data_dir"]) / name).is_dir():
+        source, _ = few_shot_source(HUB, args.seed_split)
+    if not masked_task_model(args):
+        return get_task(name, **source)
+    template, verbalizers = RLPROMPT_MASKED[name]
+    return get_task(name, template=template, verbalizers=list(verbalizers), **source)
+
+
+def masked_task_model(args) -> bool:
+    from rlprompt_interp.models import EVAL_DTYPE, load_lm
+
+    return load_lm(args.model, role="task", dtype=EVAL_DTYPE).is_masked_lm
 
 
 def training_cells(args) -> list[dict]:
@@ -86,10 +118,26 @@ def training_cells(args) -> list[dict]:
 def make_agent(args, method: str):
     from rlprompt_interp.agents import get_agent
 
-    if method == "rlprompt":  # the defaults, as `train --agent rlprompt` has them
-        return get_agent("rlprompt", model=args.model, scorer=args.scorer, quiet=True)
+    if method == "rlprompt":  # the defaults, as `train --agent rlprompt` has them, or a recipe's options
+        return get_agent("rlprompt", **recipe_options(args.recipe), model=args.model, policy_model=args.policy_model,
+                         scorer=args.scorer, quiet=True)
     return get_agent("soft-prompt", model=args.model, batch_size=args.soft_batch_size,
                      eval_every=args.soft_eval_every, quiet=True)
+
+
+def recipe_options(recipe: str | None) -> dict:
+    """The RL agent's options in a shipped recipe (its models, task and run length left to the experiment)."""
+    import dataclasses
+
+    from rlprompt_interp.agents.rlprompt import RLPromptConfig
+    from rlprompt_interp.config import read_config_file, recipe_path
+
+    if recipe is None:
+        return {}
+    agent_fields = {f.name for section in dataclasses.fields(RLPromptConfig)
+                    for f in dataclasses.fields(section.default_factory)}
+    kept = agent_fields - {"model", "policy_model", "scorer", "quiet"}
+    return {key: value for key, value in read_config_file(recipe_path(recipe)).items() if key in kept}
 
 
 def make_cell_runner(args):
@@ -209,7 +257,8 @@ def main(argv=None) -> int:
     print(f"data: {where}", flush=True)
     cells = training_cells(args)
     print(f"{args.mode} mode: {len(cells)} training runs ({', '.join(args.methods)}) on {', '.join(args.tasks)}, "
-          f"seeds {args.seeds} (soft prompt {args.soft_seeds}); model {args.model}, scorer {args.scorer}", flush=True)
+          f"seeds {args.seeds} (soft prompt {args.soft_seeds}); model {args.model}, policy "
+          f"{args.policy_model or args.model}, scorer {args.scorer}, recipe {args.recipe}", flush=True)
     started = time.time()
     records = Sweep(output, cells, make_cell_runner(args), config=settings(args)).run()
     if not process_state().is_main_process:
@@ -224,7 +273,9 @@ def main(argv=None) -> int:
     write_json_atomic(output / "results.json", {"settings": vars(args), "records": records, "rows": rows,
                                                 "wall_seconds_this_process": time.time() - started})
     (output / "results.md").write_text(
-        f"# `train --agent rlprompt` defaults on five tasks ({args.mode} mode)\n\nModel {args.model}, scorer "
+        f"# `train --agent rlprompt` {'recipe ' + args.recipe if args.recipe else 'defaults'} on "
+        f"{len(args.tasks)} tasks ({args.mode} mode)\n\nModel {args.model}, policy {args.policy_model or args.model}, "
+        f"scorer "
         f"{args.scorer}; 16-shot split {args.seed_split}; {PROMPT_LENGTH}-token prompts; rlprompt {args.steps} "
         f"steps, soft prompt {args.soft_steps} steps; hand templates {HAND_TEMPLATES}; test accuracy on the whole "
         f"test split, fp32.\n\n{table}\n\n{prompts}\n")

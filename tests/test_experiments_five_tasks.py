@@ -37,3 +37,22 @@ def test_five_tasks_trains_scores_once_and_adds_seeds(sst_files, tmp_path, capsy
     assert {k: v for k, v in again.items() if k in scores} == scores  # the first seed's scores were kept, not redone
     (row,) = json.loads((output / "results.json").read_text())["rows"]
     assert len(row["rlprompt"]) == 2 and len(row["soft-prompt"]) == 1
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_full_mode_runs_rlprompts_table_on_a_masked_task_model(sst_files, tmp_path):
+    """--full's code path (the rlprompt-roberta recipe, RLPrompt's cloze template and verbalizers) on tiny models."""
+    script = load_experiment("five_tasks")
+    output = tmp_path / "full"
+    assert script.main(["--full", "--model", "tiny-roberta", "--policy-model", "tiny-gpt2", "--scorer", "tiny-gpt2",
+                        "--tasks", "sst-2", "--seeds", "0", "--steps", "2", "--data-dir", str(sst_files),
+                        "--output", str(output)]) == 0
+    results = json.loads((output / "results.json").read_text())
+    assert [(r["cell"]["method"], r["cell"]["seed"]) for r in results["records"]] == [("rlprompt", 0)]
+    learned = json.loads((output / "cells" / "seed=0,method=rlprompt,task=sst-2" / "train" / "prompt.json").read_text())
+    provenance = learned["provenance"]
+    assert provenance["template"] == "{sentence} {prompt} {mask} ." and provenance["verbalizers"] == [" terrible", " great"]
+    assert provenance["task_model"] == "tiny-roberta" and provenance["policy_model"] == "tiny-gpt2"
+    assert provenance["config"]["sql"]["prompts_per_step"] == 16 and provenance["config"]["policy"]["top_k"] == 256
+    (row,) = results["rows"]
+    assert row["soft-prompt"] == [] and 0 <= row["rlprompt"][0]["test_accuracy"] <= 1

@@ -10,7 +10,8 @@ from rlprompt_interp.tiny import build_test_tokenizer
 
 
 def test_builtin_tasks_and_verbalizers():
-    assert list_tasks() == ["agnews", "boolq", "cb", "copa", "rte", "sst-2", "sst-5", "subj", "trec", "wsc"]
+    assert list_tasks() == ["agnews", "boolq", "cb", "copa", "cr", "dbpedia", "mr", "rte", "sst-2", "sst-5", "subj", "trec",
+                            "wsc", "yahoo", "yelp-2", "yelp-5"]
     assert get_task("sst-2").verbalizers == (" negative", " positive")
     assert get_task("sst-2", verbalizers=list(RLPROMPT_VERBALIZERS["sst-2"])).verbalizers == (" terrible", " great")
     assert get_task("trec").num_classes == 6

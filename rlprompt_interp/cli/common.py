@@ -44,8 +44,9 @@ def add_task_arguments(parser: Parser, *, data: bool = True, required: bool = Tr
     reads none)."""
     group = parser.add_section("task", "task")
     group.add_argument("--task", required=required,
-                       help="a built-in task (sst-2, sst-5, agnews, subj, trec, boolq, cb, rte, copa, wsc), a "
-                            "task.json file" + (", or the name of a new task given with --data-files" if data else "")
+                       help="a built-in task (sst-2, sst-5, agnews, subj, trec, mr, cr, yelp-2, yelp-5, yahoo, dbpedia, "
+                            "boolq, cb, rte, copa, wsc), a task.json file"
+                            + (", or the name of a new task given with --data-files" if data else "")
                             + task_help)
     if data:
         add_task_data_arguments(group)

@@ -152,10 +152,13 @@ class TaskGapReward(Reward):
             return self._example_first(pairs)
         if self.layout == "prompt_first":
             return self._prompt_first(pairs)
-        sequences = []
-        for ids, (before, after) in pairs:
-            b, a = segment_example(self.lm, before, after, ids)
-            sequences.append(b + list(ids) + a)
+        segments, sequences = {}, []
+        for ids, split in pairs:
+            key = (split, self._space_first(ids))  # all segment_example reads of the prompt: its leading space
+            if key not in segments:
+                segments[key] = segment_example(self.lm, *split, ids)
+            before, after = segments[key]
+            sequences.append(before + list(ids) + after)
         return batched_next_token_logits(self.lm, sequences, self.verbalizer_ids, self.batch_size)
 
     def _example_first(self, pairs) -> torch.Tensor:

@@ -170,7 +170,8 @@ def drop_blank_examples(data: datasets.Dataset, *, where: str, fields: tuple[str
 
 
 def few_shot_files(data_dir: str | Path, task: str, seed: str) -> dict[str, Path]:
-    """The split files of RLPrompt's few-shot layout: ``<task>/<seed>/{train,dev}.tsv``, ``<task>/test.tsv``.
+    """The split files of RLPrompt's few-shot layout: ``<task>/<seed>/{train,dev}.tsv``, ``<task>/test.tsv``
+    (or ``<task>/<seed>/test.tsv``, where RLPrompt's repository keeps a copy of it in each split's folder).
 
     ``data_dir`` may be the folder holding every task or the task's own folder.
     """
@@ -180,8 +181,10 @@ def few_shot_files(data_dir: str | Path, task: str, seed: str) -> dict[str, Path
                             "(<task>/<shots>-<seed>/{train,dev}.tsv, <task>/test.tsv), or leave it out to read the task "
                             "from the hub (--shots 16 draws RLPrompt's 16-shot split there)")
     task_dir = root / task if (root / task).is_dir() else root
-    files = {"train": task_dir / seed / "train.tsv", "dev": task_dir / seed / "dev.tsv", "test": task_dir / "test.tsv"}
-    return files
+    test = task_dir / "test.tsv"
+    if not test.is_file() and (task_dir / seed / "test.tsv").is_file():
+        test = task_dir / seed / "test.tsv"
+    return {"train": task_dir / seed / "train.tsv", "dev": task_dir / seed / "dev.tsv", "test": test}
 
 
 def available_seeds(task_dir: Path) -> list[str]:

@@ -47,10 +47,62 @@ _BUILTIN = {
                  hub=HubSource("CogComp/trec", splits={"train": "train", "test": "test"},
                                columns={"sentence": "text", "label": "coarse_label"},
                                label_map={0: 2, 1: 1, 2: 0, 3: 3, 4: 4, 5: 5})),
+    # The rest of RLPrompt's classification table (Deng et al., 2022): on the hub only, or from a folder in
+    # RLPrompt's few-shot layout (its repository ships 16-shot splits of each). Labels as RLPrompt numbers them.
+    "mr": dict(verbalizers=(" negative", " positive"), label_names=("negative", "positive"),
+               description="Classify the sentiment of this movie review as positive or negative.",
+               hub=HubSource("cornell-movie-review-data/rotten_tomatoes")),
+    "cr": dict(verbalizers=(" negative", " positive"), label_names=("negative", "positive"),
+               description="Classify the sentiment of this product review as positive or negative.",
+               hub=HubSource("SetFit/CR", splits={"train": "train", "test": "test"})),
+    "yelp-2": dict(verbalizers=(" negative", " positive"), label_names=("negative", "positive"),
+                   description="Classify the sentiment of this restaurant review as positive or negative.",
+                   hub=HubSource("fancyzhx/yelp_polarity", splits={"train": "train", "test": "test"})),
+    "yelp-5": dict(verbalizers=(" terrible", " bad", " okay", " good", " great"),
+                   label_names=("1 star", "2 stars", "3 stars", "4 stars", "5 stars"),
+                   description="Rate this restaurant review as terrible, bad, okay, good or great.",
+                   hub=HubSource("Yelp/yelp_review_full", splits={"train": "train", "test": "test"})),
+    "yahoo": dict(verbalizers=(" culture", " science", " health", " education", " computer", " sports", " business",
+                               " music", " family", " politics"),
+                  label_names=("society & culture", "science & mathematics", "health", "education & reference",
+                               "computers & internet", "sports", "business & finance", "entertainment & music",
+                               "family & relationships", "politics & government"),
+                  description="Classify the topic of this question as culture, science, health, education, "
+                              "computer, sports, business, music, family or politics.",
+                  hub=HubSource("community-datasets/yahoo_answers_topics", splits={"train": "train", "test": "test"},
+                                columns={"sentence": "question_title", "label": "topic"})),
+    "dbpedia": dict(verbalizers=(" Company", " Education", " Artist", " Sports", " Office", " Transportation",
+                                 " Building", " Natural", " Village", " Animal", " Plant", " Album", " Film",
+                                 " Written"),
+                    label_names=("company", "educational institution", "artist", "athlete", "office holder",
+                                 "means of transportation", "building", "natural place", "village", "animal", "plant",
+                                 "album", "film", "written work"),
+                    description="Classify what this encyclopedia article is about: a company, an educational "
+                                "institution, an artist, an athlete, an office holder, a means of transportation, a "
+                                "building, a natural place, a village, an animal, a plant, an album, a film or a "
+                                "written work.",
+                    hub=HubSource("fancyzhx/dbpedia_14", splits={"train": "train", "test": "test"},
+                                  columns={"sentence": "content", "label": "label"})),
 }
 # RLPrompt's verbalizers with GPT-2 (Deng et al., 2022), where they differ from the built-in ones.
 RLPROMPT_VERBALIZERS = {"sst-2": (" terrible", " great"), "agnews": ("World", "Sports", "Business", "Tech"),
                         "trec": (" Description", " Entity", " Expression", " Human", " Location", " Number")}
+# RLPrompt's masked-LM setting (its Table 2, RoBERTa-large): task -> (cloze template, verbalizers). The class is
+# read at {mask}, after the sentence and the prompt, except for AG News, where the mask comes first. Yahoo's
+# words carry no leading space in RLPrompt's configuration, the others do where RoBERTa's token has one.
+CLOZE_TEMPLATE = "{sentence} {prompt} {mask} ."
+_SENTIMENT_5 = (" terrible", " bad", " okay", " good", " great")
+RLPROMPT_MASKED = {
+    "sst-2": (CLOZE_TEMPLATE, (" terrible", " great")), "mr": (CLOZE_TEMPLATE, (" terrible", " great")),
+    "cr": (CLOZE_TEMPLATE, (" terrible", " great")), "yelp-2": (CLOZE_TEMPLATE, (" terrible", " great")),
+    "sst-5": (CLOZE_TEMPLATE, _SENTIMENT_5), "yelp-5": (CLOZE_TEMPLATE, _SENTIMENT_5),
+    "agnews": ("{mask} {prompt} {sentence}", ("World", "Sports", "Business", "Tech")),
+    "subj": (CLOZE_TEMPLATE, (" subjective", " objective")),
+    "trec": (CLOZE_TEMPLATE, RLPROMPT_VERBALIZERS["trec"]),
+    "yahoo": (CLOZE_TEMPLATE, ("culture", "science", "health", "education", "computer", "sports", "business", "music",
+                               "family", "politics")),
+    "dbpedia": (CLOZE_TEMPLATE, _BUILTIN["dbpedia"]["verbalizers"]),
+}
 
 
 def list_tasks() -> list[str]:
