@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
-from rlprompt_interp.tasks.registry import RLPROMPT_MASKED
 from rlprompt_interp.sweep_report import format_mean_std, format_number, markdown_table, mean_std
 from rlprompt_interp.sweeps import (Sweep, add_data_arguments, grid, score_prompts, train_cell,
                                     training_seconds, use_every_core, write_json_atomic)
@@ -89,22 +88,16 @@ def settings(args) -> dict:
 def load_task(args, name: str):
     """The task from the data folder (the hub's 16-shot draw where the folder does not hold it), with RLPrompt's
     cloze template and verbalizers when the task LM is a masked one."""
+    from rlprompt_interp.models import EVAL_DTYPE, load_lm
     from rlprompt_interp.tasks import get_task
+    from rlprompt_interp.tasks.registry import rlprompt_cloze
     from rlprompt_interp.tasks.sources import HUB, few_shot_source
 
     source, _ = few_shot_source(args.data_dir, args.seed_split)
     if source.get("data_dir") and not (Path(source["data_dir"]) / name).is_dir():
         source, _ = few_shot_source(HUB, args.seed_split)
-    if not masked_task_model(args):
-        return get_task(name, **source)
-    template, verbalizers = RLPROMPT_MASKED[name]
-    return get_task(name, template=template, verbalizers=list(verbalizers), **source)
-
-
-def masked_task_model(args) -> bool:
-    from rlprompt_interp.models import EVAL_DTYPE, load_lm
-
-    return load_lm(args.model, role="task", dtype=EVAL_DTYPE).is_masked_lm
+    task = get_task(name, **source)
+    return rlprompt_cloze(task) if load_lm(args.model, role="task", dtype=EVAL_DTYPE).is_masked_lm else task
 
 
 def training_cells(args) -> list[dict]:

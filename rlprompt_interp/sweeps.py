@@ -158,9 +158,11 @@ def add_data_arguments(parser, default_data_dir: str | Path = "auto") -> None:
 def task_and_models(args, task_name: str) -> tuple:
     """What every cell of an experiment shares: the task (from ``args.data_dir`` and ``args.seed_split``)
     and the frozen task LM and scorer (``args.task_model``, ``args.scorer``), returned as
-    ``(task, {"task": lm, "scorer": lm})``."""
+    ``(task, {"task": lm, "scorer": lm})``. A masked task LM (RoBERTa) reads the task in RLPrompt's cloze
+    template, with RLPrompt's verbalizers (``tasks.registry.rlprompt_cloze``)."""
     from .models import EVAL_DTYPE, load_lm
     from .tasks import get_task
+    from .tasks.registry import rlprompt_cloze
     from .tasks.sources import few_shot_source
 
     source, where = few_shot_source(args.data_dir, args.seed_split)
@@ -168,8 +170,9 @@ def task_and_models(args, task_name: str) -> tuple:
     print(f"data: {where}", flush=True)
     task = get_task(task_name, **source)
     # they score the reported figures: fp32, so a table does not depend on the CPU that computed it
-    return task, {"task": load_lm(args.task_model, role="task", dtype=EVAL_DTYPE),
-                  "scorer": load_lm(args.scorer, role="scorer", dtype=EVAL_DTYPE)}
+    models = {"task": load_lm(args.task_model, role="task", dtype=EVAL_DTYPE),
+              "scorer": load_lm(args.scorer, role="scorer", dtype=EVAL_DTYPE)}
+    return (rlprompt_cloze(task) if models["task"].is_masked_lm else task), models
 
 
 def train_cell(agent, task, folder: str | Path, *, prompt_length: int, steps: int, seed: int,

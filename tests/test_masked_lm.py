@@ -151,3 +151,17 @@ def test_a_causal_model_with_a_mask_template_is_refused_in_one_line(sst_files, t
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(error) == 1
     assert error[0].startswith("rlprompt-interp: error: template") and "not a masked LM" in error[0]
+
+
+def test_sweeps_and_experiments_read_a_task_in_rlprompts_cloze_for_a_masked_model(sst_files):
+    from argparse import Namespace
+
+    from rlprompt_interp.sweeps import task_and_models
+    from rlprompt_interp.tasks.registry import rlprompt_cloze
+
+    args = Namespace(data_dir=str(sst_files), seed_split="16-42", task_model="tiny-roberta", scorer="tiny-gpt2")
+    task, models = task_and_models(args, "sst-2")
+    assert models["task"].is_masked_lm and task.template.text == CLOZE and task.verbalizers == tuple(VERBALIZERS)
+    assert rlprompt_cloze(get_task("agnews")).template.text == "{mask} {prompt} {sentence}"
+    args.task_model = "tiny-gpt2"  # a causal task LM keeps the task's own template
+    assert task_and_models(args, "sst-2")[0].template.text == "{sentence} {prompt}"

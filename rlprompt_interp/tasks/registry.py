@@ -105,6 +105,15 @@ RLPROMPT_MASKED = {
 }
 
 
+def rlprompt_cloze(task: ClassificationTask) -> ClassificationTask:
+    """The task as RLPrompt asks a masked LM: its cloze template and verbalizers (``RLPROMPT_MASKED``)."""
+    if task.name not in RLPROMPT_MASKED:
+        raise UnknownTaskError(f"RLPrompt has no cloze template for task {task.name!r} (it has one for "
+                               f"{', '.join(RLPROMPT_MASKED)}); pass --template with a {{mask}} slot")
+    template, verbalizers = RLPROMPT_MASKED[task.name]
+    return task.with_options(template=template, verbalizers=list(verbalizers))
+
+
 def list_tasks() -> list[str]:
     from .superglue import SUPERGLUE_SPECS
 
