@@ -125,11 +125,45 @@ def mask_positions(lm: LoadedModel, sequences: Sequence[Sequence[int]]) -> list[
     return positions
 
 
+def max_sequence_length(lm: LoadedModel) -> int:
+    """The longest sequence a masked LM takes: its tokenizer's limit or its position table, less RoBERTa's
+    offset (its positions count from the pad id: roberta-large takes 512 tokens of its 514 positions)."""
+    config, tokenizer = lm.model.config, lm.tokenizer
+    offset = getattr(getattr(lm.model.base_model, "embeddings", None), "padding_idx", None)
+    limit = (getattr(config, "max_position_embeddings", None) or 10**9) - (offset + 1 if offset is not None else 0)
+    return min(limit, tokenizer.model_max_length if tokenizer.model_max_length < 10**6 else limit)
+
+
+def fit_around_mask(sequence: Sequence[int], position: int, limit: int) -> tuple[list[int], int]:
+    """``sequence`` cut to ``limit`` tokens around its mask at ``position``: its first and last tokens (the
+    special frame) kept, and of the others as many on each side of the mask as that side has, up to half the
+    room (a long Yelp review loses its beginning under "{sentence} {prompt} {mask} .", its end under
+    "{mask} {prompt} {sentence}"), so the mask and the prompt beside it stay. Returns the sequence and the
+    mask's new index."""
+    sequence = list(sequence)
+    excess = len(sequence) - limit
+    if excess <= 0:
+        return sequence, position
+    before, after = position - 1, len(sequence) - 2 - position  # droppable tokens on each side of the mask
+    keep = before + after - excess
+    if keep < 0:
+        raise TemplateError(f"a masked LM's input of {len(sequence)} tokens cannot be cut to its {limit} around the mask")
+    keep_after = min(after, keep // 2)
+    keep_before = min(before, keep - keep_after)
+    keep_after = keep - keep_before
+    start, end = position - keep_before, position + 1 + keep_after
+    return sequence[:1] + sequence[start:end] + sequence[-1:], keep_before + 1
+
+
 @torch.inference_mode()
 def mask_token_logits(lm: LoadedModel, sequences: Sequence[Sequence[int]], token_ids: Sequence[int]) -> torch.Tensor:
     """Logits ``[B, len(token_ids)]`` of ``token_ids`` at each sequence's mask token, one full forward of a masked
-    LM over the right-padded batch; the LM head runs on the B mask positions only."""
-    positions = torch.tensor(mask_positions(lm, sequences), device=lm.device)
+    LM over the right-padded batch; the LM head runs on the B mask positions only. A sequence longer than the
+    model takes is cut around its mask (``fit_around_mask``)."""
+    limit = max_sequence_length(lm)
+    fitted = [fit_around_mask(seq, position, limit) for seq, position in zip(sequences, mask_positions(lm, sequences))]
+    sequences = [seq for seq, _ in fitted]
+    positions = torch.tensor([position for _, position in fitted], device=lm.device)
     input_ids, attention_mask = right_pad(sequences, lm.tokenizer.pad_token_id, lm.device)
     rows = torch.arange(len(sequences), device=lm.device)
     head = next((getattr(lm.model, name) for name in _MASK_HEADS

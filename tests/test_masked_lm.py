@@ -165,3 +165,34 @@ def test_sweeps_and_experiments_read_a_task_in_rlprompts_cloze_for_a_masked_mode
     assert rlprompt_cloze(get_task("agnews")).template.text == "{mask} {prompt} {sentence}"
     args.task_model = "tiny-gpt2"  # a causal task LM keeps the task's own template
     assert task_and_models(args, "sst-2")[0].template.text == "{sentence} {prompt}"
+
+
+def test_an_example_longer_than_the_model_takes_is_cut_around_its_mask(roberta):
+    """tiny-roberta's 258 positions from pad id 0 take 257 tokens; a 400-token review keeps its end, the mask
+    and the 2 tokens after it, and scores as that cut sequence does alone."""
+    from rlprompt_interp.scoring import fit_around_mask, max_sequence_length
+
+    assert max_sequence_length(roberta) == 257
+    long = roberta.tokenizer(" ".join(["great fun"] * 200) + " really <mask> .")["input_ids"]
+    assert len(long) > 400
+    cut, position = fit_around_mask(long, long.index(roberta.tokenizer.mask_token_id), 257)
+    assert len(cut) == 257 and cut[:1] == long[:1] and cut[-3:] == long[-3:] and cut[position] == long[-3]
+    ids = roberta.tokenizer.convert_tokens_to_ids(["Ġgreat", "Ġterrible"])
+    torch.testing.assert_close(mask_token_logits(roberta, [long], ids)[0], full_forward_logits(roberta, cut, ids),
+                               atol=1e-5, rtol=1e-5)
+    cloze_first = [long[0], roberta.tokenizer.mask_token_id, *long[1:-4], long[-1]]  # "<mask> ... review"
+    cut, position = fit_around_mask(cloze_first, 1, 257)
+    assert position == 1 and cut[:2] == cloze_first[:2] and cut[-1] == cloze_first[-1] and len(cut) == 257
+
+
+def test_the_masked_path_runs_in_bf16_where_the_dtype_policy_picks_it(bf16_cpu, sst_files, roberta):
+    """`auto` on a CPU with bf16 instructions (taken for one here): the task model loads in bf16 and the reward's
+    logits stay within bf16's rounding of the fp32 ones."""
+    fast = load_lm("tiny-roberta", device="cpu", dtype="auto")
+    assert fast.dtype == torch.bfloat16
+    task = get_task("sst-2", data_dir=str(sst_files), template=CLOZE, verbalizers=VERBALIZERS)
+    examples = [{"sentence": "the movie was great fun"}, {"sentence": "an awful boring film"}]
+    prompt_ids = [roberta.tokenizer.encode(" really very", add_special_tokens=False)]
+    exact = TaskGapReward(task, roberta).verbalizer_logits(prompt_ids, examples)
+    rounded = TaskGapReward(task, fast).verbalizer_logits(prompt_ids, examples)
+    assert rounded.dtype == torch.float32 and torch.allclose(rounded, exact, atol=0.05)
