@@ -26,10 +26,16 @@ def start_token_id(lm: LoadedModel) -> int:
 
 
 @torch.inference_mode()
+def check_causal_scorer(lm: LoadedModel) -> None:
+    """Perplexity is a left-to-right likelihood: a ``ValueError`` naming an encoder-decoder or masked scorer."""
+    if lm.is_encoder_decoder or lm.is_masked_lm:
+        raise ValueError(f"perplexity needs a causal scorer LM; {lm.spec!r} is "
+                         f"{'an encoder-decoder' if lm.is_encoder_decoder else 'a masked LM'}")
+
+
 def sequence_nll(lm: LoadedModel, sequences: Sequence[Sequence[int]]) -> list[torch.Tensor]:
     """Per-token negative log-likelihoods (nats) of each token sequence, each given BOS first."""
-    if lm.is_encoder_decoder:
-        raise ValueError(f"perplexity needs a causal scorer LM; {lm.spec!r} is an encoder-decoder")
+    check_causal_scorer(lm)
     start = start_token_id(lm)
     if any(len(seq) == 0 for seq in sequences):
         raise ValueError("cannot compute the perplexity of an empty prompt")
@@ -54,8 +60,7 @@ def embedded_nll(lm: LoadedModel, token_ids: Sequence[int] | torch.Tensor, embed
     the scorer's own embeddings of ``token_ids``; gradients flow into ``embeddings`` through the
     context they give later tokens. This is what PEZ with a perplexity penalty differentiates.
     """
-    if lm.is_encoder_decoder:
-        raise ValueError(f"perplexity needs a causal scorer LM; {lm.spec!r} is an encoder-decoder")
+    check_causal_scorer(lm)
     ids = torch.as_tensor(token_ids, dtype=torch.long, device=lm.device).reshape(-1)
     if ids.numel() == 0 or embeddings.shape[0] != ids.numel():
         raise ValueError(

@@ -165,14 +165,19 @@ def mask_token_logits(lm: LoadedModel, sequences: Sequence[Sequence[int]], token
     sequences = [seq for seq, _ in fitted]
     positions = torch.tensor([position for _, position in fitted], device=lm.device)
     input_ids, attention_mask = right_pad(sequences, lm.tokenizer.pad_token_id, lm.device)
-    rows = torch.arange(len(sequences), device=lm.device)
+    return read_at_mask(lm, positions, token_ids, input_ids=input_ids, attention_mask=attention_mask)
+
+
+def read_at_mask(lm: LoadedModel, positions: torch.Tensor, token_ids: Sequence[int], **inputs) -> torch.Tensor:
+    """Logits ``[B, len(token_ids)]`` at row b's ``positions[b]`` of a masked LM's forward over ``inputs``
+    (ids or embeddings, right-padded), the LM head run on those B rows only."""
+    rows = torch.arange(len(positions), device=lm.device)
     head = next((getattr(lm.model, name) for name in _MASK_HEADS
                  if isinstance(getattr(lm.model, name, None), torch.nn.Module)), None)
     if head is None:
-        logits = lm.model(input_ids=input_ids, attention_mask=attention_mask).logits[rows, positions]
+        logits = lm.model(**inputs).logits[rows, positions]
     else:
-        hidden = lm.model.base_model(input_ids=input_ids, attention_mask=attention_mask)[0]
-        logits = head(hidden[rows, positions])
+        logits = head(lm.model.base_model(**inputs)[0][rows, positions])
     return logits[:, list(token_ids)].float()
 
 
@@ -207,6 +212,29 @@ def batched_next_token_logits(lm: LoadedModel, sequences: Sequence[Sequence[int]
 # --------------------------------------------------------------------------- prompts as ids or embeddings
 
 
+def masked_soft_prompt_logits(lm: LoadedModel, segments: Sequence[tuple[list[int], list[int]]],
+                              soft_prompt: torch.Tensor, token_ids: Sequence[int]) -> torch.Tensor:
+    """``soft_prompt_logits`` of a masked LM: each row ``embed(before) + prompt + embed(after)``, right-padded
+    with zero embeddings, read at the one mask token of ``before + after``."""
+    embed = lm.model.get_input_embeddings()
+    batch = len(segments)
+    prompts = soft_prompt.expand(batch, *soft_prompt.shape[-2:]) if soft_prompt.dim() == 2 else soft_prompt
+    prompts = prompts.to(device=lm.device, dtype=embed.weight.dtype)
+    length = prompts.shape[1]
+    around = mask_positions(lm, [before + after for before, after in segments])  # in the text without the prompt
+    positions = torch.tensor([at if at < len(before) else at + length for at, (before, _) in zip(around, segments)],
+                             device=lm.device)
+    lengths = [len(b) + length + len(a) for b, a in segments]
+    width = max(lengths)
+    rows, mask = [], torch.zeros((batch, width), dtype=torch.long, device=lm.device)
+    for row, ((before, after), size) in enumerate(zip(segments, lengths)):
+        pieces = [embed(torch.tensor(before, dtype=torch.long, device=lm.device)), prompts[row],
+                  embed(torch.tensor(after, dtype=torch.long, device=lm.device))]
+        rows.append(torch.cat([*pieces, prompts.new_zeros((width - size, prompts.shape[-1]))]))
+        mask[row, :size] = 1
+    return read_at_mask(lm, positions, token_ids, inputs_embeds=torch.stack(rows), attention_mask=mask)
+
+
 def segment_example(lm: LoadedModel, before: str, after: str, prompt_ids: Sequence[int] | None = None):
     """Token ids of the text before and after the prompt slot, encoded separately.
 
@@ -235,11 +263,10 @@ def soft_prompt_logits(lm: LoadedModel, segments: Sequence[tuple[list[int], list
 
     ``segments`` holds (before_ids, after_ids) per example; ``soft_prompt`` is ``[L, d]`` (shared
     by every row) or ``[B, L, d]``. Rows are left-padded with zero embeddings and masked, with the
-    same position ids as ``next_token_logits``. Causal LMs and encoder-decoders only.
+    same position ids as ``next_token_logits``; for a masked LM right-padded, and read at the mask.
     """
     if lm.is_masked_lm:
-        raise TemplateError(f"soft prompts are not supported with a masked task LM ({lm.spec!r}); use a causal LM, "
-                            "or learn a discrete prompt with --agent rlprompt")
+        return masked_soft_prompt_logits(lm, segments, soft_prompt, token_ids)
     embed = lm.model.get_input_embeddings()
     batch = len(segments)
     prompts = soft_prompt.expand(batch, *soft_prompt.shape[-2:]) if soft_prompt.dim() == 2 else soft_prompt

@@ -3,7 +3,7 @@ of AutoModelForMaskedLM by hand; the template checks; a learning test; train and
 
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertForMaskedLM, RobertaForMaskedLM
+from transformers import BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertForMaskedLM
 
 from rlprompt_interp.algorithms import SQLConfig, SQLTrainer
 from rlprompt_interp.cli import main
@@ -96,14 +96,8 @@ def test_a_template_must_suit_the_task_model(sst_files, roberta, tiny_gpt2):
     assert policy_for(roberta) == "tiny-gpt2" and policy_for(tiny_gpt2) == "tiny-gpt2"
 
 
-def test_the_gap_reward_on_a_masked_lm_rises_with_training(tmp_path):
-    """SQL with the gap reward of a tiny random RoBERTa on a one-class task: the greedy prompt learns to push
-    " great". Weights drawn with std 0.3, not 0.02: there the prompt moves the mask's class probabilities by
-    up to +-0.6 (random 3-token prompts), at 0.02 by +-0.0003, which leaves nothing to learn."""
-    model, tokenizer = tiny_random_model("roberta")
-    model.config.initializer_range = 0.3
-    torch.manual_seed(0)
-    roberta = LoadedModel(model=RobertaForMaskedLM(model.config).eval(), tokenizer=tokenizer, spec="tiny-roberta-0.3")
+def test_the_gap_reward_on_a_masked_lm_rises_with_training(tmp_path, roberta):
+    """SQL with the gap reward of tiny-roberta on a one-class task: the greedy prompt learns to push " great"."""
     folder = tmp_path / "sst-2" / "16-42"
     folder.mkdir(parents=True)
     rows = ["the movie was great fun", "really good acting", "beautiful and funny", "an awful boring film"]
@@ -196,3 +190,31 @@ def test_the_masked_path_runs_in_bf16_where_the_dtype_policy_picks_it(bf16_cpu, 
     exact = TaskGapReward(task, roberta).verbalizer_logits(prompt_ids, examples)
     rounded = TaskGapReward(task, fast).verbalizer_logits(prompt_ids, examples)
     assert rounded.dtype == torch.float32 and torch.allclose(rounded, exact, atol=0.05)
+
+
+def test_a_soft_prompt_of_token_embeddings_reads_the_mask_as_the_tokens_do(sst_files, roberta):
+    """The soft-prompt path of a masked LM (right padding, the mask found around the prompt): the embeddings of
+    a prompt's tokens give the logits of the tokens themselves, with the mask after the prompt and before it."""
+    from rlprompt_interp.scoring import segment_example, soft_prompt_logits
+
+    ids = roberta.tokenizer.encode("really very", add_special_tokens=False)  # no leading space: the slot keeps its own
+    embeddings = roberta.model.get_input_embeddings().weight[ids]
+    vocab = list(range(len(roberta.tokenizer)))
+    for template in (CLOZE, "{mask} {prompt} {sentence}"):
+        task = get_task("sst-2", data_dir=str(sst_files), template=template)
+        splits = [task.template.split({"sentence": s}, "<mask>") for s in ("the movie was great fun", "sad")]
+        segments = [segment_example(roberta, *split) for split in splits]
+        soft = soft_prompt_logits(roberta, segments, embeddings, vocab)
+        hard = mask_token_logits(roberta, [b + ids + a for b, a in segments], vocab)
+        torch.testing.assert_close(soft, hard, atol=1e-5, rtol=1e-5)
+
+
+def test_a_soft_prompt_learns_on_a_masked_lm(sst_files, tmp_path):
+    from rlprompt_interp.agents import get_agent
+
+    task = get_task("sst-2", data_dir=str(sst_files), template=CLOZE, verbalizers=VERBALIZERS)
+    agent = get_agent("soft-prompt", model="tiny-roberta", lr=0.1, batch_size=6, eval_every=5, quiet=True)
+    learned = agent.fit(task, prompt_length=3, steps=10, seed=0)
+    losses = [record["task_loss"] for record in learned.curve if "task_loss" in record]
+    assert losses[-1] < losses[0] - 0.1, losses
+    assert learned.provenance["task_model"] == "tiny-roberta" and learned.embeddings.shape == (3, 32)

@@ -26,7 +26,7 @@ from ..evaluation import evaluate_prompt
 from ..metrics.unembed import unembed, vocabulary_matrix
 from ..models import LoadedModel, compute_record, dtype_name, load_lm
 from ..prompts import LearnedPrompt
-from ..scoring import segment_example, soft_prompt_logits
+from ..scoring import check_template, segment_example, soft_prompt_logits, template_mask
 from ..tasks import ClassificationTask
 from .base import Agent
 
@@ -198,16 +198,14 @@ class ContinuousPromptAgent(Agent):
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         lm = load_lm(config.model, role="task", dtype=config.dtype)
-        if lm.is_masked_lm:
-            raise ContinuousPromptError(f"--agent {self.name} learns soft prompts for causal LMs and encoder-decoders; "
-                                        f"{lm.spec!r} is a masked LM: use --agent rlprompt with a {{mask}} template")
         prompt_length = self.setup(lm, task, prompt_length)
         if prompt_length < 1:
             raise ContinuousPromptError(f"prompt_length must be at least 1, got {prompt_length}")
 
         train = task.load_split("train")
         labels = torch.as_tensor(train["label"], dtype=torch.long, device=lm.device)
-        texts = [task.template.split(example) for example in train]  # (before, after) per example
+        check_template(task.template, lm)
+        texts = [task.template.split(example, template_mask(lm)) for example in train]  # (before, after) per example
         verbalizer_ids = task.verbalizer_ids(lm.tokenizer)
         lr = config.lr if config.lr is not None else self.default_lr(lm)
 

@@ -105,8 +105,10 @@ def load_continuous_prompt(folder: str | Path) -> torch.Tensor:
 def check_same_vocabulary(lm: LoadedModel, scorer: LoadedModel) -> None:
     """The perplexity gradient is taken at the task LM's projected tokens, so the scorer must read
     the same token ids with embeddings of the same width."""
-    if scorer.is_encoder_decoder:
-        raise ContinuousPromptError(f"the perplexity scorer must be a causal LM; {scorer.spec!r} is an encoder-decoder")
+    if scorer.is_encoder_decoder or scorer.is_masked_lm:
+        raise ContinuousPromptError(f"the perplexity scorer must be a causal LM; {scorer.spec!r} is "
+                                    f"{'an encoder-decoder' if scorer.is_encoder_decoder else 'a masked LM'}: pass "
+                                    "--scorer with a causal one")
     if scorer.tokenizer.get_vocab() != lm.tokenizer.get_vocab():
         raise ContinuousPromptError(
             f"PEZ with a perplexity penalty needs a scorer with the task LM's vocabulary: {scorer.spec!r} has "

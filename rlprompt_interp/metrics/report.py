@@ -143,11 +143,9 @@ def build_report(task: ClassificationTask, lm: LoadedModel, prompt: str | Learne
     (RLPrompt, PEZ) get them too, measured on their tokens' own embeddings ``E[ids]``: by
     construction ``f_U(E[ids]) = ids`` and all three differentials come out zero, which the
     report shows rather than assumes (the unembedding is computed; when its embeddings equal the
-    prompt's, the split is scored once). Plain text prompts get accuracy and perplexity only, and so do
-    discrete prompts on a masked task LM (whose soft-prompt path there is none).
+    prompt's, the split is scored once). Plain text prompts get accuracy and perplexity only.
     """
-    discrete_faithfulness = faithfulness_for_discrete and not lm.is_masked_lm
-    as_soft = soft_form(prompt, lm) if discrete_faithfulness or _is_soft(prompt) else None
+    as_soft = soft_form(prompt, lm) if faithfulness_for_discrete or _is_soft(prompt) else None
     if as_soft is not None:
         faith = faithfulness(task, lm, as_soft, metric=unembed_metric, split=split, limit=limit, batch_size=batch_size,
                              progress=progress)
