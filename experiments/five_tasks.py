@@ -1,5 +1,5 @@
 """`train --agent rlprompt`'s defaults on five few-shot tasks, against no prompt, a hand template and a soft prompt;
-with ``--full``, RLPrompt's classification table on ten tasks.
+with ``--full``, RLPrompt's classification table on eleven tasks.
 
 Quick mode: SST-2, SST-5, AG News, Subj and TREC in RLPrompt's 16-shot setting (split 16-42), each learned
 by the RL agent with nothing but its defaults (the task's own description as the policy's context, the LM
@@ -72,7 +72,7 @@ HAND_TEMPLATES = {"sst-2": " Sentiment:", "sst-5": " Sentiment:", "agnews": " To
 def parse_args(argv=None):
     parser = experiment_parser(__doc__, "five-tasks", MODES,
                                {"quick": "the embedded SmolLM2-135M on a CPU, 100 RL steps a run",
-                                "full": "RLPrompt's table: distilgpt2 writing for RoBERTa-large, ten tasks, the GPT2-XL "
+                                "full": "RLPrompt's table: distilgpt2 writing for RoBERTa-large, eleven tasks, the GPT2-XL "
                                         "scorer (the hub; a GPU is advised)"}, HELP)
     add_data_arguments(parser)
     return parse_experiment_args(parser, argv, MODES)

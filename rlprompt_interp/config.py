@@ -371,7 +371,8 @@ def _convert(action: argparse.Action, value: Any) -> Any:
 class ModelConfig(Config):
     """Which language models a run loads, and in what precision."""
 
-    model: str = option("auto", "task LM (hub id, folder or embedded name)")
+    model: str = option("auto", "task LM (hub id, folder or embedded name; a masked LM such as roberta-large "
+                                "reads the class at the template's {mask})")
     scorer: str = option("auto", "perplexity scorer LM (gpt2-xl online, smollm2-135m offline)")
     dtype: str = option("auto", f"dtype of the frozen models during training; {AUTO_DTYPE_HELP}; or float32, "
                                 "bfloat16, float16 (a run resumes only in its own dtype)", choices=DTYPE_CHOICES)

@@ -218,3 +218,12 @@ def test_a_soft_prompt_learns_on_a_masked_lm(sst_files, tmp_path):
     losses = [record["task_loss"] for record in learned.curve if "task_loss" in record]
     assert losses[-1] < losses[0] - 0.1, losses
     assert learned.provenance["task_model"] == "tiny-roberta" and learned.embeddings.shape == (3, 32)
+
+
+def test_the_roberta_recipe_is_the_paper_recipe_with_rlprompts_masked_task_model():
+    from rlprompt_interp.config import read_config_file, recipe_path
+
+    paper, roberta = (read_config_file(recipe_path(name)) for name in ("rlprompt-paper", "rlprompt-roberta"))
+    assert {key for key in paper.keys() | roberta.keys() if paper.get(key) != roberta.get(key)} == {
+        "model", "policy_model", "template"}
+    assert (roberta["model"], roberta["policy_model"], roberta["template"]) == ("roberta-large", "distilgpt2", CLOZE)

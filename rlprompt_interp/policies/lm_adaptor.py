@@ -120,7 +120,8 @@ class PolicyConfig(Config):
     """What the policy may write and how it samples (RLPrompt's values where it has one)."""
 
     policy_model: str | None = option(None, "(rlprompt, grpo, rloo) policy LM (when omitted: the task "
-                                                   "LM, --model)")
+                                                   "LM, --model; beside a masked task LM, distilgpt2, offline "
+                                                   "smollm2-135m)")
     mlp_width: int = option(2048, "width of the trainable MLP between the frozen LM and its head", at_least=1)
     condition: str | None = option("auto", "(rlprompt, grpo, rloo) the text the policy writes the prompt after; "
                                            "auto: the task's description (task.json 'description', else one "
