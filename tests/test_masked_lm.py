@@ -135,8 +135,11 @@ def test_train_then_eval_a_masked_lm_prompt_on_the_command_line(sst_files, tmp_p
     assert main(["eval", "--task", "sst-2", "--data-dir", str(sst_files), "--learned", str(out), "--no-perplexity",
                  "--quiet", "--output", str(tmp_path / "report.json")]) == 0
     assert f"accuracy      {test_accuracy:.4f}" in capsys.readouterr().out
-    assert evaluate_prompt(get_task("sst-2", data_dir=str(sst_files), template=CLOZE, verbalizers=VERBALIZERS),
-                           load_lm("tiny-roberta", dtype="float32"), learned, progress=False).accuracy == test_accuracy
+    task = get_task("sst-2", data_dir=str(sst_files), template=CLOZE, verbalizers=VERBALIZERS)
+    report = evaluate_prompt(task, load_lm("tiny-roberta", dtype="float32"), learned, progress=False)
+    assert report.accuracy == test_accuracy
+    # predict labels new texts as eval scored them (the recorded cloze template, read at the mask)
+    assert learned.classify(list(task.load_split("test")["sentence"])).indices == report.predicted
 
 
 def test_a_causal_model_with_a_mask_template_is_refused_in_one_line(sst_files, tmp_path, capsys):

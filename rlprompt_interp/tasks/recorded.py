@@ -14,7 +14,7 @@ import string
 from ..notices import warn
 from .data import TaskDataError
 from .task import ClassificationTask
-from .templates import Template
+from .templates import MASK_SLOT, Template
 
 
 def use_recorded_definition(task: ClassificationTask, provenance: dict, *, template: str | None = None,
@@ -72,6 +72,6 @@ def recorded_task(provenance: dict) -> ClassificationTask:
                             f"its task {name!r}: give the task (--task, or task= in Python)")
     label_names = provenance.get("label_names") or (
         list(builtin.label_names) if builtin and len(builtin.label_names) == len(verbalizers) else ())
-    fields = tuple(slot for _, slot, _, _ in string.Formatter().parse(template) if slot not in (None, "prompt"))
+    fields = tuple(slot for _, slot, _, _ in string.Formatter().parse(template) if slot not in (None, "prompt", MASK_SLOT))
     return ClassificationTask(name=name, verbalizers=tuple(verbalizers), template=Template(template, fields),
                               label_names=tuple(label_names))
