@@ -52,12 +52,12 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, argparse.Namespace]:
 
 def main(argv=None) -> int:
     own, args = parse_args(argv)
-    from rlprompt_interp.agents.rlprompt import from_cli_args
+    from rlprompt_interp.agents.rlprompt import RLPromptAgent, RLPromptConfig
 
     quiet_libraries()
     started = time.time()
     task = build_task(args)
-    agent = from_cli_args(args)
+    agent = RLPromptAgent(RLPromptConfig.from_args(args))
     lm = load_lm(args.model, role="task", dtype=EVAL_DTYPE)
     limit = own.test_limit or None
     scope = f"a random {own.test_limit} test examples" if limit else "all test examples"

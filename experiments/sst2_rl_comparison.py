@@ -117,7 +117,8 @@ def make_agent(args, cell: dict):
                   examples_per_step=args.examples_per_step, eval_every=args.eval_every, quiet=True)
     if cell["agent"] == "sql":
         return RLPromptAgent(max_minutes=args.minutes, lr=args.sql_lr, **common, **{**SQL_POLICY, **dict(args.sql_option)})
-    return get_agent(cell["agent"], lr=args.trl_lr, max_seconds=args.minutes * 60, trl_options=dict(args.trl_option), **common)
+    return get_agent(cell["agent"], lr=args.trl_lr, max_minutes=args.minutes, trl_options=dict(args.trl_option),
+                     condition=None, **common)  # the instruction that names the answers, as measured
 
 
 def make_cell_runner(args, task, models: dict):

@@ -15,6 +15,7 @@ deprecated old spellings, and reports a usage error as one line like every other
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import importlib.resources
 import json
@@ -53,19 +54,51 @@ def flag_name(field: str) -> str:
 def option(default: Any, help: str, *, at_least: float | None = None, above: float | None = None,
            at_most: float | None = None, choices: typing.Sequence | None = None, why: str | None = None,
            aliases: typing.Sequence[str] = (), metavar: str | tuple | None = None, append: bool = False,
-           required: bool = False) -> Any:
+           required: bool = False, flag: str | None = None) -> Any:
     """A config field: its default, help text and bounds (checked on construction), deprecated flag
     spellings (``aliases``), ``append=True`` for a list given one item per flag, ``required`` for a flag
-    that the command line (or a config file) must give."""
+    that the command line (or a config file) must give, ``flag`` for a flag not named after the field
+    (a ``dict`` field's ``--trl-option KEY=VALUE``, one entry per flag)."""
     metadata = dict(help=help, at_least=at_least, above=above, at_most=at_most, choices=choices, why=why,
-                    aliases=tuple(aliases), metavar=metavar, append=append, required=required)
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+                    aliases=tuple(aliases), metavar=metavar, append=append, required=required, flag=flag)
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: copy.copy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
+class Options:
+    """What a config of one section and an agent's config of several share: options given and changed by field
+    name, older names converted with a warning."""
+
+    RENAMED: typing.ClassVar[dict] = {}  # an older keyword -> (its field, a conversion of its value)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_options(cls, options: dict) -> "Options":
+        raise NotImplementedError
+
+    def options(self) -> dict:
+        raise NotImplementedError
+
+    @classmethod
+    def of(cls, **options) -> "Options":
+        """The config with options given by field name."""
+        options = _renamed(cls, options)
+        unknown = sorted(set(options) - set(cls.option_names()))
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no options {unknown}; available: {sorted(cls.option_names())}")
+        return cls.from_options(options)
+
+    def replace(self, **options) -> "Options":
+        """A copy with options changed by field name."""
+        return self.of(**{**self.options(), **_renamed(type(self), options)})
+
+
 @dataclasses.dataclass
-class Config:
+class Config(Options):
     """Base of every config: checks each field's bounds, then the subclass's cross-field ``check``.
 
     None given to a field that cannot be None means its default, from Python as from a flag shared by
@@ -81,6 +114,9 @@ class Config:
             if isinstance(value, list) and _origin(_without_none(hints[field.name])) is tuple:
                 value = tuple(value)  # a YAML or JSON list for a tuple field
                 setattr(self, field.name, value)
+            if isinstance(value, list) and _origin(_without_none(hints[field.name])) is dict:
+                value = dict(value)  # (key, value) pairs from repeated KEY=VALUE flags
+                setattr(self, field.name, value)
             check_value(field, value)
         self.check()
 
@@ -89,6 +125,102 @@ class Config:
 
     def to_dict(self) -> dict:
         return plain(dataclasses.asdict(self))
+
+    # the interface this single-section config shares with a sectioned :class:`AgentConfig`
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return [field.name for field in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_options(cls, options: dict) -> "Config":
+        return cls(**options)
+
+    @classmethod
+    def from_args(cls, args) -> "Config":
+        return config_from_args(cls, args)
+
+    def options(self) -> dict:
+        """Every option by field name (the values themselves, not made plain)."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+    def resolved(self, task=None) -> "Config":
+        """A copy with every ``auto`` replaced by what it means on this machine for ``task`` (the values a run's
+        config.yaml records, so that replaying it runs the same models, dtype and condition)."""
+        return self
+
+    @classmethod
+    def sections(cls, name: str) -> list[tuple[str, type, str]]:
+        """``(key, config class, title)`` of each section of the written config: one, named ``name``."""
+        return [(name, cls, f"--agent {name}")]
+
+
+def _renamed(config_class: type, options: dict) -> dict:
+    options = dict(options)
+    for old, (new, convert) in config_class.RENAMED.items():
+        if old in options:
+            warn(f"the option {old!r} is deprecated; use {new!r}")
+            options[new] = convert(options.pop(old))
+    return options
+
+
+def section(config_class: type, title: str) -> Any:
+    """A section of an :class:`AgentConfig`: one config, one argument group, one mapping of the written file."""
+    return dataclasses.field(default_factory=config_class, metadata={"title": title})
+
+
+@dataclasses.dataclass
+class AgentConfig(Options):
+    """Every option of an agent, one config per concern (a section of its ``config.yaml``); options are
+    changed by field name (``replace(lr=1e-3, prior_weight=1)``, each routed to its section) and read as
+    attributes of the whole (``config.lr``; a section's name comes first: ``config.reward`` is the reward
+    section, ``options()["reward"]`` its spec), so field names are unique across sections."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        for key in self.__dict__.values():
+            if isinstance(key, Config) and name in {f.name for f in dataclasses.fields(key)}:
+                return getattr(key, name)
+        raise AttributeError(f"{type(self).__name__} has no option {name!r}")
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return [name for part in dataclasses.fields(cls) for name in part.default_factory.option_names()]
+
+    @classmethod
+    def from_options(cls, options: dict) -> "AgentConfig":
+        """Each option routed to its section."""
+        return cls(**{part.name: part.default_factory(**{k: v for k, v in options.items()
+                                                         if k in part.default_factory.option_names()})
+                      for part in dataclasses.fields(cls)})
+
+    @classmethod
+    def from_args(cls, args) -> "AgentConfig":
+        """The config from parsed flags (``--config`` files already merged in)."""
+        return cls(**{part.name: config_from_args(part.default_factory, args) for part in dataclasses.fields(cls)})
+
+    @classmethod
+    def sections(cls, name: str) -> list[tuple[str, type, str]]:
+        return [(part.name, part.default_factory, part.metadata["title"]) for part in dataclasses.fields(cls)]
+
+    def options(self) -> dict:
+        """Every option by field name, across sections."""
+        return {name: value for part in dataclasses.fields(self) for name, value in getattr(self, part.name).options().items()}
+
+    def resolved(self, task=None) -> "AgentConfig":
+        return type(self)(**{part.name: getattr(self, part.name).resolved(task) for part in dataclasses.fields(self)})
+
+    def to_dict(self) -> dict:
+        return {part.name: getattr(self, part.name).to_dict() for part in dataclasses.fields(self)}
+
+
+def build_config(config_class: type, config=None, options: Mapping | None = None):
+    """An agent's config from a config object, keyword options, or both (the options change the config)."""
+    options = dict(options or {})
+    if config is None:
+        return config_class.of(**options)
+    return config.replace(**options) if options else config
 
 
 def check_value(field: dataclasses.Field, value: Any) -> None:
@@ -156,7 +288,7 @@ def add_config_arguments(group, config_class: type, *, skip: typing.Collection[s
         kind = _without_none(hints[field.name])
         default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
         meta = field.metadata
-        flag = flag_name(field.name)
+        flag = meta.get("flag") or flag_name(field.name)
         if kind is bool:
             flag = flag_name(f"no_{field.name}") if default else flag
             group.add_argument(flag, dest=field.name, action="store_false" if default else "store_true",
@@ -171,6 +303,8 @@ def add_config_arguments(group, config_class: type, *, skip: typing.Collection[s
         if _origin(kind) is tuple:
             items = typing.get_args(kind)
             spec.update(nargs=len(items), type=items[0])
+        elif _origin(kind) is dict:
+            spec.update(type=key_value, action="append", default=[])
         elif _origin(kind) is list:
             spec.update(type=typing.get_args(kind)[0])
             spec.update(action="append") if meta.get("append") else spec.update(nargs="+")
@@ -213,6 +347,17 @@ class DeprecatedFlag(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         warn(f"{option_string} is deprecated; use {self.replacement}")
         setattr(namespace, self.dest, values)
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """``"top_k=256"`` -> ``("top_k", 256)``: the value read as JSON, or kept as text when it is not JSON."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
 
 
 def config_from_args(config_class: type, args: argparse.Namespace | Mapping):
@@ -277,10 +422,9 @@ def recipe_path(name: str) -> Path:
 
 @dataclasses.dataclass
 class Section:
-    """A named group of flags: one section of a written config; ``agents``: the agents that read it (None: all)."""
+    """A named group of flags: one section of a written config."""
 
     group: Any
-    agents: tuple[str, ...] | None = None
 
 
 class ConfigFileParser(argparse.ArgumentParser):
@@ -295,21 +439,21 @@ class ConfigFileParser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.sections: dict[str, Section] = {}
+        # the parser that reads a given command line: this one, or one built for what the line chooses
+        # (``train --agent pez`` gets PEZ's flags)
+        self.choose: typing.Callable[[list[str]], "ConfigFileParser"] | None = None
 
-    def add_section(self, key: str, title: str, *, agents: typing.Sequence[str] | None = None):
+    def add_section(self, key: str, title: str):
         """The argument group of section ``key`` (made on first use)."""
         if key not in self.sections:
-            self.sections[key] = Section(self.add_argument_group(title), tuple(agents) if agents else None)
+            self.sections[key] = Section(self.add_argument_group(title))
         return self.sections[key].group
 
-    def section_values(self, args: argparse.Namespace, *, agent: str | None = None,
-                       leave_out: typing.Collection[str] = ()) -> dict[str, dict]:
-        """``{section: {option: value}}`` of the sections ``agent`` reads, without the ``leave_out`` options."""
+    def section_values(self, args: argparse.Namespace, *, leave_out: typing.Collection[str] = ()) -> dict[str, dict]:
+        """``{section: {option: value}}`` without the ``leave_out`` options."""
         values = vars(args)
         result = {}
         for key, section in self.sections.items():
-            if agent is not None and section.agents is not None and agent not in section.agents:
-                continue
             dests = dict.fromkeys(action.dest for action in section.group._group_actions)
             chosen = {dest: values[dest] for dest in dests if dest in values and dest not in leave_out}
             if chosen:
@@ -328,6 +472,9 @@ class ConfigFileParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)
+        chosen = self.choose(args) if self.choose is not None else self
+        if chosen is not self:
+            return chosen.parse_known_args(args, namespace)
         if any(action.dest == "config" for action in self._actions):
             self._apply_config_files(args)
         return super().parse_known_args(args, namespace)
@@ -357,6 +504,8 @@ class ConfigFileParser(argparse.ArgumentParser):
 
 def _convert(action: argparse.Action, value: Any) -> Any:
     """A file's value through the flag's type, as if typed on the command line (YAML reads ``1e-3`` as text)."""
+    if action.type is key_value and isinstance(value, dict):
+        return list(value.items())  # a mapping in a file: the pairs repeated flags would give
     if action.type is None or value is None:
         return value
     if isinstance(value, list):
@@ -368,35 +517,50 @@ def _convert(action: argparse.Action, value: Any) -> Any:
 
 
 @dataclasses.dataclass
-class ModelConfig(Config):
-    """Which language models a run loads, and in what precision."""
+class TaskModelConfig(Config):
+    """Which task language model a run loads, and in what precision."""
 
     model: str = option("auto", "task LM (hub id, folder or embedded name; a masked LM such as roberta-large "
                                 "reads the class at the template's {mask})")
-    scorer: str = option("auto", "perplexity scorer LM (gpt2-xl online, smollm2-135m offline)")
     dtype: str = option("auto", f"dtype of the frozen models during training; {AUTO_DTYPE_HELP}; or float32, "
                                 "bfloat16, float16 (a run resumes only in its own dtype)", choices=DTYPE_CHOICES)
+
+    def resolved(self, task=None) -> "TaskModelConfig":
+        from .models import resolve_dtype_name, resolve_spec
+
+        return dataclasses.replace(self, model=resolve_spec(self.model, "task"), dtype=resolve_dtype_name(self.dtype))
+
+
+@dataclasses.dataclass
+class ModelConfig(TaskModelConfig):
+    """The task LM, and the LM that scores a prompt's perplexity."""
+
+    scorer: str = option("auto", "perplexity scorer LM (gpt2-xl online, smollm2-135m offline)")
+
+    def resolved(self, task=None) -> "ModelConfig":
+        from .models import resolve_spec
+
+        return dataclasses.replace(super().resolved(task), scorer=resolve_spec(self.scorer, "scorer"))
+
+
+# what every agent's fit() takes; train declares these flags before any agent's own
+FIT_OPTIONS = ("prompt_length", "steps", "seed")
 
 
 @dataclasses.dataclass
 class RunConfig(Config):
-    """How long a run trains, from which seed, and how often it scores its prompt on dev."""
+    """How long a run trains and from which seed (``FIT_OPTIONS``), its time budget and its progress bars."""
 
     prompt_length: int = option(5, "prompt tokens (wayward: 0 takes its target text's length)", at_least=0)
     steps: int | None = option(None, "training steps (when omitted: rlprompt trains for --max-minutes, 7 unless "
                                      "given; soft-prompt, pez, wayward, grpo and rloo 1000 steps)", at_least=1,
                         why="a run of no steps learns nothing (evaluate a prompt with `rlprompt-interp eval`)")
     seed: int = option(0, "seed of the run's initialisation and sampling")
-    lr: float | None = option(None, "learning rate (when omitted, each agent's own: rlprompt 1e-3; grpo, rloo "
-                                           "1e-4, with --full-finetune 1e-5; soft-prompt, pez, wayward --lr-scale "
-                                           "times the spread of the vocabulary embeddings)", above=0,
-                              why="a learning rate is a step size, e.g. 1e-3")
-    eval_every: int | None = option(None, "evaluate on the dev split every K steps (when omitted, each agent's "
-                                          "own: rlprompt 10, the others 50)", at_least=1,
-                                    why="the best prompt is chosen on dev every K steps")
-    max_minutes: float | None = option(None, "(rlprompt, grpo, rloo) stop training after this many minutes, "
-                                                   "summed over resumes (when omitted: rlprompt 7 without --steps, "
-                                                   "otherwise no limit; soft-prompt, pez and wayward stop at --steps "
-                                                   "or --patience)", above=0,
+    max_minutes: float | None = option(None, "stop training after this many minutes, summed over resumes (when "
+                                             "omitted: no limit; rlprompt without --steps: 7)", above=0,
                                        why="the training time budget")
     quiet: bool = option(False, "no progress bars")
+
+    @property
+    def max_seconds(self) -> float | None:
+        return None if self.max_minutes is None else self.max_minutes * 60

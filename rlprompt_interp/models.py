@@ -159,6 +159,11 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return DTYPE_NAMES[dtype]
 
 
+def resolve_dtype_name(dtype: str | None, device: torch.device | None = None) -> str:
+    """``auto`` (or any spelling) as the dtype name it means on ``device`` (this process's by default)."""
+    return dtype_name(resolve_dtype(dtype, device if device is not None else default_device()))
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     """``torch.bfloat16`` -> ``"bfloat16"``: the name artifacts record and ``--dtype`` accepts."""
     return str(dtype).removeprefix("torch.")

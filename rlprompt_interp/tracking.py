@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from .config import Config, add_config_arguments, option
 
 REPORT_TO = ("none", "tensorboard", "trackio", "wandb")
 PROJECT = "rlprompt-interp"
@@ -31,12 +34,18 @@ class TrackingError(ValueError):
     """A tracker that cannot start (its package is missing); the message says what to install."""
 
 
-def add_report_to_argument(parser) -> None:
+@dataclass
+class TrackingConfig(Config):
+    """Where a run reports its curve (the TRL agents hand the same value to their trainer)."""
+
+    report_to: str = option("none", "follow the run in an experiment tracker (accelerate's): tensorboard writes under "
+                                    "OUTPUT/tensorboard; needs the tracker's package (pip install tensorboard, "
+                                    "trackio or wandb)", choices=REPORT_TO)
+
+
+def add_report_to_argument(parser) -> list[str]:
     """``--report-to`` for ``train`` and the experiment scripts."""
-    parser.add_argument("--report-to", choices=REPORT_TO, default="none",
-                        help="follow the run in an experiment tracker (accelerate's): tensorboard writes under "
-                             "OUTPUT/tensorboard; needs the tracker's package (pip install tensorboard, trackio or "
-                             "wandb)")
+    return add_config_arguments(parser, TrackingConfig)
 
 
 class RunTracker:

@@ -5,6 +5,7 @@ import torch
 
 from rlprompt_interp.agents import get_agent, list_agents
 from rlprompt_interp.agents.continuous import ContinuousPromptError, nearest_tokens
+from rlprompt_interp.config import ConfigError
 from rlprompt_interp.checkpoints import CheckpointError
 from rlprompt_interp.evaluation import evaluate_prompt, prompt_logits
 from rlprompt_interp.models import load_lm
@@ -105,11 +106,11 @@ def test_init_from_text_and_bad_options(sst_files):
     with pytest.raises(ContinuousPromptError, match="more than the prompt length"):
         get_agent("soft-prompt", model="tiny-gpt2", init="text", init_text=" great movie fun", quiet=True).fit(
             task, prompt_length=1, steps=1)
-    with pytest.raises(ContinuousPromptError, match="--init-text"):
+    with pytest.raises(ConfigError, match="--init-text"):
         get_agent("soft-prompt", init="text")
-    with pytest.raises(ContinuousPromptError, match="unknown optimizer"):
+    with pytest.raises(ConfigError, match="optimizer must be one of"):
         get_agent("soft-prompt", optimizer="sgd")
-    with pytest.raises(ContinuousPromptError, match="has no options"):
+    with pytest.raises(TypeError, match="has no options"):
         get_agent("soft-prompt", gamma=0.1)
 
 

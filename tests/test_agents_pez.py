@@ -7,6 +7,7 @@ import torch
 
 from rlprompt_interp.agents import get_agent
 from rlprompt_interp.agents.continuous import ContinuousPromptError, nearest_tokens
+from rlprompt_interp.config import ConfigError
 from rlprompt_interp.agents.pez import check_same_vocabulary, load_continuous_prompt
 from rlprompt_interp.evaluation import evaluate_prompt
 from rlprompt_interp.models import LoadedModel, load_lm
@@ -86,5 +87,5 @@ def test_scorer_must_share_the_vocabulary():
     with pytest.raises(ContinuousPromptError, match="causal LM"):
         check_same_vocabulary(lm, load_lm("tiny-t5"))
     check_same_vocabulary(lm, load_lm("tiny-llama"))  # same tokenizer, same width: accepted
-    with pytest.raises(ContinuousPromptError, match="ppl_weight"):
+    with pytest.raises(ConfigError, match="ppl_weight must be at least 0"):
         get_agent("pez", ppl_weight=-1)

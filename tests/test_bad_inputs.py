@@ -31,12 +31,23 @@ def train_args(sst_files, tmp_path):
             "--quiet", "--no-test-eval", "--output", str(tmp_path / "run")]
 
 
+def for_agent(train_args: list[str], flags: list[str]) -> list[str]:
+    """``train_args`` without the flags the agent that ``flags`` name does not have (``train`` refuses them)."""
+    agent = flags[flags.index("--agent") + 1] if "--agent" in flags else "rlprompt"
+    foreign = {"rlprompt": (), "grpo": ("--mlp-width",), "rloo": ("--mlp-width",)}.get(
+        agent, ("--mlp-width", "--prompts-per-step", "--examples-per-step"))
+    kept = list(train_args)
+    for flag in foreign:
+        del kept[kept.index(flag):kept.index(flag) + 2]
+    return kept
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--prompt-length", "0"], "--prompt-length must be at least 1, got 0"),
     (["--steps", "0"], "--steps must be at least 1, got 0: a run of no steps learns nothing"),
     (["--prompts-per-step", "1"], "--prompts-per-step 1 with z-scores gives every prompt the shaped reward 0"),
     (["--examples-per-step", "0"], "--examples-per-step must be at least 1"),
-    (["--eval-every", "0"], "--eval-every must be at least 1"),
+    (["--agent", "soft-prompt", "--eval-every", "0"], "--eval-every must be at least 1"),
     (["--lr", "-1"], "--lr must be above 0, got -1"),
     (["--top-p", "1.5"], "--top-p must be above 0 and at most 1"),
     (["--agent", "soft-prompt", "--steps", "0"], "--steps must be at least 1"),
@@ -44,13 +55,14 @@ def train_args(sst_files, tmp_path):
     (["--steps", "ten"], "argument --steps: invalid int value: 'ten' (see `rlprompt-interp train --help`)"),
 ])
 def test_bad_training_flags_are_one_clear_line(train_args, capsys, flags, message):
-    assert exit_status(train_args + flags) == 2
+    assert exit_status(for_agent(train_args, flags) + flags) == 2
     assert message in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--agent", "grpo", "--prompts-per-step", "1"], "--prompts-per-step must be at least 2 for --agent grpo"),
-    (["--agent", "rloo", "--prompts-per-step", "1"], "--prompts-per-step must be at least 2 for --agent rloo"),
+    (["--agent", "grpo", "--prompts-per-step", "1"], "--prompts-per-step must be at least 2, got 1: each step's"),
+    (["--agent", "rloo", "--prompts-per-step", "1"], "--prompts-per-step must be at least 2, got 1: each step's"),
+    (["--agent", "pez", "--mlp-width", "8"], "unrecognized arguments: --mlp-width 8"),  # not one of PEZ's options
     (["--reward", ""], "--reward is empty and no --reward-fn is given"),
     (["--agent", "grpo", "--reward", ""], "--reward is empty and no --reward-fn is given"),
     (["--reward-fn", "m:f=abc"], "--reward-fn weight of 'm:f' is not a number: 'abc'"),
@@ -59,7 +71,7 @@ def test_bad_training_flags_are_one_clear_line(train_args, capsys, flags, messag
 ])
 def test_bad_reward_and_group_flags_stop_before_any_model_loads(train_args, capsys, flags, message):
     """A model that cannot load shows the check came first: its error would be the line otherwise."""
-    argv = [("no/such-model" if arg == "tiny-gpt2" else arg) for arg in train_args]
+    argv = [("no/such-model" if arg == "tiny-gpt2" else arg) for arg in for_agent(train_args, flags)]
     assert exit_status(argv + flags) == 2
     assert message in one_error_line(capsys)
 

@@ -26,13 +26,15 @@ def test_every_option_has_help_and_one_true_default(name):
             assert wrong not in shown, f"{name} {flag}: {shown}"
 
 
-def test_train_help_names_the_agents_that_read_each_flag():
+def test_train_help_shows_the_chosen_agents_options_with_its_defaults():
     train = cli_sub_commands()["train"]
-    text = train.format_help()
-    assert "--no-test-eval        (on unless this flag is given)" in text
-    helps = {action.option_strings[0]: action.help for action in options(train)}
-    for flag in ("--prompts-per-step", "--examples-per-step", "--condition", "--policy-model", "--checkpoint-every",
-                 "--select-by", "--max-minutes"):
-        assert helps[flag].startswith("(rlprompt, grpo, rloo)"), flag
-    for agent, default in (("rlprompt", "1e-3"), ("grpo, rloo", "1e-4"), ("--lr-scale", "")):
-        assert agent in helps["--lr"] and default in helps["--lr"]
+    assert "--no-test-eval        (on unless this flag is given)" in train.format_help()
+    helps = {agent: {action.option_strings[0]: action.help for action in options(train.choose(["--agent", agent]))}
+             for agent in ("rlprompt", "pez", "grpo")}
+    assert "Adam's learning rate of the MLP" in helps["rlprompt"]["--lr"]
+    assert "--lr-scale" in helps["pez"]["--lr"] and "--ppl-weight" not in helps["rlprompt"]
+    assert "1e-4" in helps["grpo"]["--lr"] and "--mlp-width" not in helps["grpo"]
+    formatter = train._get_formatter()
+    prompts = {agent: formatter._get_help_string(action) for agent in ("rlprompt", "grpo")
+               for action in options(train.choose(["--agent", agent])) if action.dest == "prompts_per_step"}
+    assert prompts["rlprompt"].endswith("(default: 8)") and prompts["grpo"].endswith("(default: 8)")

@@ -8,12 +8,15 @@ import re
 import pytest
 import yaml
 
+from rlprompt_interp.agents import AGENTS, agent_class
 from rlprompt_interp.agents.rlprompt import RewardConfig, RLPromptAgent, RLPromptConfig
 from rlprompt_interp.algorithms import SQLConfig
 from rlprompt_interp.cli import build_parser, main
 from rlprompt_interp.cli.common import Parser
-from rlprompt_interp.config import (ConfigError, ModelConfig, RunConfig, add_config_arguments, option,
-                                    read_config_file, recipe_path)
+from rlprompt_interp.cli.train import TrainArguments
+from rlprompt_interp.config import (FIT_OPTIONS, ConfigError, RunConfig, add_config_arguments, option, read_config_file,
+                                    recipe_path)
+from rlprompt_interp.models import resolve_dtype_name
 from rlprompt_interp.notices import RLPromptWarning
 from rlprompt_interp.policies import PolicyConfig
 from rlprompt_interp.prompts import LearnedPrompt
@@ -21,24 +24,47 @@ from rlprompt_interp.prompts import LearnedPrompt
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-def train_parser():
-    return build_parser()._subparsers._group_actions[0].choices["train"]
+def train_parser(agent: str = "rlprompt"):
+    """The parser ``train --agent AGENT`` parses with (built for that agent's config)."""
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    return train.choose(["--agent", agent])
 
 
-def test_train_help_lists_every_rl_option_once_with_its_default_and_help():
-    parser = train_parser()
-    listed = [action for action in parser._actions if action.help != argparse.SUPPRESS]
-    text = re.sub(r"\s+", " ", parser.format_help())
-    fields = {f.name: f for config in (SQLConfig, RunConfig, ModelConfig, PolicyConfig, RewardConfig)
-              for f in dataclasses.fields(config)}  # RunConfig's lr (the shared flag) replaces SQLConfig's
-    for name, field in fields.items():
-        flag = "--" + ("no-" if field.default is True else "") + name.replace("_", "-")
+def listed_flags(parser) -> list[argparse.Action]:
+    return [action for action in parser._actions if action.help != argparse.SUPPRESS]
+
+
+def flag_of(name: str, field: dataclasses.Field) -> str:
+    return field.metadata.get("flag") or "--" + ("no-" if field.default is True else "") + name.replace("_", "-")
+
+
+@pytest.mark.parametrize("agent", sorted(AGENTS))
+def test_train_help_lists_every_option_of_each_agent_once_with_its_default_and_help(agent):
+    parser = train_parser(agent)
+    listed = listed_flags(parser)
+    text = re.sub(r"\s+", "", parser.format_help())  # argparse wraps lines at spaces and hyphens
+    config_class = agent_class(agent).config_class
+    sections = [config for _, config, _ in config_class.sections(agent)]
+    fields = {}
+    for config in (TrainArguments, RunConfig, *sections):  # the first declaration of a name is its flag
+        for field in dataclasses.fields(config):
+            fields.setdefault(field.name, field)
+    own = {field.name: field for config in sections for field in dataclasses.fields(config)}
+    for name in {f.name for f in dataclasses.fields(TrainArguments)} | set(FIT_OPTIONS) | set(own):
+        field = fields[name]
+        flag = flag_of(name, field)
         owners = [action for action in listed if flag in action.option_strings]
-        assert len(owners) == 1 and owners[0].dest == name, flag
-        assert owners[0].help.endswith(field.metadata["help"]), flag
-        assert re.sub(r"\s+", " ", field.metadata["help"]) in text, flag
-    assert "Polyak rate of the target network (default: 0.001)" in text
-    assert "--lm-prior" not in text  # deprecated spellings work but are not listed
+        assert len(owners) == 1 and owners[0].dest == name, (agent, flag)
+        assert re.sub(r"\s+", "", field.metadata["help"]) in text, (agent, flag)
+        if name == "steps":  # the agent's run length
+            assert owners[0].default == agent_class(agent).default_steps, agent
+        elif name in own and field.type != "bool":  # one default: the agent's config's, whoever declares the flag
+            default = own[name].default_factory() if own[name].default is dataclasses.MISSING else own[name].default
+            assert owners[0].default == (default if default != {} else []), (agent, flag)
+    unread = {"rlprompt": "--ppl-weight", "pez": "--prompts-per-step", "grpo": "--mlp-width", "soft-prompt": "--gamma"}
+    if agent in unread:  # no flag of another agent
+        assert not any(unread[agent] in action.option_strings for action in listed)
+    assert "--lm-prior" not in text and "--batch-size-train" not in text  # deprecated spellings are not listed
 
 
 def test_a_new_field_is_a_new_flag():
@@ -66,7 +92,8 @@ def test_the_python_api_refuses_what_the_command_line_refuses():
         RewardConfig(reward="gap=1,fluency=2")
     with pytest.raises(TypeError, match="no options \\['no_such_option'\\]"):
         RLPromptAgent(no_such_option=1)
-    agent = RLPromptAgent(lr=1e-3, prior_weight=1.0, shaped_range=[0, 20], reward="gap=1", max_seconds=90)
+    with pytest.warns(RLPromptWarning, match="'max_seconds' is deprecated; use 'max_minutes'"):
+        agent = RLPromptAgent(lr=1e-3, prior_weight=1.0, shaped_range=[0, 20], reward="gap=1", max_seconds=90)
     assert agent.config.sql.lr == 1e-3 and agent.config.policy.prior_weight == 1.0
     assert agent.config.sql.shaped_range == (0, 20) and agent.config.sql.max_minutes == 1.5
 
@@ -89,14 +116,15 @@ def run_args(sst_files):
 
 
 def without_times(curve):
-    return [{k: v for k, v in row.items() if not k.startswith("time")} for row in curve]
+    return [{k: v for k, v in row.items() if "time" not in k} for row in curve]  # time/sample, TRL's step_time
 
 
 def test_a_run_writes_the_config_that_replays_it(tmp_path, run_args):
     assert main(run_args + ["--output", str(tmp_path / "A")]) == 0
     written = yaml.safe_load((tmp_path / "A" / "config.yaml").read_text())
     assert written["policy"]["prior_weight"] == 0.5 and written["sql"]["prompts_per_step"] == 4
-    assert written["models"] == {"model": "tiny-gpt2", "scorer": "auto", "dtype": "auto"}
+    # what auto resolved to, not auto (offline: the embedded scorer)
+    assert written["models"] == {"model": "tiny-gpt2", "scorer": "smollm2-135m", "dtype": resolve_dtype_name("auto")}
     assert written["environment"]["task_definition"]["verbalizers"] == [" negative", " positive"]
     environment = written["environment"]
     assert {"torch", "transformers"} <= set(environment["versions"]) and environment["computed_with"]["device"] == "cpu"
@@ -173,3 +201,72 @@ def test_none_for_a_field_that_cannot_be_none_means_its_default():
     config = RLPromptAgent(model="tiny-gpt2", lr=None, prompts_per_step=None).config.sql
     assert config.lr == 1e-3 and config.prompts_per_step == 8
     assert RLPromptAgent(model="tiny-gpt2", lr=5e-5).config.sql.lr == 5e-5
+
+
+# a tiny run of each agent (tiny-gpt2, two steps); the flags that are not train's own are that agent's
+TINY_RUNS = {
+    "rlprompt": ["--prompts-per-step", "2", "--examples-per-step", "2", "--mlp-width", "16", "--eval-every", "1"],
+    "soft-prompt": ["--batch-size", "2", "--eval-every", "1"],
+    "pez": ["--batch-size", "2", "--eval-every", "1", "--ppl-weight", "0.1"],
+    "wayward": ["--batch-size", "2", "--eval-every", "1", "--target-text", " good film"],
+    "grpo": ["--prompts-per-step", "2", "--examples-per-step", "2", "--eval-every", "1"],
+    "rloo": ["--prompts-per-step", "2", "--examples-per-step", "2", "--eval-every", "1", "--lora-rank", "4"],
+}
+SECTIONS = {"rlprompt": {"models", "policy", "sql", "reward"}, "soft-prompt": {"soft-prompt"}, "pez": {"pez"},
+            "wayward": {"wayward"}, "grpo": {"models", "reward", "trl"}, "rloo": {"models", "reward", "trl"}}
+
+
+def values_in(data) -> list:
+    return [v for item in data.values() for v in values_in(item)] if isinstance(data, dict) else [data]
+
+
+@pytest.mark.parametrize("agent", sorted(TINY_RUNS))
+def test_each_agent_replays_its_written_config_exactly(agent, tmp_path, sst_files):
+    args = ["train", "--agent", agent, "--task", "sst-2", "--data-dir", str(sst_files), "--model", "tiny-gpt2",
+            "--prompt-length", "2", "--steps", "2", "--quiet", "--no-test-eval", *TINY_RUNS[agent]]
+    assert main(args + ["--output", str(tmp_path / "A")]) == 0
+    written = yaml.safe_load((tmp_path / "A" / "config.yaml").read_text())
+    assert set(written) == {"task", "training", "environment"} | SECTIONS[agent]  # only what the agent reads
+    recorded = {key: section for key, section in written.items() if key != "environment"}
+    assert "auto" not in values_in(recorded) and recorded["training"]["agent"] == agent
+    assert recorded["task"]["verbalizers"] == [" negative", " positive"]  # the task definition as it ran
+
+    assert main(["train", "--config", str(tmp_path / "A" / "config.yaml"), "--output", str(tmp_path / "B")]) == 0
+    first, again = LearnedPrompt.load(tmp_path / "A"), LearnedPrompt.load(tmp_path / "B")
+    assert again.text == first.text and without_times(again.curve) == without_times(first.curve)
+    assert read_config_file(tmp_path / "B" / "config.yaml") == read_config_file(tmp_path / "A" / "config.yaml") | {
+        "output": str(tmp_path / "B")}
+
+
+def test_a_replay_on_another_kind_of_machine_says_what_differs(tmp_path, sst_files, capsys, monkeypatch):
+    args = ["train", "--agent", "soft-prompt", "--task", "sst-2", "--data-dir", str(sst_files), "--model", "tiny-gpt2",
+            "--prompt-length", "2", "--steps", "1", "--quiet", "--no-test-eval", "--batch-size", "2"]
+    assert main(args + ["--output", str(tmp_path / "A"), "--dtype", "bfloat16"]) == 0
+    config = tmp_path / "A" / "config.yaml"
+    written = yaml.safe_load(config.read_text())
+    written["environment"]["computed_with"]["device"] = "cuda:0"  # as if written on a GPU machine
+    config.write_text(yaml.safe_dump(written))
+    capsys.readouterr()
+    assert main(["train", "--config", str(config), "--output", str(tmp_path / "B")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "another kind of machine" in line]
+    assert len(warnings) == 1 and "device cuda:0 -> cpu" in warnings[0] and "bfloat16 is emulated" in warnings[0]
+    assert read_config_file(tmp_path / "B" / "config.yaml")["dtype"] == "bfloat16"  # replayed as written
+
+
+def test_one_default_changed_in_one_place_reaches_help_file_and_python(tmp_path, sst_files, monkeypatch):
+    """A default lives in its config field alone: change it there and the flag, the written config and the
+    Python API all follow."""
+    from rlprompt_interp.agents.pez import PEZAgent, PEZConfig
+
+    @dataclasses.dataclass
+    class Changed(PEZConfig):
+        ppl_weight: float = option(0.25, PEZConfig.__dataclass_fields__["ppl_weight"].metadata["help"], at_least=0)
+
+    monkeypatch.setattr(PEZAgent, "config_class", Changed)
+    assert re.search(r"--ppl-weight PPL_WEIGHT[^-]*\(default: 0\.25\)", train_parser("pez").format_help())
+    assert PEZAgent().config.ppl_weight == 0.25
+    assert main(["train", "--agent", "pez", "--task", "sst-2", "--data-dir", str(sst_files), "--model", "tiny-gpt2",
+                 "--prompt-length", "2", "--steps", "1", "--quiet", "--no-test-eval", "--batch-size", "2",
+                 "--output", str(tmp_path / "A")]) == 0
+    assert yaml.safe_load((tmp_path / "A" / "config.yaml").read_text())["pez"]["ppl_weight"] == 0.25
+    assert LearnedPrompt.load(tmp_path / "A").provenance["method"] == "pez-ppl"  # the run used it

@@ -94,6 +94,8 @@ def test_every_command_exists_with_its_flags(page, words, monkeypatch, capsys):
     if tool == "rlprompt-interp":
         command = cli_sub_commands().get(words[1])
         assert command is not None, f"{where}: no sub-command {words[1]!r}"
+        if command.choose is not None:  # train: the parser of the agent the command names
+            command = command.choose(words[2:])
         check_flags(command, words[2:], where)
     elif tool == "source":  # the virtual environment `make install` creates
         assert words[1:] == [".venv/bin/activate"] and re.search(r"^VENV \??= \.venv$", (ROOT / "Makefile").read_text(),

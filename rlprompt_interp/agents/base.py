@@ -19,6 +19,9 @@ class Agent(ABC):
     """
 
     name: str = "agent"
+    # its options, one field each (``config.option``): a Config, or an AgentConfig of several sections;
+    # ``train``'s flags, ``--config`` and the run's config.yaml come from it
+    config_class: type
     dtype: str = "auto"  # the frozen models' dtype while training (``models.resolve_dtype``)
     default_steps: int | None = 1000  # the run length when ``train`` is given no --steps (None: the agent's time budget)
     # called with each row of the training curve as it is written (``tracking.RunTracker.log_row`` for --report-to)
@@ -27,6 +30,10 @@ class Agent(ABC):
     @abstractmethod
     def fit(self, task: ClassificationTask, *, prompt_length: int, steps: int, seed: int = 0, **kwargs) -> LearnedPrompt:
         ...
+
+    @classmethod
+    def add_deprecated_arguments(cls, parser) -> None:
+        """Old flag spellings that are not one field's alias (``train`` adds them, hidden from ``--help``)."""
 
     def has_checkpoint(self, output_dir: str | Path) -> bool:
         """Whether ``output_dir`` holds a training checkpoint that ``fit(..., resume=True)`` continues."""

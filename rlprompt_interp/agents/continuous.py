@@ -11,9 +11,8 @@ optimizer, sampler and curve are checkpointed atomically so ``resume=True`` cont
 
 from __future__ import annotations
 
-import argparse
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .. import checkpoints
 from ..checkpoints import CHECKPOINT_FILE
+from ..config import ConfigError, TaskModelConfig, build_config, option
 from ..evaluation import evaluate_prompt
 from ..metrics.unembed import unembed, vocabulary_matrix
 from ..models import LoadedModel, compute_record, dtype_name, load_lm
@@ -41,40 +41,36 @@ class ContinuousPromptError(ValueError):
 
 
 @dataclass
-class ContinuousConfig:
-    """Options shared by every continuous-prompt agent (agents subclass it for their own)."""
+class ContinuousConfig(TaskModelConfig):
+    """Every option of a continuous-prompt agent (soft prompt; PEZ and waywardness add their own), with the
+    task LM's: one section of the run's config.yaml."""
 
-    model: str = "auto"
-    dtype: str = "auto"
-    lr: float | None = None  # None: lr_scale × the standard deviation of the vocabulary embeddings
-    lr_scale: float = 0.1
-    optimizer: str = "adamw"
-    weight_decay: float = 0.0
-    batch_size: int = 16
-    eval_every: int = 50
-    eval_batch_size: int = 32
-    dev_limit: int | None = None
-    patience: int | None = None  # dev evaluations without improvement before stopping; None: never stop early
-    init: str = "random-vocab"
-    init_text: str | None = None
-    init_seed: int | None = None  # draws the random initial positions; None: the training seed
-    projection_metric: str = "dot"
-    quiet: bool = False
+    lr: float | None = option(None, "learning rate (when omitted: --lr-scale times the standard deviation of the "
+                                    "vocabulary embeddings)", above=0, why="a learning rate is a step size, e.g. 1e-3")
+    lr_scale: float = option(0.1, "without --lr, the learning rate is this times the standard deviation of the "
+                                  "vocabulary embeddings", above=0)
+    optimizer: str = option("adamw", "AdamW or transformers' Adafactor at a fixed learning rate", choices=OPTIMIZERS)
+    weight_decay: float = option(0.0, "the optimizer's weight decay", at_least=0)
+    batch_size: int = option(16, "training examples per step", at_least=1, aliases=["--batch-size-train"])
+    eval_every: int = option(50, "evaluate on the dev split every K steps", at_least=1,
+                             why="the best prompt is chosen on dev every K steps")
+    eval_batch_size: int = option(32, "examples per forward pass of an evaluation", at_least=1)
+    dev_limit: int | None = option(None, "score only N dev examples (when omitted: all of them)", at_least=1)
+    patience: int | None = option(None, "stop after this many dev evaluations without improvement (when omitted: "
+                                        "run every step)", at_least=1)
+    init: str | None = option(None, "start from random common-token embeddings or from --init-text (when omitted: "
+                                    "text when --init-text is given, else random-vocab)", choices=INITS)
+    init_text: str | None = option(None, "e.g. ' It was'; placed at the end of the prompt, random tokens before it")
+    init_seed: int | None = option(None, "seed of the random initial positions (when omitted: --seed), so runs with "
+                                         "different --seed can share one start")
+    projection_metric: str = option("dot", "nearest-token projection f_U", choices=PROJECTION_METRICS)
+    quiet: bool = option(False, "no progress bars")
 
-    def __post_init__(self):
-        for name, allowed in (("optimizer", OPTIMIZERS), ("init", INITS), ("projection_metric", PROJECTION_METRICS)):
-            if getattr(self, name) not in allowed:
-                raise ContinuousPromptError(f"unknown {name} {getattr(self, name)!r}; choose one of {list(allowed)}")
+    def check(self) -> None:
+        if self.init is None:
+            self.init = "text" if self.init_text else "random-vocab"
         if self.init == "text" and not self.init_text:
-            raise ContinuousPromptError("init 'text' needs an init text (--init-text ' It was')")
-        for name in ("batch_size", "eval_every", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ContinuousPromptError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.patience is not None and self.patience < 1:
-            raise ContinuousPromptError(
-                f"patience must be at least 1 (or None to never stop early), got {self.patience}")
-        if self.lr is not None and not self.lr > 0:
-            raise ContinuousPromptError(f"the learning rate must be positive, got {self.lr}")
+            raise ConfigError("init", "'text' needs an init text (--init-text ' It was')")
 
 
 # --------------------------------------------------------------------------- vocabulary geometry
@@ -136,21 +132,15 @@ class TrainState:
 
 
 class ContinuousPromptAgent(Agent):
-    """Base class: subclasses set ``name``/``config_class`` and override the hooks below."""
+    """Base class: subclasses set ``name``/``config_class`` and override the hooks below.
+
+    ``Agent(config)`` or ``Agent(**options)`` with any field of its config (options change a given config)."""
 
     name = "continuous"
     config_class = ContinuousConfig
 
     def __init__(self, config: ContinuousConfig | None = None, **options):
-        if config is not None and options:
-            raise TypeError("pass either a config or keyword options, not both")
-        if config is None:
-            known = {f.name for f in fields(self.config_class)}
-            unknown = sorted(set(options) - known)
-            if unknown:
-                raise ContinuousPromptError(f"{self.name} has no options {unknown}; available: {sorted(known)}")
-            config = self.config_class(**options)
-        self.config = config
+        self.config = build_config(self.config_class, config, options)
 
     @property
     def dtype(self) -> str:
@@ -211,7 +201,7 @@ class ContinuousPromptAgent(Agent):
 
         prompt = torch.nn.Parameter(self.initial_prompt(lm, prompt_length, generator).float().to(lm.device))
         optimizer = build_optimizer(config, [prompt], lr)
-        run_config = {**asdict(config), "lr": lr, "prompt_length": prompt_length, "steps": steps}
+        run_config = {**config.to_dict(), "lr": lr, "prompt_length": prompt_length, "steps": steps}
         state = TrainState(curve=[])
         checkpoint = Path(output_dir) / CHECKPOINT_FILE if output_dir is not None else None
         if resume:
@@ -339,46 +329,3 @@ def checkpoint_identity(method: str, prompt_length: int, model: LoadedModel | No
     """What a checkpoint must match to be resumed (see ``checkpoints``): method, model, its dtype and prompt length."""
     return {"method": method, "model": getattr(model, "spec", None), "prompt_length": prompt_length,
             "dtype": dtype_name(model.dtype) if model is not None else None}
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def add_continuous_arguments(group) -> None:
-    """Flags shared by soft-prompt, pez and wayward (``rlprompt-interp train`` adds them once)."""
-    group.add_argument("--batch-size-train", type=int, default=16,
-                       help="(soft-prompt, pez, wayward) training examples per step")
-    group.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw",
-                       help="(soft-prompt, pez, wayward) AdamW or transformers' Adafactor at a fixed learning rate")
-    group.add_argument("--weight-decay", type=float, default=0.0, help="(soft-prompt, pez, wayward) the optimizer's weight decay")
-    group.add_argument("--lr-scale", type=float, default=None,
-                       help="(soft-prompt, pez, wayward) without --lr, the learning rate is this times the standard "
-                            "deviation of the vocabulary embeddings (default: 0.1; pez 1.0)")
-    group.add_argument("--patience", type=int, default=None,
-                       help="(soft-prompt, pez, wayward) stop after this many dev evaluations without improvement "
-                            "(when omitted: run every step)")
-    group.add_argument("--dev-limit", type=int, default=None, help="(soft-prompt, pez, wayward) score only N dev examples (when omitted: all of them)")
-    group.add_argument("--init", choices=INITS, default=None,
-                       help="(soft-prompt, pez) start from random common-token embeddings or from --init-text "
-                            "(default: text when --init-text is given)")
-    group.add_argument("--init-text", default=None,
-                       help="(soft-prompt, pez) e.g. ' It was'; placed at the end of the prompt, random tokens before it")
-    group.add_argument("--init-seed", type=int, default=None,
-                       help="(soft-prompt, pez) seed of the random initial positions (default: --seed), so runs "
-                            "with different --seed can share one start")
-    group.add_argument("--projection-metric", choices=PROJECTION_METRICS, default=None,
-                       help="(soft-prompt, pez, wayward) nearest-token projection f_U (default: dot; pez cosine, "
-                            "as in Wen et al.)")
-
-
-def config_options(args: argparse.Namespace) -> dict:
-    """ContinuousConfig options from the parsed command line (shared and continuous flags)."""
-    options = dict(model=args.model, dtype=args.dtype, lr=args.lr, optimizer=args.optimizer,
-                   weight_decay=args.weight_decay, batch_size=args.batch_size_train,
-                   eval_batch_size=args.eval_batch_size, dev_limit=args.dev_limit, patience=args.patience,
-                   init_text=args.init_text, init_seed=args.init_seed, quiet=args.quiet)
-    options["init"] = args.init or ("text" if args.init_text else "random-vocab")
-    for name in ("lr_scale", "projection_metric", "eval_every"):  # unset: the agent's own default
-        if getattr(args, name) is not None:
-            options[name] = getattr(args, name)
-    return options

@@ -11,7 +11,7 @@ accuracy, keeping the continuous prompt it came from.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,8 @@ from ..atomic import write_atomic
 from ..models import LoadedModel, load_lm
 from ..perplexity import embedded_nll
 from ..prompts import LearnedPrompt
-from .continuous import (ContinuousConfig, ContinuousPromptAgent, ContinuousPromptError, config_options,
+from ..config import option
+from .continuous import (PROJECTION_METRICS, ContinuousConfig, ContinuousPromptAgent, ContinuousPromptError,
                          embedding_table, nearest_tokens)
 
 PPL_FORMS = ("perplexity", "log-perplexity")
@@ -31,18 +32,21 @@ CONTINUOUS_FILE = "continuous_prompt.safetensors"
 
 @dataclass
 class PEZConfig(ContinuousConfig):
-    lr_scale: float = 1.0  # a projection only changes when P moves by about an embedding's spread
-    projection_metric: str = "cosine"  # Wen et al. project by cosine similarity
-    ppl_weight: float = 0.0
-    ppl_form: str = "perplexity"
-    scorer: str = "task"  # "task" (or "auto"): the task LM scores its own prompt
+    """PEZ's options: a larger learning-rate scale and cosine projection (Wen et al.), and the perplexity penalty."""
 
-    def __post_init__(self):
-        super().__post_init__()
-        if self.ppl_weight < 0:
-            raise ContinuousPromptError(f"ppl_weight must be non-negative, got {self.ppl_weight}")
-        if self.ppl_form not in PPL_FORMS:
-            raise ContinuousPromptError(f"unknown ppl_form {self.ppl_form!r}; choose one of {list(PPL_FORMS)}")
+    lr_scale: float = option(1.0, "without --lr, the learning rate is this times the standard deviation of the "
+                                  "vocabulary embeddings (a projection only changes when P moves by about an "
+                                  "embedding's spread)", above=0)
+    projection_metric: str = option("cosine", "nearest-token projection f_U (Wen et al. project by cosine "
+                                              "similarity)", choices=PROJECTION_METRICS)
+    ppl_weight: float = option(0.0, "λ of J = L(P̄) + λ·Perplexity(f_U(P̄)); 0 is plain PEZ", at_least=0)
+    ppl_form: str = option("perplexity", "penalise the perplexity itself or its log (mean NLL per token)",
+                           choices=PPL_FORMS)
+    scorer: str = option("task", "the LM that scores the prompt's perplexity (task: the task LM itself; another "
+                                 "needs the task LM's vocabulary and embedding width)")
+
+    def resolved(self, task=None) -> "PEZConfig":
+        return dataclasses.replace(super().resolved(task), scorer="task" if self.scorer == "auto" else self.scorer)
 
 
 class PEZAgent(ContinuousPromptAgent):
@@ -121,18 +125,3 @@ def check_same_vocabulary(lm: LoadedModel, scorer: LoadedModel) -> None:
             f"the scorer {scorer.spec!r} shares the vocabulary but embeds tokens in {scorer_width} dimensions, the task "
             f"LM {lm.spec!r} in {width}; the perplexity gradient cannot be applied to the prompt; use --scorer task"
         )
-
-
-def add_arguments(parser) -> None:
-    group = parser.add_section("pez", "--agent pez", agents=("pez",))
-    group.add_argument("--ppl-weight", type=float, default=0.0,
-                       help="(pez) λ of J = L(P̄) + λ·Perplexity(f_U(P̄)); 0 is plain PEZ")
-    group.add_argument("--ppl-form", choices=PPL_FORMS, default="perplexity",
-                       help="(pez) penalise the perplexity itself or its log (mean NLL per token)")
-
-
-def from_cli_args(args: argparse.Namespace) -> PEZAgent:
-    options = config_options(args)
-    options.update(ppl_weight=args.ppl_weight, ppl_form=args.ppl_form,
-                   scorer="task" if args.scorer in (None, "auto") else args.scorer)
-    return PEZAgent(**options)

@@ -26,10 +26,10 @@ from typing import Sequence
 
 from ..algorithms.trainer import SQLConfig, SQLTrainer
 from ..checkpoints import CHECKPOINT_FILE
-from ..config import Config, ConfigError, ModelConfig, RunConfig, add_config_arguments, config_from_args, option
+from ..config import AgentConfig, Config, ConfigError, ModelConfig, build_config, option, section
 from ..models import LoadedModel, compute_record, load_lm, policy_for
 from ..notices import warn
-from ..policies import AUTO_CONDITION, LMAdaptorPolicy, PolicyConfig
+from ..policies import LMAdaptorPolicy, PolicyConfig
 from ..prompts import LearnedPrompt
 from ..rewards import FunctionReward, Perplexity, Reward, TaskGapReward, WeightedSum, load_function, perplexity_scorer
 from ..tasks import ClassificationTask
@@ -61,9 +61,10 @@ def parse_reward_spec(spec: str, *, quiet: bool = False) -> list[tuple[str, floa
 
 
 def build_reward(spec: str | Reward, task: ClassificationTask | None, task_lm: LoadedModel, *, scorer: str = "auto",
-                 functions: Sequence[str] = (), correct_coef: float = 200.0, incorrect_coef: float = 180.0,
-                 balance_classes: bool = False, dtype: str = "auto") -> Reward:
-    """A weighted sum from a spec string plus ``module:function[=weight]`` terms (a Reward passes through)."""
+                 functions: Sequence[str] = (), dtype: str = "auto", gap: RewardConfig | None = None) -> Reward:
+    """A weighted sum from a spec string plus ``module:function[=weight]`` terms (a Reward passes through); the
+    gap reward's scale and class weighting are ``gap``'s (a ``RewardConfig``; when omitted, its defaults)."""
+    gap = gap if gap is not None else RewardConfig()
     terms: list[tuple[float, Reward]] = []
     if isinstance(spec, Reward):
         terms.append((1.0, spec))
@@ -72,8 +73,8 @@ def build_reward(spec: str | Reward, task: ClassificationTask | None, task_lm: L
             if name == "gap":
                 if task is None:
                     raise ValueError("the gap reward needs a classification task")
-                reward = TaskGapReward(task, task_lm, correct_coef=correct_coef, incorrect_coef=incorrect_coef,
-                                       balance_classes=balance_classes)
+                reward = TaskGapReward(task, task_lm, correct_coef=gap.correct_coef, incorrect_coef=gap.incorrect_coef,
+                                       balance_classes=gap.balance_classes)
             else:
                 reward = Perplexity(load_lm(scorer, role="scorer", dtype=dtype), log=name == "log-perplexity")
             terms.append((weight, reward))
@@ -123,17 +124,6 @@ def task_columns(task: ClassificationTask, split: str) -> dict | None:
     return {name: list(data[name]) for name in (*task.template.fields, "label")}
 
 
-def resolve_condition(policy: PolicyConfig, task: ClassificationTask) -> PolicyConfig:
-    """``condition: auto`` becomes the task's description (its own, or one derived from its verbalizers),
-    said in the run's first lines (progress bars off or not); any other condition passes through."""
-    if policy.condition != AUTO_CONDITION:
-        return policy
-    description = task.describe()
-    source = "the task's description" if task.description else "derived from the task's verbalizers"
-    print(f"the policy writes its prompt after {description!r} ({source})")
-    return dataclasses.replace(policy, condition=description)
-
-
 def task_token_ids(task_lm: LoadedModel, text: str, policy_ids: list[int]) -> list[int]:
     """The prompt as task-LM tokens: the policy's own ids when they decode to the same text."""
     if task_lm.tokenizer.decode(policy_ids) == text:
@@ -167,6 +157,12 @@ class RewardConfig(Config):
         if not terms and not self.reward_fn:
             raise ConfigError("reward", NO_REWARD)
 
+    def build(self, task: ClassificationTask | None, task_lm: LoadedModel, *, scorer: str, dtype: str,
+              reward: Reward | None = None) -> Reward:
+        """The reward these options describe (``reward``: a Reward object in place of the named terms)."""
+        return build_reward(reward or self.spec(), task, task_lm, scorer=scorer, functions=self.reward_fn, dtype=dtype,
+                            gap=self)
+
     def spec(self) -> str:
         """The reward terms, with ``--log-perplexity`` applied and old names replaced."""
         terms = parse_reward_spec(self.reward or "")
@@ -176,44 +172,16 @@ class RewardConfig(Config):
 
 
 @dataclass
-class RLPromptConfig:
+class RLPromptConfig(AgentConfig):
     """Every option of the RLPrompt agent, one config per concern; ``replace`` changes them by field name."""
 
-    models: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
-    sql: SQLConfig = dataclasses.field(default_factory=SQLConfig)
-    reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
+    models: ModelConfig = section(ModelConfig, "models")
+    policy: PolicyConfig = section(PolicyConfig, "--agent rlprompt: the policy")
+    sql: SQLConfig = section(SQLConfig, "--agent rlprompt: soft Q-learning")
+    reward: RewardConfig = section(RewardConfig, "the reward")
 
-    def replace(self, **options) -> "RLPromptConfig":
-        """A copy with options changed by field name (``lr=1e-3, prior_weight=1``), each routed to its config."""
-        options = dict(options)
-        for old, (new, convert) in RENAMED_OPTIONS.items():
-            if old in options:
-                options[new] = convert(options.pop(old))
-        changes = {}
-        for section in dataclasses.fields(self):
-            current = getattr(self, section.name)
-            names = {f.name for f in dataclasses.fields(current)}
-            mine = {k: options.pop(k) for k in list(options) if k in names}
-            changes[section.name] = dataclasses.replace(current, **mine) if mine else current
-        if options:
-            known = sorted(f.name for section in changes.values() for f in dataclasses.fields(section))
-            raise TypeError(f"RLPromptAgent has no options {sorted(options)}; available: {known}")
-        return RLPromptConfig(**changes)
-
-    @classmethod
-    def from_args(cls, args) -> "RLPromptConfig":
-        """The config from parsed ``train`` flags (``--config`` files already merged in)."""
-        return cls(**{section.name: config_from_args(section.default_factory, args)
-                      for section in dataclasses.fields(cls)})
-
-    def to_dict(self) -> dict:
-        return {section.name: getattr(self, section.name).to_dict() for section in dataclasses.fields(self)}
-
-
-# older keyword names of RLPromptAgent -> (field, conversion)
-RENAMED_OPTIONS = {"reward_functions": ("reward_fn", list),
-                   "max_seconds": ("max_minutes", lambda seconds: None if seconds is None else seconds / 60)}
+    RENAMED = {"reward_functions": ("reward_fn", list),
+               "max_seconds": ("max_minutes", lambda seconds: None if seconds is None else seconds / 60)}
 
 
 class RLPromptAgent(Agent):
@@ -224,6 +192,7 @@ class RLPromptAgent(Agent):
     """
 
     name = "rlprompt"
+    config_class = RLPromptConfig
     default_steps = None  # SQLTrainer's time budget (DEFAULT_BUDGET_MINUTES) when neither --steps nor --max-minutes
 
     def __init__(self, config: RLPromptConfig | None = None, *, reward: str | Reward | None = None, **options):
@@ -233,7 +202,7 @@ class RLPromptAgent(Agent):
             self.reward_object = None
             if reward is not None:
                 options["reward"] = reward
-        self.config = (config or RLPromptConfig()).replace(**options)
+        self.config = build_config(RLPromptConfig, config, options)
 
     @property
     def quiet(self) -> bool:
@@ -250,11 +219,8 @@ class RLPromptAgent(Agent):
         models, rewards = self.config.models, self.config.reward
         task_lm = load_lm(models.model, role="task", dtype=models.dtype)
         policy_lm = load_lm(self.config.policy.policy_model or policy_for(task_lm), role="policy", dtype=models.dtype)
-        reward = build_reward(self.reward_object or rewards.spec(), task, task_lm, scorer=models.scorer,
-                              functions=rewards.reward_fn, correct_coef=rewards.correct_coef,
-                              incorrect_coef=rewards.incorrect_coef, balance_classes=rewards.balance_classes,
-                              dtype=models.dtype)
-        policy = LMAdaptorPolicy(policy_lm, resolve_condition(self.config.policy, task))
+        reward = rewards.build(task, task_lm, scorer=models.scorer, dtype=models.dtype, reward=self.reward_object)
+        policy = LMAdaptorPolicy(policy_lm, self.config.policy.resolved(task))
         config = dataclasses.replace(self.config.sql, prompt_length=prompt_length, steps=steps, seed=seed)
         trainer = SQLTrainer(policy, reward, config, train_data=task_columns(task, "train"),
                              dev_data=task_columns(task, "dev"), output_dir=output_dir, method=self.name)
@@ -285,6 +251,10 @@ class RLPromptAgent(Agent):
             learned.save(output_dir)
         return learned
 
+    @classmethod
+    def add_deprecated_arguments(cls, parser) -> None:
+        add_deprecated_arguments(parser)
+
     def _learned(self, trainer: SQLTrainer, task: ClassificationTask, best: dict) -> LearnedPrompt:
         scores = {f"dev_{k}": v for k, v in best.items() if k not in ("text", "token_ids", "step", "selection")}
         scores["best_step"] = best["step"]
@@ -302,18 +272,10 @@ class RLPromptAgent(Agent):
 
 # --------------------------------------------------------------------------- command line
 
-SECTIONS = {"policy": (PolicyConfig, "--agent rlprompt: the policy (grpo and rloo read the flags marked so)"),
-            "sql": (SQLConfig, "--agent rlprompt: soft Q-learning (grpo and rloo read the flags marked so)"),
-            "reward": (RewardConfig, "--agent rlprompt, grpo, rloo: the reward")}
 
-
-def add_arguments(parser) -> None:
-    """The RL options, a flag per config field (the run's and the models' are ``train``'s own flags)."""
-    shared = {f.name for config in (RunConfig, ModelConfig) for f in dataclasses.fields(config)}
-    for key, (config, title) in SECTIONS.items():
-        group = parser.add_section(key, title, agents=("rlprompt", "grpo", "rloo"))
-        add_config_arguments(group, config, skip=shared)
-    group = parser.sections["sql"].group  # the old four-number spelling of --reward-range and --shaped-range
+def add_deprecated_arguments(parser) -> None:
+    """The old four-number spelling of --reward-range and --shaped-range (``train`` adds it for this agent)."""
+    group = parser.sections["sql"].group
     group.add_argument("--reward-shaping", type=float, nargs=4, action=_RewardShaping, help=argparse.SUPPRESS,
                        default=argparse.SUPPRESS)
     group.add_argument("--no-reward-shaping", nargs=0, action=_RewardShaping, help=argparse.SUPPRESS,
@@ -330,7 +292,3 @@ class _RewardShaping(argparse.Action):
         else:
             warn("--no-reward-shaping is deprecated; put reward_range: null in a --config file")
             namespace.reward_range = None
-
-
-def from_cli_args(args: argparse.Namespace) -> RLPromptAgent:
-    return RLPromptAgent(RLPromptConfig.from_args(args))

@@ -31,28 +31,29 @@ Command line: ``rlprompt-interp train --agent grpo --task sst-2 ... --lora-rank 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import dataclasses
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from transformers import GenerationConfig, TrainerCallback
 
 from ..atomic import write_json_atomic
-from ..config import ConfigError, config_from_args
+from ..config import AgentConfig, ConfigError, ModelConfig, RunConfig, build_config, option, section
 from ..models import LoadedModel, compute_record, default_device, load_lm, policy_for
 from ..policies import AUTO_CONDITION
 from ..prompts import LearnedPrompt
 from ..rewards import PromptBatch, Reward, TRLReward, perplexity_scorer, term_scores
 from ..tasks import ClassificationTask
+from ..tracking import TrackingConfig
 from .base import Agent
-from .rlprompt import RewardConfig, build_reward, task_columns, task_token_ids
+from .rlprompt import RewardConfig, task_columns, task_token_ids
 
 TRAINER_DIR = "trainer"  # the HF Trainer's output_dir inside the agent's output_dir
 STATE_FILE = "rlprompt_interp_state.json"  # dev results, curve and time spent, inside each checkpoint
@@ -189,48 +190,102 @@ def suppressed_ids(tokenizer) -> list[int]:
     return sorted(set(tokenizer.all_special_ids) | ({tokenizer.eos_token_id} - {None}))
 
 
+@dataclass
+class TRLConfig(TrackingConfig, RunConfig):
+    """How TRL's trainer fine-tunes the policy LM: groups of prompts, LoRA or every weight, KL, evaluation."""
+
+    policy_model: str | None = option(None, "the LM fine-tuned to write the prompt (when omitted: the task LM, --model; "
+                                            "beside a masked task LM, distilgpt2, offline smollm2-135m)")
+    condition: str | None = option(AUTO_CONDITION, "the instruction the policy LM continues with the prompt; auto: "
+                                                   "the task's description (task.json 'description', else one "
+                                                   "derived from the verbalizers); '' or null: one that names the "
+                                                   "task's answers")
+    prompts_per_step: int = option(8, "prompts sampled per step: one group, scored against each other", at_least=2,
+                                   why="each step's prompts are one group, scored against each other")
+    examples_per_step: int = option(16, "training examples each prompt is scored on per step", at_least=1)
+    lr: float | None = option(None, "learning rate (when omitted: 1e-4, with --full-finetune 1e-5)", above=0,
+                              why="a learning rate is a step size, e.g. 1e-4")
+    full_finetune: bool = option(False, "train every weight of the policy LM instead of a LoRA adapter")
+    lora_rank: int = option(16, "LoRA rank r", at_least=1)
+    lora_alpha: float = option(32.0, "LoRA scaling alpha", above=0)
+    lora_dropout: float = option(0.0, "LoRA dropout", at_least=0, at_most=1)
+    lora_target_modules: list[str] | None = option(None, "modules that get an adapter, or all-linear (when omitted: "
+                                                         "peft's choice for the architecture)", metavar="NAME")
+    kl_beta: float | None = option(None, "KL coefficient towards the initial policy (when omitted: TRL's default, "
+                                         "GRPO 0, RLOO 0.05)", at_least=0)
+    temperature: float = option(1.0, "sampling temperature", above=0)
+    eval_every: int = option(50, "evaluate the greedy prompt on the dev split every K steps (0: only at the end)",
+                             at_least=0)
+    checkpoint_every: int | None = option(None, "steps between checkpoints (when omitted: --eval-every)", at_least=1)
+    select_by: str = option("reward", "the dev figure that picks the best prompt", choices=("reward", "accuracy"))
+    trl_options: dict[str, Any] = option({}, "any other GRPOConfig/RLOOConfig field, value as JSON (e.g. "
+                                             "loss_type=\"grpo\", top_k=256); repeatable", flag="--trl-option",
+                                         metavar="KEY=VALUE")
+
+    def check(self) -> None:
+        if not self.trl_options:
+            return
+        from trl import GRPOConfig, RLOOConfig
+
+        fields = {field.name for config in (GRPOConfig, RLOOConfig) for field in dataclasses.fields(config)}
+        unknown = sorted(set(self.trl_options) - fields)
+        if unknown:
+            raise ConfigError("--trl-option", f"gives {unknown}: neither GRPOConfig nor RLOOConfig has such a field")
+        if self.trl_options.get("mask_truncated_completions"):
+            raise ConfigError("--trl-option", "mask_truncated_completions=True would mask every prompt: each one is "
+                                             "L tokens long")
+
+    def resolved(self, task=None) -> "TRLConfig":
+        if self.condition != AUTO_CONDITION or task is None:
+            return self
+        return dataclasses.replace(self, condition=task.describe())
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (1e-5 if self.full_finetune else 1e-4)
+
+
+@dataclass
+class TRLAgentConfig(AgentConfig):
+    """Every option of the grpo and rloo agents: the models, the reward and the trainer's."""
+
+    models: ModelConfig = section(ModelConfig, "models")
+    reward: RewardConfig = section(RewardConfig, "the reward")
+    trl: TRLConfig = section(TRLConfig, "--agent grpo, rloo: the TRL trainer")
+
+    RENAMED = {"beta": ("kl_beta", lambda beta: beta), "reward_functions": ("reward_fn", list),
+               "max_seconds": ("max_minutes", lambda seconds: None if seconds is None else seconds / 60)}
+
+
 class TRLPromptAgent(Agent):
     """A TRL trainer (GRPO or RLOO) fine-tunes the policy LM to write the prompt; see the module docstring.
 
-    ``trl_options`` sets any other field of the trainer's config (``GRPOConfig`` / ``RLOOConfig``),
-    e.g. ``{"loss_type": "grpo", "top_k": 256}``. ``lr`` defaults to 1e-4 for LoRA and 1e-5 for
-    full fine-tuning; ``beta`` (the KL coefficient) to the trainer's own default (GRPO 0, RLOO 0.05).
+    ``TRLPromptAgent(config)`` or ``(**options)`` with any field of :class:`TRLAgentConfig`; ``reward`` may
+    also be a Reward object. ``trl_options`` sets any other field of the trainer's config (``GRPOConfig`` /
+    ``RLOOConfig``), e.g. ``{"loss_type": "grpo", "top_k": 256}``.
     """
 
     name = "trl"
     trainer_name = ""  # "GRPOTrainer" / "RLOOTrainer" in trl
     config_name = ""
-    EVAL_EVERY = 50  # steps between dev evaluations when --eval-every is not given
+    config_class = TRLAgentConfig
 
-    def __init__(self, *, model: str = "auto", policy_model: str | None = None, scorer: str = "auto",
-                 reward: str | Reward = "gap=1", reward_functions: Sequence[str] = (),
-                 prompts_per_step: int = 16, examples_per_step: int = 16, lr: float | None = None,
-                 condition: str | None = None, full_finetune: bool = False, lora_rank: int = 16,
-                 lora_alpha: float = 32.0, lora_dropout: float = 0.0,
-                 lora_target_modules: Sequence[str] | str | None = None,
-                 beta: float | None = None, temperature: float = 1.0, eval_every: int = EVAL_EVERY,
-                 checkpoint_every: int | None = None, select_by: str = "reward", max_seconds: float | None = None,
-                 report_to: str | Sequence[str] = "none", trl_options: dict | None = None,
-                 correct_coef: float = 200.0, incorrect_coef: float = 180.0, dtype: str = "auto", quiet: bool = False):
-        if prompts_per_step < 2:
-            raise ConfigError("prompts_per_step", f"must be at least 2 for --agent {self.name}: each step's prompts "
-                                                  f"are one group, scored against each other; got {prompts_per_step}")
-        if select_by not in ("reward", "accuracy"):
-            raise ValueError(f"select_by must be 'reward' or 'accuracy', got {select_by!r}")
-        self.model, self.policy_model, self.scorer = model, policy_model, scorer
-        self.reward, self.reward_functions = reward, list(reward_functions)
-        self.prompts_per_step, self.examples_per_step = prompts_per_step, examples_per_step
-        self.lr = lr if lr is not None else (1e-5 if full_finetune else 1e-4)
-        self.condition, self.full_finetune = condition, full_finetune
-        self.lora = dict(r=lora_rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                         target_modules=lora_target_modules)
-        self.beta, self.temperature = beta, temperature
-        self.eval_every, self.checkpoint_every, self.select_by = eval_every, checkpoint_every, select_by
-        self.max_seconds, self.report_to = max_seconds, report_to
-        self.trl_options = dict(trl_options or {})
-        check_trl_options(self.config_type(), self.trl_options)
-        self.correct_coef, self.incorrect_coef = correct_coef, incorrect_coef
-        self.dtype, self.quiet = dtype, quiet
+    def __init__(self, config: TRLAgentConfig | None = None, *, reward: str | Reward | None = None, **options):
+        self.reward_object = reward if isinstance(reward, Reward) else None
+        if reward is not None and self.reward_object is None:
+            options["reward"] = reward
+        self.config = build_config(TRLAgentConfig, config, options)
+        check_trl_options(self.config_type(), self.config.trl_options)
+
+    @property
+    def dtype(self) -> str:
+        return self.config.dtype
+
+    @property
+    def lora(self) -> dict:
+        targets = self.config.lora_target_modules
+        return dict(r=self.config.lora_rank, lora_alpha=self.config.lora_alpha, lora_dropout=self.config.lora_dropout,
+                    target_modules=targets[0] if targets == ["all-linear"] else targets)  # peft's keyword, not a name
 
     # ------------------------------------------------------------------ TRL classes
 
@@ -252,13 +307,13 @@ class TRLPromptAgent(Agent):
 
     def policy_copy(self, task_lm: LoadedModel) -> tuple[torch.nn.Module, Any, str]:
         """A trainable fp32 copy of the policy LM (the cached one stays frozen: it may be the task LM too)."""
-        loaded: LoadedModel = load_lm(self.policy_model or policy_for(task_lm), role="policy", dtype=self.dtype)
+        loaded: LoadedModel = load_lm(self.config.policy_model or policy_for(task_lm), role="policy", dtype=self.dtype)
         model = copy.deepcopy(loaded.model).float()
         model.requires_grad_(True)
         return model, copy.deepcopy(loaded.tokenizer), loaded.spec
 
     def peft_config(self, model: torch.nn.Module):
-        if self.full_finetune:
+        if self.config.full_finetune:
             return None
         from peft import LoraConfig
         from transformers.pytorch_utils import Conv1D
@@ -268,9 +323,7 @@ class TRLPromptAgent(Agent):
 
     def condition_ids(self, task: ClassificationTask, tokenizer) -> tuple[str, list[int]]:
         """The instruction and its ids as TRL tokenises a text prompt (the tokenizer's own special tokens)."""
-        text = {None: default_condition(task), AUTO_CONDITION: task.describe()}.get(self.condition or None, self.condition)
-        if not text:
-            text = tokenizer.bos_token or tokenizer.eos_token  # RLPrompt's start: the BOS (or EOS) token alone
+        text = self.config.trl.resolved(task).condition or default_condition(task)
         ids = tokenizer(text=[text])["input_ids"][0]
         if not ids:
             raise ValueError(f"the condition {text!r} tokenises to nothing")
@@ -281,22 +334,20 @@ class TRLPromptAgent(Agent):
         """The trainer config's fields: one group of prompts per step and process, L-token completions."""
         on_gpu = default_device().type == "cuda"
         arguments = dict(
-            output_dir=str(output_dir), max_steps=steps, seed=seed, learning_rate=self.lr,
-            per_device_train_batch_size=self.prompts_per_step, num_generations=self.prompts_per_step,
-            max_completion_length=prompt_length, temperature=self.temperature,
+            output_dir=str(output_dir), max_steps=steps, seed=seed, learning_rate=self.config.trl.learning_rate,
+            per_device_train_batch_size=self.config.prompts_per_step, num_generations=self.config.prompts_per_step,
+            max_completion_length=prompt_length, temperature=self.config.temperature,
             generation_kwargs={"min_new_tokens": prompt_length, "suppress_tokens": suppressed_ids(tokenizer)},
             mask_truncated_completions=False,  # every completion is "truncated" at L tokens by design
             disable_dropout=True, activation_checkpointing=False, bf16=on_gpu and torch.cuda.is_bf16_supported(),
-            logging_steps=1, report_to=self.report_to, disable_tqdm=True, dataloader_pin_memory=on_gpu,
-            save_strategy="steps" if save else "no", save_steps=self.checkpoint_every or self.eval_every or steps,
+            logging_steps=1, report_to=self.config.report_to, disable_tqdm=True, dataloader_pin_memory=on_gpu,
+            save_strategy="steps" if save else "no", save_steps=self.config.checkpoint_every or self.config.eval_every or steps,
             save_total_limit=1, remove_unused_columns=False,
         )
-        if self.beta is not None:
-            arguments["beta"] = self.beta
+        if self.config.kl_beta is not None:
+            arguments["beta"] = self.config.kl_beta
         arguments.update(self.trainer_defaults())
-        arguments.update(self.trl_options)
-        if arguments["mask_truncated_completions"]:
-            raise ValueError("mask_truncated_completions=True would mask every prompt: each one is L tokens long")
+        arguments.update(self.config.trl_options)  # TRLConfig.check refused mask_truncated_completions=True
         return arguments
 
     def kl_beta(self, arguments: dict) -> float:
@@ -321,13 +372,13 @@ class TRLPromptAgent(Agent):
         from datasets import Dataset
         from transformers import PrinterCallback, ProgressCallback
 
-        task_lm = load_lm(self.model, role="task", dtype=self.dtype)
-        reward = build_reward(self.reward, task, task_lm, scorer=self.scorer, functions=self.reward_functions,
-                              correct_coef=self.correct_coef, incorrect_coef=self.incorrect_coef, dtype=self.dtype)
+        config = self.config
+        task_lm = load_lm(config.model, role="task", dtype=self.dtype)
+        reward = config.reward.build(task, task_lm, scorer=config.scorer, dtype=self.dtype, reward=self.reward_object)
         policy, tokenizer, policy_spec = self.policy_copy(task_lm)
         condition, condition_ids = self.condition_ids(task, tokenizer)
         train_data, dev_data = task_columns(task, "train"), task_columns(task, "dev")
-        trl_reward = TRLReward(reward, train_data, examples_per_call=self.examples_per_step, seed=seed,
+        trl_reward = TRLReward(reward, train_data, examples_per_call=config.examples_per_step, seed=seed,
                                tokenizer=tokenizer)
         with contextlib.ExitStack() as stack:
             scratch = output_dir is None  # the trainer still needs a folder; nothing is saved in it
@@ -342,8 +393,8 @@ class TRLPromptAgent(Agent):
             arguments = self.trl_arguments(trainer_dir, prompt_length=prompt_length, steps=steps, seed=seed,
                                            tokenizer=tokenizer, save=not scratch)
             evaluation = DevEvaluation(reward, dev_data if dev_data is not None else train_data or {}, condition_ids,
-                                       prompt_length, tokenizer, eval_every=self.eval_every, select_by=self.select_by,
-                                       max_seconds=self.max_seconds, quiet=self.quiet)
+                                       prompt_length, tokenizer, eval_every=config.eval_every, select_by=config.select_by,
+                                       max_seconds=config.trl.max_seconds, quiet=config.quiet)
             context = dict(task=task, task_lm=task_lm, policy_spec=policy_spec, condition=condition,
                            arguments=arguments, seed=seed, reward=reward, evaluation=evaluation)
             if not scratch:
@@ -353,7 +404,7 @@ class TRLPromptAgent(Agent):
                       "from step 0", flush=True)
                 if checkpoint:
                     evaluation.load(checkpoint)
-            if self.full_finetune and self.kl_beta(arguments) != 0:
+            if config.full_finetune and self.kl_beta(arguments) != 0:
                 self.reference_from(policy, Path(stack.enter_context(tempfile.TemporaryDirectory())))
             trainer = self.trainer_type()(
                 model=policy, reward_funcs=[trl_reward], args=self.config_type()(**arguments),
@@ -378,14 +429,12 @@ class TRLPromptAgent(Agent):
         scores = {f"dev_{k}": v for k, v in best.items() if k not in ("text", "token_ids", "step")}
         scores["best_step"] = best["step"]
         versions = {"trl_version": trl.__version__}
-        if not self.full_finetune:
+        if not self.config.full_finetune:
             import peft
 
             versions["peft_version"] = peft.__version__
         config = {"trainer": self.trainer_name, "trl_config": {k: v for k, v in arguments.items() if k != "output_dir"},
-                  "full_finetune": self.full_finetune, "lora": None if self.full_finetune else dict(self.lora),
-                  "prompts_per_step": self.prompts_per_step, "examples_per_step": self.examples_per_step,
-                  "eval_every": self.eval_every, "select_by": self.select_by, "max_seconds": self.max_seconds}
+                  "lora": None if self.config.full_finetune else dict(self.lora), **self.config.to_dict()}
         provenance = {"method": self.name, "model": task_lm.spec, "task_model": task_lm.spec,
                       "policy_model": policy_spec, "task": task.name, "seed": seed, "template": task.template.text,
                       "verbalizers": list(task.verbalizers), "label_names": list(task.label_names),
@@ -424,66 +473,3 @@ class RLOOAgent(TRLPromptAgent):
 
     def trainer_defaults(self) -> dict:
         return {"normalize_advantages": True}
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def add_arguments(parser) -> None:
-    """The flags of grpo and rloo (``train`` calls each agent module's once)."""
-    group = parser.add_section("trl", "--agent grpo, rloo", agents=("grpo", "rloo"))
-    group.add_argument("--full-finetune", action="store_true",
-                       help="(grpo, rloo) train every weight of the policy LM instead of a LoRA adapter")
-    group.add_argument("--lora-rank", type=int, default=16, help="(grpo, rloo) LoRA rank r")
-    group.add_argument("--lora-alpha", type=float, default=32.0, help="(grpo, rloo) LoRA scaling alpha")
-    group.add_argument("--lora-dropout", type=float, default=0.0, help="(grpo, rloo) LoRA dropout")
-    group.add_argument("--lora-target-modules", nargs="+", metavar="NAME",
-                       help="(grpo, rloo) modules that get an adapter, or all-linear; unset: peft's choice for the "
-                            "architecture")
-    group.add_argument("--kl-beta", type=float,
-                       help="(grpo, rloo) KL coefficient towards the initial policy; unset: TRL's default, GRPO 0, "
-                            "RLOO 0.05")
-    group.add_argument("--temperature", type=float, default=1.0, help="(grpo, rloo) sampling temperature")
-    # --report-to is train's own flag (tracking.add_report_to_argument); TRL gets it as its report_to
-    group.add_argument("--trl-option", action="append", default=[], type=trl_option, metavar="KEY=VALUE",
-                       help="(grpo, rloo) any other GRPOConfig/RLOOConfig field, value as JSON "
-                            "(e.g. loss_type=\"grpo\", top_k=256); repeatable")
-
-
-def trl_option(text: str) -> tuple[str, Any]:
-    """``"top_k=256"`` -> ("top_k", 256); a value that is not JSON stays a string (``loss_type=grpo``)."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    key = key.strip()
-    from trl import GRPOConfig, RLOOConfig
-
-    fields = {field.name for config in (GRPOConfig, RLOOConfig) for field in dataclasses.fields(config)}
-    if key not in fields:
-        raise argparse.ArgumentTypeError(f"neither GRPOConfig nor RLOOConfig has a field {key!r}")
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-    return key, parsed
-
-
-def from_cli_args(args: argparse.Namespace) -> TRLPromptAgent:
-    agent_class = {"grpo": GRPOAgent, "rloo": RLOOAgent}[args.agent]
-    return agent_class(
-        model=args.model, policy_model=args.policy_model, scorer=args.scorer,
-        reward=config_from_args(RewardConfig, args).spec(), reward_functions=args.reward_fn,
-        prompts_per_step=args.prompts_per_step, examples_per_step=args.examples_per_step, lr=args.lr,
-        condition=args.condition, full_finetune=args.full_finetune, lora_rank=args.lora_rank,
-        lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, lora_target_modules=_targets(args),
-        beta=args.kl_beta, temperature=args.temperature, eval_every=args.eval_every or TRLPromptAgent.EVAL_EVERY,
-        checkpoint_every=args.checkpoint_every, select_by=args.select_by,
-        max_seconds=args.max_minutes * 60 if args.max_minutes else None, report_to=args.report_to,
-        trl_options=dict(args.trl_option), correct_coef=args.correct_coef, incorrect_coef=args.incorrect_coef,
-        dtype=args.dtype, quiet=args.quiet)
-
-
-def _targets(args) -> list[str] | str | None:
-    """``--lora-target-modules all-linear`` is peft's keyword, not a module name."""
-    targets = args.lora_target_modules
-    return targets[0] if targets == ["all-linear"] else targets

@@ -9,7 +9,6 @@ text can a prompt that solves the task stay? Prompt F1 between the nearest-token
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,22 +16,29 @@ from pathlib import Path
 import torch
 
 from ..models import LoadedModel
-from .continuous import (ContinuousConfig, ContinuousPromptAgent, ContinuousPromptError, config_options,
-                         embedding_table, text_ids)
+from ..config import option
+from .continuous import ContinuousConfig, ContinuousPromptAgent, ContinuousPromptError, embedding_table, text_ids
 
 
 @dataclass
 class WaywardConfig(ContinuousConfig):
-    target_text: str = ""
-    gamma: float = 0.01
+    """The target text (given, or read from a JSON file of targets) and the weight of the pull toward it."""
 
-    def __post_init__(self):
-        super().__post_init__()
-        if not self.target_text.strip():
+    target_text: str | None = option(None, "the text the prompt is pulled toward")
+    target_file: str | None = option(None, "a JSON object name -> text, e.g. natural_prompts.json")
+    target_key: str | None = option(None, "which entry of --target-file")
+    gamma: float = option(0.01, "weight γ of the pull toward the target", at_least=0)
+
+    def check(self) -> None:
+        super().check()
+        if self.target_file:  # the text is resolved once and recorded beside the file it came from
+            text = read_target(self.target_file, self.target_key)
+            if self.target_text and self.target_text != text:
+                raise ContinuousPromptError("give either --target-text or --target-file/--target-key, not both")
+            self.target_text = text
+        if not (self.target_text or "").strip():
             raise ContinuousPromptError(
                 "wayward needs a target text: --target-text '...' or --target-file F --target-key K")
-        if self.gamma < 0:
-            raise ContinuousPromptError(f"gamma must be non-negative, got {self.gamma}")
 
 
 class WaywardAgent(ContinuousPromptAgent):
@@ -73,18 +79,3 @@ def read_target(path: str | Path, key: str | None) -> str:
             f"{len(targets)} targets there, e.g. {names}"
         )
     return targets[key]
-
-
-def add_arguments(parser) -> None:
-    group = parser.add_section("wayward", "--agent wayward", agents=("wayward",))
-    group.add_argument("--target-text", help="(wayward) the text the prompt is pulled toward")
-    group.add_argument("--target-file", help="(wayward) a JSON object name -> text, e.g. natural_prompts.json")
-    group.add_argument("--target-key", help="(wayward) which entry of --target-file")
-    group.add_argument("--gamma", type=float, default=0.01, help="(wayward) weight γ of the pull toward the target")
-
-
-def from_cli_args(args: argparse.Namespace) -> WaywardAgent:
-    if args.target_text and args.target_file:
-        raise ContinuousPromptError("give either --target-text or --target-file/--target-key, not both")
-    target = args.target_text or (read_target(args.target_file, args.target_key) if args.target_file else "")
-    return WaywardAgent(**config_options(args), target_text=target, gamma=args.gamma)

@@ -119,16 +119,14 @@ def ban_tokens(allowed: torch.Tensor, banned: torch.Tensor) -> torch.Tensor:
 class PolicyConfig(Config):
     """What the policy may write and how it samples (RLPrompt's values where it has one)."""
 
-    policy_model: str | None = option(None, "(rlprompt, grpo, rloo) policy LM (when omitted: the task "
-                                                   "LM, --model; beside a masked task LM, distilgpt2, offline "
-                                                   "smollm2-135m)")
+    policy_model: str | None = option(None, "policy LM (when omitted: the task LM, --model; beside a masked task LM, "
+                                            "distilgpt2, offline smollm2-135m)")
     mlp_width: int = option(2048, "width of the trainable MLP between the frozen LM and its head", at_least=1)
-    condition: str | None = option("auto", "(rlprompt, grpo, rloo) the text the policy writes the prompt after; "
-                                           "auto: the task's description (task.json 'description', else one "
-                                           "derived from the verbalizers, e.g. 'Classify this text as negative or "
-                                           "positive.'); '' (empty): rlprompt the BOS/EOS token (RLPrompt), "
-                                           "grpo and rloo an instruction that names the task's answers; with the "
-                                           "LM prior it decides what the LM proposes")
+    condition: str | None = option(AUTO_CONDITION, "the text the policy writes the prompt after; auto: the task's "
+                                                   "description (task.json 'description', else one derived from the "
+                                                   "verbalizers, e.g. 'Classify this text as negative or positive.'); "
+                                                   "'' (empty) or null: the BOS/EOS token (RLPrompt); with the LM "
+                                                   "prior it decides what the LM proposes")
     top_k: int = option(256, "sample from the top-k tokens (0: all; ignored with --top-p)", at_least=0)
     top_p: float | None = option(None, "nucleus sampling instead of top-k (when omitted: top-k)", above=0,
                                   at_most=1)
@@ -151,6 +149,20 @@ class PolicyConfig(Config):
     entropy: str = option("shannon", "the entropy soft Q-learning regularises with: shannon (RLPrompt: softmax "
                                      "policy) or tsallis (PIN: sparse Tsallis, a sparsemax policy that gives "
                                      "low-value tokens probability 0)", choices=ENTROPIES)
+
+    def resolved(self, task=None) -> "PolicyConfig":
+        """``condition: auto`` becomes the task's description (its own, or one derived from its verbalizers), said
+        in the run's first lines (progress bars off or not)."""
+        return dataclasses.replace(self, condition=resolve_condition(self.condition, task))
+
+
+def resolve_condition(condition: str | None, task) -> str | None:
+    """``auto`` as the task's description, said once; any other condition (or no task) passes through."""
+    if condition != AUTO_CONDITION or task is None:
+        return condition
+    source = "the task's description" if task.description else "derived from the task's verbalizers"
+    print(f"the policy writes its prompt after {task.describe()!r} ({source})")
+    return task.describe()
 
 
 class LMAdaptorPolicy(nn.Module):
