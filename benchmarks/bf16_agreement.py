@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     from rlprompt_interp.models import load_lm
     from rlprompt_interp.policies import LMAdaptorPolicy
     from rlprompt_interp.prompts import LearnedPrompt
-    from rlprompt_interp.rewards import ClassificationReward, PromptBatch
+    from rlprompt_interp.rewards import TaskGapReward, PromptBatch
     from rlprompt_interp.tasks import get_task
 
     quiet_libraries()
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     ids = policy.sample(args.step_prompts, 5, generator=torch.Generator().manual_seed(0)).token_ids.tolist()
     train = task.load_split("train")
     batch = {"sentence": list(train["sentence"]), "label": list(train["label"])}
-    scores = {name: ClassificationReward(task, lm)(PromptBatch(policy.decode(ids), ids), batch).scores
+    scores = {name: TaskGapReward(task, lm)(PromptBatch(policy.decode(ids), ids), batch).scores
               for name, lm in models.items()}
     rho = spearman(scores["float32"], scores["bfloat16"])
     print(f"one step's rewards ({args.step_prompts} random prompts x {len(batch['label'])} examples): Spearman "

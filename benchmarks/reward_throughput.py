@@ -18,7 +18,7 @@ import torch
 
 from rlprompt_interp.cli.common import quiet_libraries
 from rlprompt_interp.models import load_lm
-from rlprompt_interp.rewards import ClassificationReward
+from rlprompt_interp.rewards import TaskGapReward
 from rlprompt_interp.scoring import next_token_logits, segment_example
 from rlprompt_interp.tasks import get_task
 
@@ -58,7 +58,7 @@ def main() -> None:
     vocab = len(lm.tokenizer)
     prompt_ids = [torch.randint(0, vocab, (args.prompt_length,), generator=generator).tolist()
                   for _ in range(args.prompts)]
-    reward = ClassificationReward(task, lm, batch_size=args.batch_size)
+    reward = TaskGapReward(task, lm, batch_size=args.batch_size)
     pairs = args.prompts * len(examples)
     lengths = [len(segment_example(lm, *task.template.split(e))[0]) for e in examples]
     print(f"model={lm.spec} device={lm.device} threads={torch.get_num_threads()} prompts={args.prompts} "

@@ -48,7 +48,7 @@ def resident_bytes() -> int:
 def soak(name: str, model: str, steps: int, mlp_width: int, args) -> dict:
     """One run; RSS sampled every ``args.sample_every`` steps through the trainer's ``on_log`` hook."""
     from rlprompt_interp.agents.rlprompt import RLPromptAgent
-    from rlprompt_interp.rewards import ClassificationReward
+    from rlprompt_interp.rewards import TaskGapReward
     from rlprompt_interp.tasks import get_task
     from rlprompt_interp.tasks.sources import few_shot_source
 
@@ -72,7 +72,7 @@ def soak(name: str, model: str, steps: int, mlp_width: int, args) -> dict:
         print(f"{name}: {model}, {steps} steps x {args.prompts_per_step} prompts x {args.examples_per_step} examples "
               f"({where})", flush=True)
         trainer.train(progress=not args.quiet)
-    rewards = [reward for _, reward in trainer.reward.terms if isinstance(reward, ClassificationReward)]
+    rewards = [reward for _, reward in trainer.reward.terms if isinstance(reward, TaskGapReward)]
     warm_step = max(1, int(steps * args.warmup))
     after = [s["rss"] for s in samples if s["step"] >= warm_step]
     quarter = max(1, len(after) // 4)

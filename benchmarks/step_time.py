@@ -110,9 +110,9 @@ def build_trainer(args, task, dtype):
 
 
 def classification_term(trainer):
-    from rlprompt_interp.rewards import ClassificationReward
+    from rlprompt_interp.rewards import TaskGapReward
 
-    return next(r for _, r in trainer.reward.terms if isinstance(r, ClassificationReward))
+    return next(r for _, r in trainer.reward.terms if isinstance(r, TaskGapReward))
 
 
 def time_steps(args, trainer) -> dict:

@@ -2,7 +2,7 @@
 
 Every *arm* is a reward and a policy: soft Q-learning learns a discrete prompt against
 
-    acc · ClassificationReward(task LM)  +  ppl · Perplexity(scorer)  +  log_ppl · LogPerplexity(scorer)
+    acc · TaskGapReward(task LM)  +  ppl · Perplexity(scorer)  +  log_ppl · LogPerplexity(scorer)
 
 (``Perplexity`` = minus the perplexity, the paper's term; ``LogPerplexity`` = minus its log), with
 the policy optionally starting from its frozen LM (``prior`` = beta of the LM prior, a per-token KL

@@ -3,7 +3,7 @@
 The three agents learn an L-token prompt for the same task (template, verbalizers, few-shot split)
 against the same reward,
 
-    ClassificationReward(task LM)  +  ppl_coef · Perplexity(scorer)      (Perplexity = −perplexity)
+    TaskGapReward(task LM)  +  ppl_coef · Perplexity(scorer)      (Perplexity = −perplexity)
 
 with ppl_coef 0 and 0.01, for 3 seeds. Each run trains until its time budget (``--minutes``) is
 spent, dev evaluations included, model loading not; every agent stops at the end of the first step

@@ -10,8 +10,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .models import LoadedModel, compute_record, describe_compute
-from .rewards.classification import ClassificationReward
 from .rewards.bounded_cache import BoundedPrefixKVCache
+from .rewards.classification import TaskGapReward
 from .scoring import (batched_by_length, batched_next_token_logits, check_template, encode_texts, segment_example,
                       soft_prompt_logits, template_mask)
 from .tasks import ClassificationTask
@@ -153,7 +153,7 @@ def prompt_logits(task: ClassificationTask, lm: LoadedModel, prompt: ScoredPromp
 # verbalizer sets) encodes each example once per model instead of once per prompt. The examples'
 # states are keyed by their token ids, so every template and verbalizer set shares one cache.
 _EXAMPLE_CACHES: "OrderedDict[tuple, BoundedPrefixKVCache]" = OrderedDict()
-_SCORERS: "OrderedDict[tuple, ClassificationReward]" = OrderedDict()
+_SCORERS: "OrderedDict[tuple, TaskGapReward]" = OrderedDict()
 EVAL_CACHE_BYTES = 3 * 1024 ** 3  # the examples' key/value states kept for one model: all of SST-2's test set
 
 
@@ -163,7 +163,7 @@ def clear_caches() -> None:
     _EXAMPLE_CACHES.clear()
 
 
-def example_cache_scorer(task: ClassificationTask, lm: LoadedModel) -> ClassificationReward | None:
+def example_cache_scorer(task: ClassificationTask, lm: LoadedModel) -> TaskGapReward | None:
     """The classification reward's cached path for this task and model, when its template puts the
     example before the prompt (causal LMs); None otherwise."""
     if lm.is_encoder_decoder or lm.is_masked_lm:
@@ -175,7 +175,7 @@ def example_cache_scorer(task: ClassificationTask, lm: LoadedModel) -> Classific
             _EXAMPLE_CACHES[model_key] = BoundedPrefixKVCache(lm, max_bytes=EVAL_CACHE_BYTES, encode_batch_size=32)
             while len(_EXAMPLE_CACHES) > 1:
                 _EXAMPLE_CACHES.popitem(last=False)
-        scorer = ClassificationReward(task, lm, example_cache=_EXAMPLE_CACHES[model_key])
+        scorer = TaskGapReward(task, lm, example_cache=_EXAMPLE_CACHES[model_key])
         if scorer.layout != "example_first":
             return None
         _SCORERS[key] = scorer

@@ -19,6 +19,20 @@ def warn(message: str) -> None:
     warnings.warn(message, RLPromptWarning, stacklevel=3)
 
 
+def deprecated_names(module: str, renamed: dict[str, tuple[str, object]]):
+    """A module ``__getattr__`` (PEP 562) that still gives each old name, ``{old: (new name, object)}``, with a
+    warning that names its replacement (``from module import Old`` warns as well)."""
+
+    def __getattr__(name: str):
+        if name in renamed:
+            new, value = renamed[name]
+            warnings.warn(f"{module}.{name} is deprecated; use {new}", RLPromptWarning, stacklevel=2)
+            return value
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
 def print_as_one_line() -> None:
     """Show :class:`RLPromptWarning` as ``rlprompt-interp: warning: ...`` lines (other warnings as before)."""
     original = warnings.showwarning

@@ -3,7 +3,7 @@
 import torch
 
 from rlprompt_interp.models import load_lm
-from rlprompt_interp.rewards import ClassificationReward, PromptBatch
+from rlprompt_interp.rewards import TaskGapReward, PromptBatch
 from rlprompt_interp.tasks import get_task
 
 SENTENCES = [f"film number {i} was fun" if i % 2 else f"movie {i} was dull" for i in range(12)]
@@ -19,15 +19,15 @@ def test_example_cache_is_bounded_and_scores_do_not_change():
     prompts = PromptBatch([" so", " it"], [lm.tokenizer.encode(" so"), lm.tokenizer.encode(" it")])
 
     def key_of(row):  # the cache key of one example: what a fresh reward stores after scoring it alone
-        alone = ClassificationReward(task, lm)
+        alone = TaskGapReward(task, lm)
         alone(prompts, batch([row]))
         return next(iter(alone._examples._entries))
 
-    unbounded = ClassificationReward(task, lm, example_cache_bytes=None)
+    unbounded = TaskGapReward(task, lm, example_cache_bytes=None)
     unbounded(prompts, batch(range(12)))
     largest = max(unbounded._examples._sizes.values())
     budget = 5 * largest
-    bounded = ClassificationReward(task, lm, example_cache_bytes=budget)
+    bounded = TaskGapReward(task, lm, example_cache_bytes=budget)
     for rows in ([0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 1], [2, 3, 4, 5], [10, 11, 0, 1]):
         # the same up to float rounding: the two caches put different examples in one forward
         assert torch.allclose(bounded(prompts, batch(rows)).scores, unbounded(prompts, batch(rows)).scores,

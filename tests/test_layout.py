@@ -9,8 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "rlprompt_interp"
-COMMAND_MODULES = ({f"{PACKAGE}.cli.{name}" for name in ("eval", "predict", "train", "unembed", "compare")}
-                   | {f"{PACKAGE}.style.cli"})
+COMMAND_MODULES = {f"{PACKAGE}.cli.{name}" for name in ("eval", "predict", "train", "unembed", "compare", "style")}
 
 
 def package_modules() -> dict[str, tuple[Path, bool]]:
@@ -100,10 +99,14 @@ def test_command_modules_do_not_import_each_other_or_the_entry_point():
         assert not graph[module] & (COMMAND_MODULES | {f"{PACKAGE}.cli"}), module
 
 
-def test_style_transfer_lives_in_one_subpackage():
+def test_style_transfer_lives_in_one_subpackage_and_its_commands_in_cli():
     modules = package_modules()
-    for name in ("generation", "classifier", "evaluation", "sentence_embeddings", "cli"):
+    for name in ("generation", "classifier", "evaluation", "sentence_embeddings"):
         assert f"{PACKAGE}.style.{name}" in modules
+    assert f"{PACKAGE}.cli.style" in modules and f"{PACKAGE}.style.cli" not in modules
+    graph = import_graph()
+    assert not any(module.startswith(f"{PACKAGE}.cli") for name in modules if name.startswith(f"{PACKAGE}.style")
+                   for module in graph[name])  # no domain module climbs back up to the command line
     for old in ("generation", "style_classifier", "style_eval", "sentence_embeddings", "cli_style", "cli_train",
                 "cli_interp"):
         assert f"{PACKAGE}.{old}" not in modules

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlprompt_interp.models import load_lm
-from rlprompt_interp.rewards import ClassificationReward, PromptBatch, gap_reward
+from rlprompt_interp.rewards import TaskGapReward, PromptBatch, gap_reward
 from rlprompt_interp.scoring import next_token_logits, segment_example
 from rlprompt_interp.tasks import get_task
 
@@ -44,9 +44,9 @@ def test_a_balanced_gap_reward_scores_a_skewed_batch_by_its_classes(sst_files):
     prompts = PromptBatch([" great", " bad movie"], [lm.tokenizer.encode(t, add_special_tokens=False)
                                                      for t in (" great", " bad movie")])
     batch = {"sentence": SENTENCES[:4], "label": [1, 0, 0, 0]}  # three of class 0, one of class 1
-    plain = ClassificationReward(task, lm)(prompts, batch)
-    balanced = ClassificationReward(task, lm, balance_classes=True)(prompts, batch)
-    logits = ClassificationReward(task, lm).verbalizer_logits(prompts.token_ids,
+    plain = TaskGapReward(task, lm)(prompts, batch)
+    balanced = TaskGapReward(task, lm, balance_classes=True)(prompts, batch)
+    logits = TaskGapReward(task, lm).verbalizer_logits(prompts.token_ids,
                                                               [{"sentence": s} for s in batch["sentence"]])
     rewards, _ = gap_reward(logits, torch.tensor(batch["label"]))  # [2 prompts, 4 examples]
     assert plain.scores.tolist() == pytest.approx(rewards.mean(-1).tolist(), rel=1e-5)
@@ -76,7 +76,7 @@ def full_forward(lm, task, prompt_ids, sentences):
 def test_cached_path_matches_full_forward(spec, template, layout, sst_files):
     lm = load_lm(spec, device="cpu")
     task = get_task("sst-2", data_dir=sst_files, template=template)
-    reward = ClassificationReward(task, lm, batch_size=5)  # several chunks of pairs
+    reward = TaskGapReward(task, lm, batch_size=5)  # several chunks of pairs
     assert reward.layout == layout
     generator = torch.Generator().manual_seed(0)
     prompts = [torch.randint(5, len(lm.tokenizer), (n,), generator=generator).tolist() for n in (3, 3, 1)]
@@ -128,7 +128,7 @@ def test_suffixes_that_begin_alike_are_computed_once(spec):
 def test_reward_scores_and_accuracy(sst_files):
     lm = load_lm("tiny-gpt2", device="cpu")
     task = get_task("sst-2", data_dir=sst_files)
-    reward = ClassificationReward(task, lm)
+    reward = TaskGapReward(task, lm)
     ids = [lm.tokenizer.encode(" great", add_special_tokens=False), lm.tokenizer.encode(" no", add_special_tokens=False)]
     texts = [lm.tokenizer.decode(row) for row in ids]
     batch = {"sentence": SENTENCES[:4], "label": [1, 0, 1, 0]}
@@ -145,14 +145,14 @@ def test_reward_needs_label_column(sst_files):
     from rlprompt_interp.rewards import RewardError
 
     task = get_task("sst-2", data_dir=sst_files)
-    reward = ClassificationReward(task, load_lm("tiny-gpt2", device="cpu"))
+    reward = TaskGapReward(task, load_lm("tiny-gpt2", device="cpu"))
     with pytest.raises(RewardError, match="label"):
         reward(PromptBatch([" great"]), {"sentence": ["good"]})
 
 
 def test_each_prompt_example_pair_reaches_the_lm_once(sst_files, monkeypatch):
     lm = load_lm("tiny-gpt2", device="cpu")
-    reward = ClassificationReward(get_task("sst-2", data_dir=sst_files), lm)
+    reward = TaskGapReward(get_task("sst-2", data_dir=sst_files), lm)
     ids = [lm.tokenizer.encode(text, add_special_tokens=False) for text in (" great", " no", " great", " great")]
     batch = {"sentence": SENTENCES[:4], "label": [1, 0, 1, 0]}
     scored = []
@@ -165,9 +165,9 @@ def test_each_prompt_example_pair_reaches_the_lm_once(sst_files, monkeypatch):
     torch.testing.assert_close(out.scores, alone.scores[[0, 1, 0, 0]])
     assert out.logs["accuracy/per_prompt"].tolist() == alone.logs["accuracy/per_prompt"][[0, 1, 0, 0]].tolist()
     # the memo holds what a fresh forward computes, and survives a checkpoint round trip
-    fresh = ClassificationReward(get_task("sst-2", data_dir=sst_files), lm)
+    fresh = TaskGapReward(get_task("sst-2", data_dir=sst_files), lm)
     torch.testing.assert_close(fresh(PromptBatch([" great", " no"], ids[:2]), batch).scores, alone.scores)
-    restored = ClassificationReward(get_task("sst-2", data_dir=sst_files), lm)
+    restored = TaskGapReward(get_task("sst-2", data_dir=sst_files), lm)
     restored.load_state_dict(reward.state_dict())
     assert restored(PromptBatch([" great", " no"], ids[:2]), batch).logs["accuracy/new_pairs"] == 0
 
@@ -179,7 +179,7 @@ def test_cached_path_in_bf16_agrees_with_the_full_forward_to_bf16_precision(spec
     lm = load_lm(spec, device="cpu")
     assert lm.dtype == torch.bfloat16
     task = get_task("sst-2", data_dir=sst_files, template="Review: {sentence} It was{prompt}")
-    reward = ClassificationReward(task, lm, batch_size=5)
+    reward = TaskGapReward(task, lm, batch_size=5)
     generator = torch.Generator().manual_seed(0)
     prompts = [torch.randint(5, len(lm.tokenizer), (n,), generator=generator).tolist() for n in (3, 3, 1)]
     got = reward.verbalizer_logits(prompts, [{"sentence": s} for s in SENTENCES]).float()

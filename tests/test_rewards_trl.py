@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from rlprompt_interp.agents.rlprompt import task_columns
-from rlprompt_interp.rewards import ClassificationReward, Perplexity, PromptBatch, TRLReward
+from rlprompt_interp.rewards import TaskGapReward, Perplexity, PromptBatch, TRLReward
 from rlprompt_interp.tasks import get_task
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -17,7 +17,7 @@ def task(sst_files):
 
 
 def test_scores_equal_the_reward_on_the_same_batch_and_logs_reach_trl(task, tiny_gpt2):
-    reward = ClassificationReward(task, tiny_gpt2) + 0.5 * Perplexity(tiny_gpt2)
+    reward = TaskGapReward(task, tiny_gpt2) + 0.5 * Perplexity(tiny_gpt2)
     wrapped = TRLReward(reward, task_columns(task, "train"), examples_per_call=3, seed=5,
                         tokenizer=tiny_gpt2.tokenizer)
     texts = [" great movie", " the plot was", " really"]

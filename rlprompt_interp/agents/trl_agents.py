@@ -37,6 +37,7 @@ import dataclasses
 import json
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -381,6 +382,10 @@ class TRLPromptAgent(Agent):
         trl_reward = TRLReward(reward, train_data, examples_per_call=config.examples_per_step, seed=seed,
                                tokenizer=tokenizer)
         with contextlib.ExitStack() as stack:
+            stack.enter_context(warnings.catch_warnings())
+            # TRL 1.x reads the model's is_gradient_checkpointing before each generation, which transformers 5
+            # deprecates with a warning per step; the property is TRL's to rename, and its value is False here
+            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
             scratch = output_dir is None  # the trainer still needs a folder; nothing is saved in it
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory()) if scratch else output_dir)
             trainer_dir = folder / TRAINER_DIR

@@ -50,10 +50,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..notices import deprecated_names
 from ..policies.sparsemax import check_entropy, state_value
 
-LOSSES = ("single", "single_reversed", "multi", "multi_reversed")
-MODES = LOSSES + ("mix",)
+MIXED_LOSSES = ("single", "single_reversed", "multi", "multi_reversed")  # the terms "mix" averages
+LOSSES = ("mix", *MIXED_LOSSES)  # every loss sql_loss computes: SQLConfig.loss's choices
+__getattr__ = deprecated_names(__name__, {"MODES": ("LOSSES", LOSSES)})  # MODES was a second name for the losses
 
 
 def action_values(logits: torch.Tensor, actions: torch.Tensor,
@@ -98,8 +100,8 @@ def sql_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: torch.T
     ``logits`` carry the policy's gradient; ``target_logits`` come from the target network (no grad).
     ``entropy``: the regulariser, ``shannon`` (RLPrompt) or ``tsallis`` (PIN), which decides ``V``.
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown soft Q-learning loss {mode!r}; choose one of {list(MODES)}")
+    if mode not in LOSSES:
+        raise ValueError(f"unknown soft Q-learning loss {mode!r}; choose one of {list(LOSSES)}")
     check_entropy(entropy)
     if logits.shape != target_logits.shape or logits.shape[:2] != actions.shape or rewards.shape != actions.shape[:1]:
         raise ValueError(f"shape mismatch: logits {list(logits.shape)}, target {list(target_logits.shape)}, "
@@ -114,7 +116,7 @@ def sql_loss(logits: torch.Tensor, target_logits: torch.Tensor, actions: torch.T
         "multi": lambda: multi_step_loss(logits, target_logits, actions, rewards, r, entropy),
         "multi_reversed": lambda: multi_step_loss(target_logits, logits, actions, rewards, r, entropy),
     }
-    names = LOSSES if mode == "mix" else (mode,)
+    names = MIXED_LOSSES if mode == "mix" else (mode,)
     values = {name: terms[name]().mean() for name in names}
     loss = torch.stack(list(values.values())).mean()
     return loss, {f"loss/{name}": float(value.detach()) for name, value in values.items()}

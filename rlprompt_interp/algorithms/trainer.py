@@ -36,9 +36,8 @@ from ..models import dtype_name
 from ..policies import LMAdaptorPolicy, Rollout
 from ..policies.sparsemax import sparsemax, tsallis_entropy
 from ..rewards import Reward, as_reward, linear_map, term_scores, zscore_by_key
-from .sql import TargetUpdater, sql_loss
+from .sql import LOSSES, TargetUpdater, sql_loss
 
-LOSSES = ("mix", "single", "single_reversed", "multi", "multi_reversed")
 # a run given neither --steps nor --max-minutes trains this long: a faster machine spends it on more steps
 DEFAULT_BUDGET_MINUTES = 7.0
 

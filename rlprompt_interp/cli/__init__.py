@@ -1,8 +1,8 @@
 """``rlprompt-interp``: the command line. Each sub-command is a thin shell over the Python API.
 
 One module per sub-command (``cli/eval.py``, ``cli/predict.py``, ``cli/train.py``, ``cli/unembed.py``,
-``cli/compare.py``; the style-transfer commands live with the rest of style transfer in
-``style/cli.py``), each with a ``register(commands)`` function; the flags and helpers they share
+``cli/compare.py``, ``cli/style.py`` for the style-transfer commands), each with a ``register(commands)``
+function; the flags and helpers they share
 are in ``cli/common.py``. No sub-command module imports another's, and none imports this one.
 """
 
@@ -31,8 +31,7 @@ USER_ERRORS = (ModelLoadError, TaskDataError, TemplateError, UnknownTaskError, V
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..style import cli as style
-    from . import compare, predict, train, unembed
+    from . import compare, predict, style, train, unembed
     from . import eval as evaluate
 
     parser = Parser(prog="rlprompt-interp", description=__doc__.splitlines()[0])

@@ -5,7 +5,7 @@ forwards, caches and per-input z-scores)::
 
     reward(prompts: PromptBatch, batch: dict) -> RewardOutput(scores=[N], logs={...})
 
-``TaskAccuracy() + 0.01 * Perplexity()`` builds a weighted sum. A plain function with the shape
+``TaskGapReward() + 0.01 * Perplexity()`` builds a weighted sum. A plain function with the shape
 TRL uses for reward functions, ``f(prompts: list[str], **batch) -> list[float]``, is accepted
 wherever a Reward is (see ``as_reward``).
 """

@@ -27,6 +27,7 @@ from typing import Sequence
 import torch
 
 from ..models import LoadedModel, load_lm
+from ..notices import deprecated_names
 from ..scoring import batched_next_token_logits, check_template, segment_example, template_mask
 from ..tasks import ClassificationTask
 from .base import PromptBatch, Reward, RewardError, RewardOutput
@@ -252,7 +253,8 @@ class TaskGapReward(Reward):
             self._memo[(tuple(ids), tuple(split))] = row
 
 
-ClassificationReward = TaskAccuracy = TaskGapReward  # the names it had before
+RENAMED = {"ClassificationReward": ("TaskGapReward", TaskGapReward), "TaskAccuracy": ("TaskGapReward", TaskGapReward)}
+__getattr__ = deprecated_names(__name__, RENAMED)  # the names it had before, with a warning
 
 
 def _common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:

@@ -6,9 +6,9 @@ dataset's prompt is only the instruction the policy writes them after, so the wr
 completions against a batch of the task's training examples::
 
     from trl import GRPOTrainer
-    from rlprompt_interp.rewards import ClassificationReward, TRLReward
+    from rlprompt_interp.rewards import TaskGapReward, TRLReward
 
-    accuracy = TRLReward(ClassificationReward(task, lm), train_data, examples_per_call=16, seed=0)
+    accuracy = TRLReward(TaskGapReward(task, lm), train_data, examples_per_call=16, seed=0)
     GRPOTrainer(model, reward_funcs=[accuracy], ...)
 
 Every call scores all completions on the *same* examples (so a group's rewards differ only by

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli.common import add_eval_input_arguments
-from .classifier import DEFAULT_CLASSIFIER_ENV, default_classifier_path
+from .common import add_eval_input_arguments
+from ..style.classifier import DEFAULT_CLASSIFIER_ENV, default_classifier_path
 
 
 def add_style_task_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +29,7 @@ def cmd_train_style_classifier(args: argparse.Namespace) -> int:
     import torch
 
     from ..tasks.style_transfer import get_style_task
-    from .classifier import train_style_classifier
+    from ..style.classifier import train_style_classifier
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -69,7 +69,7 @@ def add_style_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_style_eval(args: argparse.Namespace) -> int:
     from ..prompts import LearnedPrompt
-    from .evaluation import evaluate_style_prompt
+    from ..style.evaluation import evaluate_style_prompt
 
     evaluate_style_prompt(args.task, LearnedPrompt.load(args.learned) if args.learned else args.prompt,
                           data_dir=args.data_dir, direction=args.direction, model=args.model, scorer=args.scorer,
