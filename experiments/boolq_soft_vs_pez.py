@@ -30,7 +30,7 @@ import argparse
 import math
 from pathlib import Path
 
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
 from rlprompt_interp.sweep_report import saved_figure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -345,7 +345,7 @@ def results_markdown(args, lm, scorer, task, records, rows) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from rlprompt_interp.models import load_lm, process_state
-    from rlprompt_interp.sweeps import Sweep, write_json_atomic
+    from rlprompt_interp.sweeps import Sweep
     from rlprompt_interp.tasks import get_task
 
     task = get_task("boolq", data_dir=None if args.data_dir == HUB else args.data_dir)
@@ -361,15 +361,13 @@ def main(argv=None) -> int:
     if not process_state().is_main_process:
         return 0
     rows = summary_rows(records)
-    write_json_atomic(args.output / "results.json", {
+    write_results(args.output, {
         "config": sweep_config(args), "cells": all_cells, "records": records,
         "summary": [{k: v for k, v in row.items() if k != "records"} for row in rows],
         "paper": {"accuracy": [[*k, v] for k, v in PAPER_ACCURACY.items()],
-                  "perplexity": [[*k, v] for k, v in PAPER_PERPLEXITY.items()]}})
-    (args.output / "results.md").write_text(results_markdown(args, lm, scorer, task, records, rows))
-    plot(rows, args.output / f"{SCRIPT}.png")
-    print(table(rows))
-    print(f"written: {args.output / 'results.json'}, {args.output / 'results.md'}, {args.output / (SCRIPT + '.png')}")
+                  "perplexity": [[*k, v] for k, v in PAPER_PERPLEXITY.items()]}},
+        results_markdown(args, lm, scorer, task, records, rows), printed=table(rows),
+        plots={f"{SCRIPT}.png": lambda path: plot(rows, path)})
     return 0
 
 

@@ -33,10 +33,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
 from rlprompt_interp.sweep_report import format_mean_std, format_number, markdown_table, mean_std
-from rlprompt_interp.sweeps import (Sweep, add_data_arguments, grid, score_prompts, train_cell,
-                                    training_seconds, use_every_core, write_json_atomic)
+from rlprompt_interp.sweeps import (Sweep, add_data_arguments, grid, score_prompts, train_cell, training_seconds,
+                                    use_every_core)
 
 TASKS = ("sst-2", "sst-5", "agnews", "subj", "trec")
 PAPER_TASKS = ("sst-2", "mr", "cr", "sst-5", "yelp-2", "yelp-5", "agnews", "subj", "trec", "yahoo", "dbpedia")
@@ -263,17 +263,14 @@ def main(argv=None) -> int:
               for name in args.tasks}
     rows = task_rows(args.tasks, records, scores)
     table, prompts = results_table(rows), prompts_table(rows)
-    write_json_atomic(output / "results.json", {"settings": vars(args), "records": records, "rows": rows,
-                                                "wall_seconds_this_process": time.time() - started})
-    (output / "results.md").write_text(
+    write_results(output, {"settings": vars(args), "records": records, "rows": rows,
+                           "wall_seconds_this_process": time.time() - started},
         f"# `train --agent rlprompt` {'recipe ' + args.recipe if args.recipe else 'defaults'} on "
         f"{len(args.tasks)} tasks ({args.mode} mode)\n\nModel {args.model}, policy {args.policy_model or args.model}, "
         f"scorer "
         f"{args.scorer}; 16-shot split {args.seed_split}; {PROMPT_LENGTH}-token prompts; rlprompt {args.steps} "
         f"steps, soft prompt {args.soft_steps} steps; hand templates {HAND_TEMPLATES}; test accuracy on the whole "
-        f"test split, fp32.\n\n{table}\n\n{prompts}\n")
-    print(table + "\n\n" + prompts)
-    print(f"written: {output / 'results.json'}, {output / 'results.md'}")
+        f"test split, fp32.\n\n{table}\n\n{prompts}\n", printed=table + "\n\n" + prompts)
     return 0
 
 

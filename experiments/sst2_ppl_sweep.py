@@ -2,20 +2,23 @@
 
 Every *arm* is a reward and a policy: soft Q-learning learns a discrete prompt against
 
-    acc · TaskGapReward(task LM)  +  ppl · Perplexity(scorer)  +  log_ppl · LogPerplexity(scorer)
+    gap · TaskGapReward(task LM)  +  perplexity · Perplexity(scorer)  +  log-perplexity · LogPerplexity(scorer)
 
 (``Perplexity`` = minus the perplexity, the paper's term; ``LogPerplexity`` = minus its log), with
-the policy optionally starting from its frozen LM (``prior`` = beta of the LM prior, a per-token KL
-penalty towards the LM; 0: a uniform start), restricted to the LM's top-k next tokens (``fluent``) or
-regularised by PIN's sparse Tsallis entropy instead of Shannon's (``tsallis=1``). Arms are written
-``acc=1,ppl=0.01`` / ``acc=1,log-ppl=2`` / ``acc=1,prior=1`` / ``acc=1,fluent=20`` /
-``acc=1,prior=1,tsallis=1``. Each arm runs for every prompt length and seed. Once every run is done,
+the policy optionally starting from its frozen LM (``prior_weight`` = beta of the LM prior, a per-token
+KL penalty towards the LM; 0, the sweep's own: a uniform start), restricted to the LM's top-k next tokens
+(``fluent_top_k``) or regularised by PIN's sparse Tsallis entropy instead of Shannon's
+(``entropy=tsallis``). An arm is ``train`` options by their field names, ``OPTION=VALUE`` separated by
+spaces: ``reward=gap=1,perplexity=0.01`` / ``reward=gap=1,log-perplexity=2 prior_weight=1`` /
+``reward=gap=1 fluent_top_k=20`` / ``reward=gap=1 prior_weight=1 entropy=tsallis`` /
+``reward=gap=1 shaped_range=[0,4]`` (the older ``acc=1,ppl=0.01,prior=1`` spelling still reads, with a
+warning). Each arm runs for every prompt length and seed. Once every run is done,
 the main process scores all learned prompts, no prompt and the hand-written prompts on the test split
 in one pass (each test sentence is encoded once for all of them; ``test/`` keeps the scores by token
 ids, so a prompt is scored once) and measures each prompt's perplexity under the scorer; the references
 are also scored under the task's built-in definition when the sweep's differs.
 
-Every arm is compared with the accuracy-only arm of its prompt length (``accuracy_only``: ``acc=1``
+Every arm is compared with the accuracy-only arm of its prompt length (``accuracy_only``: ``reward=gap=1``
 when the sweep runs it): the difference in mean test accuracy and the ratio of geometric-mean
 perplexities, with 95% intervals from a bootstrap over test sentences (paired: the same sentences
 for both arms) and each arm's seeds (``sweep_report.paired_bootstrap``).
@@ -41,15 +44,20 @@ import math
 import time
 from pathlib import Path
 
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+import yaml
+
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
+from rlprompt_interp.notices import warn
 from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, BOOTSTRAP_DRAWS, PERPLEXITY_COLUMN, SAMPLE_COLUMN,
                                           arm_bootstrap, format_interval, format_number, markdown_table,
                                           paired_bootstrap, plot_tradeoff, seed_arrays, summarize_with_log_perplexity)
-from rlprompt_interp.sweeps import (Sweep, add_data_arguments, task_and_models, train_cell, use_every_core,
-                                    write_json_atomic)
+from rlprompt_interp.sweeps import Sweep, add_data_arguments, task_and_models, train_cell, use_every_core
 
-# what an arm sets (0 = off / the mode's default)
+# what an arm sets, as its cell records it (0 = off / the mode's default); the cells' folders are named by them
 ARM_KEYS = ("acc", "ppl", "log_ppl", "prior", "fluent", "scale", "tsallis")
+# the train options an arm may set (RLPromptConfig field names) -> how the cell records each
+ARM_OPTIONS = ("reward", "prior_weight", "fluent_top_k", "shaped_range", "entropy")
+REWARD_TERMS = {"gap": "acc", "perplexity": "ppl", "log-perplexity": "log_ppl"}
 TASK_CONDITION = "Classify the sentiment of this movie review as positive or negative."
 
 MODES = {
@@ -67,14 +75,16 @@ MODES = {
                   seeds=[0, 1, 2], lengths=[5], prompts_per_step=8, examples_per_step=16, lr=1e-3, eval_every=10,
                   eval_limit=0, verbalizers=[" negative", " positive"], condition=TASK_CONDITION,
                   action_space="words+punctuation", no_repeat=4, reward_scale=20.0,
-                  arms=["acc=1", "acc=1,prior=1", "acc=1,prior=1,ppl=0.01", "acc=1,prior=1,log-ppl=5",
-                        "acc=1,prior=0.2,scale=4,tsallis=1"]),
+                  arms=["reward=gap=1", "reward=gap=1 prior_weight=1", "reward=gap=1,perplexity=0.01 prior_weight=1",
+                        "reward=gap=1,log-perplexity=5 prior_weight=1",
+                        "reward=gap=1 prior_weight=0.2 shaped_range=[0,4] entropy=tsallis"]),
     # The paper's models, grid and RLPrompt's few-shot classification budget (a GPU is advised), plus the
     # fluent and LM-prior arms.
     "full": dict(policy_model="distilgpt2", task_model="distilgpt2", scorer="gpt2-xl", steps=12000,
                  seeds=[0, 1, 2], lengths=[5, 15], prompts_per_step=16, examples_per_step=16, lr=5e-5,
                  eval_every=50, eval_limit=0, verbalizers=[" terrible", " great"], condition=None, action_space="all", no_repeat=0,
-                 reward_scale=5.0, arms=["acc=1", "acc=1,ppl=0.01", "ppl=1", "acc=1,fluent=20", "acc=1,prior=1"]),
+                 reward_scale=5.0, arms=["reward=gap=1", "reward=gap=1,perplexity=0.01", "reward=perplexity=1",
+                                         "reward=gap=1 fluent_top_k=20", "reward=gap=1 prior_weight=1"]),
 }
 PAPER = {  # (length, ppl, acc) -> (accuracy, sample prompt); distilgpt2 task LM, GPT2-XL scorer
     (5, 0.0, 1.0): (0.81, "Role Owner Media Widget profoundly"),
@@ -88,34 +98,58 @@ HAND_PROMPTS = [" Sentiment:", " The movie was"]
 
 
 def parse_arm(text: str) -> dict:
-    """``"acc=1,log-ppl=2"`` -> ``{"acc": 1.0, "ppl": 0.0, "log_ppl": 2.0, "prior": 0.0, "fluent": 0, "scale": 0.0,
-    "tsallis": 0}``."""
-    arm = {key: 0.0 for key in ARM_KEYS}
-    arm["fluent"] = arm["tsallis"] = 0
-    for item in filter(None, (part.strip() for part in text.split(","))):
+    """An arm's ``train`` options, ``"reward=gap=1,log-perplexity=2 prior_weight=1"``, checked as ``train`` checks
+    them, as its cell's record: ``{"acc": 1.0, "ppl": 0.0, "log_ppl": 2.0, "prior": 1.0, "fluent": 0,
+    "scale": 0.0, "tsallis": 0}``."""
+    from rlprompt_interp.agents.rlprompt import RLPromptConfig, parse_reward_spec
+    from rlprompt_interp.config import ConfigError
+
+    if text and all(item.partition("=")[0].strip().replace("-", "_") in ARM_KEYS for item in text.split(",")):
+        return parse_old_arm(text)
+    options = {}
+    for item in text.split():
         name, sep, value = item.partition("=")
-        key = name.strip().replace("-", "_")
-        if key not in arm or not sep:
-            raise argparse.ArgumentTypeError(f"bad arm term {item!r} in {text!r}; write e.g. acc=1,ppl=0.01 with "
-                                             f"names {[k.replace('_', '-') for k in ARM_KEYS]}")
-        try:
-            arm[key] = int(value) if key in ("fluent", "tsallis") else float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"the value of {name!r} in {text!r} is not a number") from None
-        if arm[key] < 0:
-            raise argparse.ArgumentTypeError(f"arm values must be >= 0; got {item!r}")
-    if arm["tsallis"] not in (0, 1):
-        raise argparse.ArgumentTypeError(f"tsallis is on (1) or off (0); got {text!r}")
-    if arm["acc"] == arm["ppl"] == arm["log_ppl"] == 0:
-        raise argparse.ArgumentTypeError(f"arm {text!r} has no reward term (acc, ppl or log-ppl)")
+        key = name.replace("-", "_")
+        if key not in ARM_OPTIONS or not sep:
+            raise argparse.ArgumentTypeError(f"bad arm term {item!r} in {text!r}; an arm sets OPTION=VALUE items, "
+                                             f"separated by spaces, among {list(ARM_OPTIONS)}")
+        options[key] = value if key in ("reward", "entropy") else yaml.safe_load(value)
+    try:
+        config = RLPromptConfig.of(**options)  # the values train would accept
+        terms = dict(parse_reward_spec(config.reward.reward, quiet=True))
+    except (ConfigError, ValueError, TypeError) as error:
+        raise argparse.ArgumentTypeError(f"arm {text!r}: {error}") from None
+    if "reward" not in options or not terms:
+        raise argparse.ArgumentTypeError(f"arm {text!r} has no reward term (e.g. reward=gap=1)")
+    arm = {key: terms.get(name, 0.0) for name, key in REWARD_TERMS.items()}
+    arm.update(prior=float(options.get("prior_weight", 0.0)), fluent=int(options.get("fluent_top_k") or 0),
+               scale=float(config.shaped_range[1]) if "shaped_range" in options else 0.0,
+               tsallis=int(config.entropy == "tsallis"))
     return arm
 
 
+def parse_old_arm(text: str) -> dict:
+    """The older arm spelling, ``acc=1,ppl=0.01,prior=1,fluent=20,scale=4,tsallis=1`` (with a warning)."""
+    old = dict(item.strip().partition("=")[::2] for item in text.split(","))
+    if old.get("tsallis", "0") not in ("0", "1"):
+        raise argparse.ArgumentTypeError(f"tsallis is on (1) or off (0); got {text!r}")
+    names = {"acc": "gap", "ppl": "perplexity", "log_ppl": "log-perplexity"}
+    reward = ",".join(f"{names[key.replace('-', '_')]}={value}" for key, value in old.items()
+                      if key.replace("-", "_") in names)
+    options = {"prior": "prior_weight", "fluent": "fluent_top_k"}
+    new = [f"reward={reward}"] if reward else []
+    new += [f"{options[key]}={value}" for key, value in old.items() if key in options]
+    new += [f"shaped_range=[0,{old['scale']}]"] if "scale" in old else []
+    new += [f"entropy={'tsallis' if old['tsallis'] == '1' else 'shannon'}"] if "tsallis" in old else []
+    warn(f"the arm spelling {text!r} is deprecated; write {' '.join(new)!r} (train's option names)")
+    return parse_arm(" ".join(new))
+
+
 def arm_label(arm: dict) -> str:
-    """A short human label: ``acc + 0.01 ppl``, ``acc, LM prior 1``, ``acc, fluent top-20``,
-    ``acc, LM prior 1, Tsallis``."""
+    """A short human label: ``gap + 0.01 ppl``, ``gap, LM prior 1``, ``gap, fluent top-20``,
+    ``gap, LM prior 1, Tsallis``."""
     reward = " + ".join(f"{'' if v == 1 else f'{v:g} '}{name}" for name, v in
-                        (("acc", arm["acc"]), ("ppl", arm["ppl"]), ("log-ppl", arm["log_ppl"])) if v)
+                        (("gap", arm["acc"]), ("ppl", arm["ppl"]), ("log-ppl", arm["log_ppl"])) if v)
     policy = [f"LM prior {arm['prior']:g}" if arm["prior"] else "", f"fluent top-{arm['fluent']}" if arm["fluent"] else "",
               f"reward scale {arm['scale']:g}" if arm.get("scale") else "", "Tsallis" if arm.get("tsallis") else ""]
     return ", ".join([reward] + [p for p in policy if p])
@@ -129,7 +163,7 @@ HELP = {"policy_model": "policy LM", "task_model": "task LM", "scorer": "perplex
         "(none: the task's own)", "condition": "the text the policy writes after (none: BOS)",
         "action_space": "tokens the policy may write", "no_repeat": "ban repeating any of the previous K tokens",
         "reward_scale": "z-scored rewards times this (RLPrompt: 5; an arm's scale= overrides it)",
-        "arms": "reward and policy of each arm"}
+        "arms": "each arm's train options, OPTION=VALUE separated by spaces (e.g. 'reward=gap=1 prior_weight=1')"}
 
 
 def checked_arm(text: str) -> str:
@@ -244,7 +278,7 @@ def summary_rows(records: list[dict]) -> list[dict]:
 def accuracy_only(row: dict, rows: list[dict]) -> dict | None:
     """The arm ``row`` is compared with: accuracy as the only reward term, Shannon entropy, the same prompt
     length, and the least readability pressure on the policy the sweep ran: no LM prior and no top-k
-    restriction (``acc=1``, a uniform start) when present, else the smallest prior (``acc=1,prior=1``: the
+    restriction (``reward=gap=1``, a uniform start) when present, else the smallest prior (the
     comparisons then measure the reward terms on top of the prior), then no fluent restriction; ties go to
     the arm with ``row``'s reward scale. None when the sweep has no such arm."""
     candidates = [r for r in rows if r["length"] == row["length"] and r["acc"] > 0
@@ -343,12 +377,11 @@ def main(argv=None) -> int:
     rows = summary_rows(records)
     table = results_table(rows, refs)
     notes = tradeoffs(rows)
-    write_json_atomic(output / "results.json", {
+    examples = refs["this sweep's task definition"]["prompts"][0]["eval_examples"]
+    write_results(output, {
         "settings": {k: v for k, v in vars(args).items()}, "references": refs, "records": records,
         "tradeoffs": notes, "summary": [{k: v for k, v in row.items() if k != "records"} for row in rows],
-        "wall_seconds_this_process": time.time() - started})
-    examples = refs["this sweep's task definition"]["prompts"][0]["eval_examples"]
-    (output / "results.md").write_text(
+        "wall_seconds_this_process": time.time() - started},
         f"# SST-2: RLPrompt accuracy vs prompt perplexity ({args.mode} mode)\n\n"
         f"Policy {args.policy_model}, task LM {args.task_model}, scorer {args.scorer}; template "
         f"{task.template.text!r}, verbalizers {list(task.verbalizers)}; {args.steps} steps, {args.prompts_per_step} "
@@ -357,11 +390,8 @@ def main(argv=None) -> int:
         f"{examples} test examples. The paper's columns: distilgpt2 task LM, GPT2-XL scorer, ' terrible'/' great'. "
         f"Intervals: 95% percentile bootstrap ({BOOTSTRAP_DRAWS} draws) over the test sentences (the same draw for "
         f"an arm and its baseline, the accuracy-only arm) and each arm's seeds.\n\n"
-        + table + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n")
-    plot(rows, output / "sst2_ppl_sweep.png")
-    print(table)
-    print("\n".join(notes))
-    print(f"written: {output / 'results.json'}, {output / 'results.md'}, {output / 'sst2_ppl_sweep.png'}")
+        + table + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n",
+        printed=table + "\n" + "\n".join(notes), plots={"sst2_ppl_sweep.png": lambda path: plot(rows, path)})
     return 0
 
 

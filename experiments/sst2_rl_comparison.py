@@ -29,16 +29,15 @@ time it had already spent).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rlprompt_interp.agents.rlprompt import RLPromptAgent
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.config import key_value
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
 from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, PERPLEXITY_COLUMN, SAMPLE_COLUMN, format_number,
                                           markdown_table, plot_tradeoff, saved_figure,
                                           summarize_with_log_perplexity)
-from rlprompt_interp.sweeps import (Sweep, add_data_arguments, grid, task_and_models, train_and_evaluate,
-                                    write_json_atomic)
+from rlprompt_interp.sweeps import Sweep, add_data_arguments, grid, task_and_models, train_and_evaluate
 
 AGENTS = ("sql", "grpo", "rloo")
 MODES = {
@@ -57,17 +56,6 @@ SQL_POLICY = dict(prior_weight=1.0, shaped_range=(0.0, 20.0), action_space="word
 
 
 # --------------------------------------------------------------------------- the grid
-
-
-def key_value(text: str) -> tuple[str, object]:
-    """``lr=1e-3`` -> ("lr", 0.001): the value as JSON when it parses, else as a string."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -161,16 +149,19 @@ def results_table(rows: list[dict]) -> str:
     return markdown_table(rows, columns)
 
 
-def plots(records: list[dict], output: Path) -> list[Path]:
-    def label(r):
-        return f"{r['cell']['agent']}, ppl {r['cell']['ppl_coef']:g}"
+def label(record: dict) -> str:
+    return f"{record['cell']['agent']}, ppl {record['cell']['ppl_coef']:g}"
 
-    tradeoff = plot_tradeoff([(r["prompt_perplexity"], r["test_accuracy"]) for r in records],
-                             [f"s{r['cell']['seed']}" for r in records], output / "sst2_rl_comparison.png",
-                             xlabel="prompt perplexity under the scorer (log scale)", ylabel="SST-2 test accuracy",
-                             title="SQL vs GRPO vs RLOO at equal training time", groups=[label(r) for r in records])
-    curves = output / "learning_curves.png"
-    with saved_figure(curves) as ax:
+
+def plot_tradeoffs(records: list[dict], path: Path) -> None:
+    plot_tradeoff([(r["prompt_perplexity"], r["test_accuracy"]) for r in records],
+                  [f"s{r['cell']['seed']}" for r in records], path,
+                  xlabel="prompt perplexity under the scorer (log scale)", ylabel="SST-2 test accuracy",
+                  title="SQL vs GRPO vs RLOO at equal training time", groups=[label(r) for r in records])
+
+
+def plot_curves(records: list[dict], path: Path) -> None:
+    with saved_figure(path) as ax:
         colours = {agent: f"C{i}" for i, agent in enumerate(AGENTS)}
         for record in records:
             points = record["dev_accuracy_by_minute"]
@@ -182,7 +173,6 @@ def plots(records: list[dict], output: Path) -> list[Path]:
         ax.legend(unique.values(), unique.keys(), fontsize=8)
         ax.set(xlabel="training minutes", ylabel="dev accuracy of the greedy prompt",
                title="Learning curves (one line per seed)")
-    return [tradeoff, curves]
 
 
 def main(argv=None) -> int:
@@ -202,20 +192,17 @@ def main(argv=None) -> int:
         return 0
     rows = summary_rows(records)
     table = results_table(rows)
-    write_json_atomic(output / "results.json", {
-        "settings": vars(args), "records": records,
-        "summary": [{k: v for k, v in row.items() if k != "records"} for row in rows]})
     examples = records[0]["eval_examples"]
-    (output / "results.md").write_text(
+    write_results(output, {"settings": vars(args), "records": records,
+                           "summary": [{k: v for k, v in row.items() if k != "records"} for row in rows]},
         f"# SST-2: SQL vs GRPO vs RLOO at {args.minutes:g} training minutes a run ({args.mode} mode)\n\n"
         f"Policy {args.policy_model}, task LM {args.task_model}, scorer {args.scorer}; prompt length "
         f"{args.prompt_length}, {args.prompts_per_step} prompts x {args.examples_per_step} examples per step, dev "
         f"evaluation every {args.eval_every} steps; SQL lr {args.sql_lr:g}, GRPO/RLOO (LoRA) lr {args.trl_lr:g}; "
         f"test accuracy on {examples} test examples; verbalizers {args.verbalizers}; SQL policy "
-        f"{ {**SQL_POLICY, **dict(args.sql_option)} }; perplexity term: {args.perplexity_form}.\n\n" + table + "\n")
-    written = plots(records, output)
-    print(table)
-    print(f"written: {output / 'results.json'}, {output / 'results.md'}, " + ", ".join(map(str, written)))
+        f"{ {**SQL_POLICY, **dict(args.sql_option)} }; perplexity term: {args.perplexity_form}.\n\n" + table + "\n",
+        printed=table, plots={"sst2_rl_comparison.png": lambda path: plot_tradeoffs(records, path),
+                              "learning_curves.png": lambda path: plot_curves(records, path)})
     return 0
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from rlprompt_interp.agents.soft_prompt import SoftPromptAgent
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
 from rlprompt_interp.models import DTYPE_CHOICES
 from rlprompt_interp.sweep_report import format_number, markdown_table
 from rlprompt_interp.sweeps import SWEEP_FILE, Sweep, cell_name, grid, train_and_evaluate, write_json_atomic
@@ -403,20 +403,17 @@ def write_report(output: Path, records: list[dict], transfer: dict, config: dict
                              "task)", corr["prompts"])]),
     ]) + "\n"
 
-    write_json_atomic(output / "results.json", {"settings": config, "records": records, "transfer": transfer,
-                                                "analysis": analysis})
-    (output / "results.md").write_text(markdown)
     groups = [r["cell"]["task"] for r in records]
-    plot_prompt_map(torch.tensor(analysis["map_2d"]), labels, groups, output / "prompt_map.png")
-    plot_matrix(torch.tensor(analysis["similarity_tasks"]), tasks, output / "similarity.png",
-                "‖P_i − P_j‖_F, mean over seeds", fmt="{:.2f}")
-    plot_matrix(torch.tensor(analysis["similarity_prompts"]), labels, output / "similarity_prompts.png",
-                "‖P_i − P_j‖_F per prompt", fmt="{:.1f}")
-    plot_matrix(torch.tensor(analysis["transfer_tasks"]), tasks, output / "transfer.png",
-                f"{split} accuracy change vs no prompt (row: prompt's task)", fmt="{:+.2f}")
-    print(markdown)
-    print(f"written: {output / 'results.json'}, {output / 'results.md'}, prompt_map.png, similarity.png, "
-          "similarity_prompts.png, transfer.png")
+    write_results(output, {"settings": config, "records": records, "transfer": transfer, "analysis": analysis},
+                  markdown, printed=markdown, plots={
+        "prompt_map.png": lambda path: plot_prompt_map(torch.tensor(analysis["map_2d"]), labels, groups, path),
+        "similarity.png": lambda path: plot_matrix(torch.tensor(analysis["similarity_tasks"]), tasks, path,
+                                                   "‖P_i − P_j‖_F, mean over seeds", fmt="{:.2f}"),
+        "similarity_prompts.png": lambda path: plot_matrix(torch.tensor(analysis["similarity_prompts"]), labels, path,
+                                                           "‖P_i − P_j‖_F per prompt", fmt="{:.1f}"),
+        "transfer.png": lambda path: plot_matrix(torch.tensor(analysis["transfer_tasks"]), tasks, path,
+                                                 f"{split} accuracy change vs no prompt (row: prompt's task)",
+                                                 fmt="{:+.2f}")})
     return analysis
 
 

@@ -35,7 +35,7 @@ import json
 import math
 from pathlib import Path
 
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
 from rlprompt_interp.models import DTYPE_CHOICES
 from rlprompt_interp.sweep_report import saved_figure
 
@@ -366,7 +366,7 @@ def without_records(rows: list[dict]) -> list[dict]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from rlprompt_interp.models import process_state
-    from rlprompt_interp.sweeps import Sweep, write_json_atomic
+    from rlprompt_interp.sweeps import Sweep
 
     targets = resolve_targets(args.targets, args.targets_dir)
     targets.update(resolve_targets([args.sweep_target], args.targets_dir))
@@ -384,16 +384,14 @@ def main(argv=None) -> int:
     pair_records = pairs(args, records)
     per_target, per_source = main_rows(args, pair_records)
     text = render(args, by_gamma, per_target, per_source)
-    write_json_atomic(out / "results.json", {"config": {**config, **{k: getattr(args, k) for k in (
+    write_results(out, {"config": {**config, **{k: getattr(args, k) for k in (
         "seeds", "sweep_task", "sweep_target", "gammas", "gamma", "tasks", "targets")}}, "targets": targets,
         "records": records, "pairs": pair_records, "sweep": without_records(by_gamma),
         "main": without_records(per_target), "main_by_source": without_records(per_source),
         "paper": {"unconstrained": PAPER_UNCONSTRAINED,
-                  "table2": {f"{task}/{source}": value for (task, source), value in PAPER_TABLE2.items()}}})
-    (out / "results.md").write_text(text + "\n")
-    plot(args, by_gamma, per_target, out / "waywardness.png")
-    print(text)
-    print(f"written: {out / 'results.json'}, {out / 'results.md'}, {out / 'waywardness.png'}")
+                  "table2": {f"{task}/{source}": value for (task, source), value in PAPER_TABLE2.items()}}},
+        text + "\n", printed=text,
+        plots={"waywardness.png": lambda path: plot(args, by_gamma, per_target, path)})
     return 0
 
 

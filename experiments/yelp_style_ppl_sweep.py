@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from pathlib import Path
 
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script
+from rlprompt_interp.config import DeprecatedFlag
+from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
 from rlprompt_interp.sweep_report import saved_figure
-from rlprompt_interp.sweeps import write_json_atomic
-from rlprompt_interp.tracking import track_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,13 +38,13 @@ MODES = {
     # steps, sampling from all 49k tokens would not find anything; 0 turns the restriction off.
     # The policy writes whole words and punctuation after a description of the rewrite, with no repeated token.
     "quick": dict(policy="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", prompt_length=5,
-                  steps=20, prompts_per_step=4, inputs_per_step=2, num_samples=2, bootstraps=1, dev_inputs=2,
+                  steps=20, prompts_per_step=4, examples_per_step=2, num_samples=2, bootstraps=1, dev_inputs=2,
                   eval_every=10, eval_limit=32, lr=1e-3, length_ratio=1.2, fluent_top_k=100,
                   condition="Rewrite this {source} restaurant review so that it is {target}:",
                   action_space="words+punctuation", no_repeat=4, prior_weight=0.0),
     # RLPrompt's text-style-transfer settings with the paper's models (a GPU is advised).
     "full": dict(policy="distilgpt2", task_model="distilgpt2", scorer="gpt2-xl", prompt_length=5, steps=1000,
-                 prompts_per_step=16, inputs_per_step=4, num_samples=32, bootstraps=4, dev_inputs=16,
+                 prompts_per_step=16, examples_per_step=4, num_samples=32, bootstraps=4, dev_inputs=16,
                  eval_every=50, eval_limit=500, lr=5e-5, length_ratio=1.5, fluent_top_k=0, condition="",
                  action_space="all", no_repeat=0, prior_weight=0.0),
 }
@@ -61,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--style-classifier", help="classifier folder or HF classifier (default: the one "
                                                    "`rlprompt-interp train-style-classifier` wrote)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--inputs-per-step", dest="examples_per_step", type=int, action=DeprecatedFlag,
+                        replacement="--examples-per-step", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parse_experiment_args(parser, argv, MODES)
 
 
@@ -70,14 +70,13 @@ def sweep_config(args) -> dict:
             **{key: getattr(args, key) for key in MODES["quick"]}}
 
 
-def train_prompt(args, direction: str, alpha: float, models: dict, classifier, task, folder: Path):
-    """Train (or resume) one prompt in ``folder``; returns the LearnedPrompt, also saved there."""
-    from rlprompt_interp.algorithms import SQLConfig, SQLTrainer
-    from rlprompt_interp.style.generation import GenerationSettings
-    from rlprompt_interp.policies import LMAdaptorPolicy
-    from rlprompt_interp.prompts import LearnedPrompt
+def make_agent(args, direction: str, alpha: float, models: dict, classifier, task):
+    """The RLPrompt agent of one cell: the style-transfer reward (plus alpha times the prompt's log-perplexity)
+    and the mode's policy and soft Q-learning settings, by ``train``'s option names."""
+    from rlprompt_interp.agents.rlprompt import RLPromptAgent
     from rlprompt_interp.rewards.perplexity import Perplexity
     from rlprompt_interp.rewards.style_transfer import StyleTransferReward
+    from rlprompt_interp.style.generation import GenerationSettings
 
     settings = GenerationSettings(num_samples=args.num_samples, top_k=10, length_ratio=args.length_ratio,
                                   lowercase=task.lowercase, batch_size=64, seed=args.seed)
@@ -87,41 +86,26 @@ def train_prompt(args, direction: str, alpha: float, models: dict, classifier, t
         reward = reward + alpha * Perplexity(models["scorer"], log=True)
     styles = {"0_to_1": ("negative", "positive"), "1_to_0": ("positive", "negative")}[direction]
     condition = args.condition.format(source=styles[0], target=styles[1]) if args.condition else None
-    policy = LMAdaptorPolicy(models["policy"], fluent_top_k=args.fluent_top_k or None, condition=condition, top_k=0,
-                             action_space=args.action_space, no_repeat=args.no_repeat, prior_weight=args.prior_weight)
-    config = SQLConfig(prompt_length=args.prompt_length, steps=args.steps, prompts_per_step=args.prompts_per_step,
-                       examples_per_step=args.inputs_per_step, lr=args.lr, eval_every=args.eval_every, seed=args.seed)
-    train = {"input": list(task.load_split("train")["input"])}
-    dev = {"input": list(task.load_split("dev", limit=args.dev_inputs)["input"])}
-    trainer = SQLTrainer(policy, reward, config, train_data=train, dev_data=dev, output_dir=folder)
-    if trainer.resume():
-        print(f"  resumed {folder} at step {trainer.step}")
-    with track_run(args.report_to, folder, config={**sweep_config(args), "direction": direction, "alpha": alpha},
-                   run_name=folder.parent.name) as tracker:
-        trainer.on_log = tracker.log_row
-        best = trainer.train(progress=False)
-    learned = LearnedPrompt(text=best["text"], token_ids=best["token_ids"], scores={"dev_reward": best["reward"]},
-                            curve=trainer.curve,
-                            provenance={"method": "rlprompt", "model": models["policy"].spec,
-                                        "task_model": models["task"].spec, "scorer": models["scorer"].spec,
-                                        "task": "yelp-style", "direction": direction, "seed": args.seed,
-                                        "config": {"alpha": alpha, **sweep_config(args)}})
-    learned.save(folder)
-    return learned
+    return RLPromptAgent(model=args.task_model, policy_model=args.policy, scorer=args.scorer, reward=reward,
+                         fluent_top_k=args.fluent_top_k or None, condition=condition, top_k=0,
+                         action_space=args.action_space, no_repeat=args.no_repeat, prior_weight=args.prior_weight,
+                         prompts_per_step=args.prompts_per_step, examples_per_step=args.examples_per_step, lr=args.lr,
+                         eval_every=args.eval_every, dev_limit=args.dev_inputs, quiet=True)
 
 
 def make_cell_runner(args, models: dict, classifier):
     """``run_cell(cell, folder)``: the no-prompt baseline (alpha None) or a prompt trained and evaluated."""
+    from rlprompt_interp.sweeps import train_cell
     from rlprompt_interp.tasks.style_transfer import get_style_task
 
     def run_cell(cell: dict, folder: Path) -> dict:
         task = get_style_task("yelp-style", data_dir=args.data_dir, direction=cell["direction"])
         prompt, train_seconds = "", None
         if cell["alpha"] is not None:
-            started = time.time()
-            prompt = train_prompt(args, cell["direction"], cell["alpha"], models, classifier, task,
-                                  folder / "train").text
-            train_seconds = time.time() - started
+            agent = make_agent(args, cell["direction"], cell["alpha"], models, classifier, task)
+            _, trained = train_cell(agent, task, folder, prompt_length=args.prompt_length, steps=args.steps,
+                                    seed=args.seed, report_to=args.report_to, config={**sweep_config(args), **cell})
+            prompt, train_seconds = trained["prompt"], trained["train_seconds"]
         row = {"direction": cell["direction"], "alpha": cell["alpha"], "prompt": prompt,
                "train_seconds": train_seconds, **evaluate(args, task, prompt, models, classifier,
                                                           folder / "test.outputs.tsv")}
@@ -198,19 +182,16 @@ def main(argv=None) -> int:
     classifier = StyleClassifier(resolve_classifier(args.style_classifier))
     print(f"mode {args.mode}: policy {models['policy'].spec}, task LM {models['task'].spec}, "
           f"scorer {models['scorer'].spec}, {args.steps} steps x {args.prompts_per_step} prompts x "
-          f"{args.inputs_per_step} inputs x {args.num_samples} samples")
+          f"{args.examples_per_step} inputs x {args.num_samples} samples")
     cells = [{"direction": direction, "alpha": alpha}  # alpha None: the no-prompt baseline
              for direction in args.directions for alpha in [None, *args.alphas]]
     records = Sweep(out, cells, make_cell_runner(args, models, classifier), config=sweep_config(args)).run()
     if not process_state().is_main_process:
         return 0
     rows = [{key: value for key, value in record.items() if key != "cell"} for record in records]
-    write_json_atomic(out / "results.json", {"settings": sweep_config(args), "rows": rows})
-    (out / "results.md").write_text(f"# Yelp style transfer, RLPrompt + alpha * perplexity ({args.mode} mode)\n\n"
-                                    + table(rows) + "\n")
-    plot(rows, out / "yelp_style_ppl_sweep.png")
-    print(table(rows))
-    print(f"written: {out / 'results.json'}, {out / 'results.md'}, {out / 'yelp_style_ppl_sweep.png'}")
+    write_results(out, {"settings": sweep_config(args), "rows": rows},
+                  f"# Yelp style transfer, RLPrompt + alpha * perplexity ({args.mode} mode)\n\n" + table(rows) + "\n",
+                  printed=table(rows), plots={"yelp_style_ppl_sweep.png": lambda path: plot(rows, path)})
     return 0
 
 

@@ -543,6 +543,14 @@ class ModelConfig(TaskModelConfig):
         return dataclasses.replace(super().resolved(task), scorer=resolve_spec(self.scorer, "scorer"))
 
 
+@dataclasses.dataclass
+class DevConfig(Config):
+    """How much of the dev split the best prompt is chosen on."""
+
+    dev_limit: int | None = option(None, "score only N dev examples, a fixed random subset stratified by label "
+                                         "(when omitted: all of them)", at_least=1)
+
+
 # what every agent's fit() takes; train declares these flags before any agent's own
 FIT_OPTIONS = ("prompt_length", "steps", "seed")
 

@@ -1,11 +1,12 @@
-"""What every experiment script shares: its command line and its entry point.
+"""What every experiment script shares: its command line, its finish and its entry point.
 
 A script declares its modes (``{"quick": {setting: value}, "full": {...}}``, the first the default)
 and a help line per setting. :func:`experiment_parser` gives the parser each script starts from:
 ``--quick``/``--full``, a flag per mode setting (left unset, it takes the chosen mode's value),
 ``--config FILE`` (YAML or JSON, flags overriding it), ``--output``, ``--threads`` and
 ``--report-to``. :func:`parse_experiment_args` applies the mode, the default output folder and the
-thread count; :func:`run_script` runs ``main`` with the package's one-line user errors.
+thread count; :func:`write_results` writes and prints the results once the cells are done;
+:func:`run_script` runs ``main`` with the package's one-line user errors.
 
     parser = experiment_parser(__doc__, "sst2-ppl-sweep", MODES, {"quick": "CPU", "full": "the paper"}, HELP)
     args = parse_experiment_args(parser, argv, MODES)
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .atomic import write_json_atomic
 from .cli.common import Parser
 from .sweeps import add_mode_arguments, apply_mode
 from .tracking import add_report_to_argument
@@ -74,6 +76,23 @@ def parse_experiment_args(parser: Parser, argv, modes: Mapping[str, Mapping[str,
 
         torch.set_num_threads(args.threads)
     return args
+
+
+def write_results(output: str | Path, results: Mapping, markdown: str, *, printed: str,
+                  plots: Mapping[str, Callable[[Path], Any]] | None = None) -> list[Path]:
+    """The finish every experiment shares once its cells are done: ``results.json`` (atomically) and
+    ``results.md`` in ``output``, each plot drawn into its file (file name -> a function of the path), then
+    ``printed`` (its tables) on the terminal and one line naming what was written; returns those paths."""
+    output = Path(output)
+    write_json_atomic(output / "results.json", results)
+    (output / "results.md").write_text(markdown)
+    written = [output / "results.json", output / "results.md"]
+    for name, draw in (plots or {}).items():
+        draw(output / name)
+        written.append(output / name)
+    print(printed)
+    print("written: " + ", ".join(map(str, written)))
+    return written
 
 
 def run_script(main: Callable[[], int]) -> None:

@@ -181,7 +181,7 @@ def test_the_defaults_are_the_recipe_spelled_out_in_docs():
 def test_experiment_scripts_read_config_files_too(tmp_path):
     from conftest import load_experiment
 
-    (tmp_path / "sweep.yaml").write_text("steps: 7\nlr: 1e-3\nseeds: [4, 5]\narms: [acc=1]\n")
+    (tmp_path / "sweep.yaml").write_text("steps: 7\nlr: 1e-3\nseeds: [4, 5]\narms: ['reward=gap=1']\n")
     script = load_experiment("sst2_ppl_sweep")
     args = script.parse_args(["--config", str(tmp_path / "sweep.yaml"), "--seeds", "9"])
     assert (args.steps, args.lr, args.seeds) == (7, 1e-3, [9])  # the file over the mode, the flag over the file
@@ -213,7 +213,7 @@ TINY_RUNS = {
     "grpo": ["--prompts-per-step", "2", "--examples-per-step", "2", "--eval-every", "1"],
     "rloo": ["--prompts-per-step", "2", "--examples-per-step", "2", "--eval-every", "1", "--lora-rank", "4"],
 }
-SECTIONS = {"rlprompt": {"models", "policy", "sql", "reward"}, "soft-prompt": {"soft-prompt"}, "pez": {"pez"},
+SECTIONS = {"rlprompt": {"models", "policy", "sql", "reward", "dev"}, "soft-prompt": {"soft-prompt"}, "pez": {"pez"},
             "wayward": {"wayward"}, "grpo": {"models", "reward", "trl"}, "rloo": {"models", "reward", "trl"}}
 
 
@@ -276,3 +276,14 @@ def test_one_default_changed_in_one_place_reaches_help_file_and_python(tmp_path,
                  "--output", str(tmp_path / "A")]) == 0
     assert yaml.safe_load((tmp_path / "A" / "config.yaml").read_text())["pez"]["ppl_weight"] == 0.25
     assert LearnedPrompt.load(tmp_path / "A").provenance["method"] == "pez-ppl"  # the run used it
+
+
+def test_rlprompt_chooses_on_a_dev_subset_as_the_continuous_agents_do(sst_files):
+    from rlprompt_interp.tasks import get_task
+
+    task = get_task("sst-2", data_dir=str(sst_files))
+    trainer = RLPromptAgent(model="tiny-gpt2", dev_limit=2, mlp_width=16, quiet=True).build(
+        task, prompt_length=2, steps=1)
+    assert sorted(trainer.dev_data["label"]) == [0, 1]  # a fixed subset, stratified by label
+    assert RLPromptAgent(model="tiny-gpt2", mlp_width=16).build(task, prompt_length=2, steps=1).dev_data["label"] == [
+        1, 0, 1, 0, 1, 0]

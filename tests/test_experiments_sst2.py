@@ -12,8 +12,9 @@ from rlprompt_interp.prompts import LearnedPrompt
 
 def tiny_args(data_dir, output):
     return ["--policy-model", "tiny-gpt2", "--task-model", "tiny-gpt2", "--scorer", "tiny-gpt2", "--steps", "2",
-            "--eval-every", "1", "--lengths", "2", "--seeds", "0", "--arms", "acc=1", "ppl=1", "acc=1,fluent=5",
-            "acc=1,prior=1,log-ppl=0.5", "acc=1,prior=1,tsallis=1", "--prompts-per-step", "2", "--examples-per-step", "2", "--eval-limit", "4",
+            "--eval-every", "1", "--lengths", "2", "--seeds", "0", "--arms", "reward=gap=1", "reward=perplexity=1",
+            "reward=gap=1 fluent_top_k=5", "reward=gap=1,log-perplexity=0.5 prior_weight=1",
+            "reward=gap=1 prior_weight=1 entropy=tsallis", "--prompts-per-step", "2", "--examples-per-step", "2", "--eval-limit", "4",
             "--condition", "the movie", "--action-space", "all", "--no-repeat", "1",
             "--data-dir", str(data_dir), "--output", str(output)]
 
@@ -54,7 +55,7 @@ def test_sweep_writes_table_json_plot_and_resumes_a_killed_cell(sst_files, tmp_p
         accuracy = row["intervals"]["accuracy"]
         assert accuracy["low"] <= row["test_accuracy_mean"] == accuracy["estimate"] <= accuracy["high"]
         assert row["intervals"]["perplexity"]["estimate"] == pytest.approx(math.exp(row["log_perplexity_mean"]))
-        assert row["accuracy_only_arm"] == "acc"
+        assert row["accuracy_only_arm"] == "gap"
     for row in summary[1:]:
         difference, ratio = row["vs_accuracy_only"]["accuracy_difference"], row["vs_accuracy_only"]["perplexity_ratio"]
         assert difference["estimate"] == pytest.approx(100 * (row["test_accuracy_mean"] - base["test_accuracy_mean"]))
@@ -64,8 +65,8 @@ def test_sweep_writes_table_json_plot_and_resumes_a_killed_cell(sst_files, tmp_p
         assert ratio["estimate"] == pytest.approx(math.exp(base["log_perplexity_mean"] - row["log_perplexity_mean"]))
     assert len(results["tradeoffs"]) == 4 and all(" points, perplexity ratio " in line for line in results["tradeoffs"])
     table = (output / "results.md").read_text()
-    assert "| 2 | acc |" in table and "| 2 | ppl |" in table and "| 2 | acc, fluent top-5 |" in table
-    assert "| 2 | acc + 0.5 log-ppl, LM prior 1 |" in table and "| 2 | acc, LM prior 1, Tsallis |" in table
+    assert "| 2 | gap |" in table and "| 2 | ppl |" in table and "| 2 | gap, fluent top-5 |" in table
+    assert "| 2 | gap + 0.5 log-ppl, LM prior 1 |" in table and "| 2 | gap, LM prior 1, Tsallis |" in table
     assert "| Δ accuracy vs accuracy-only (95% CI, points) | perplexity ratio accuracy-only / arm (95% CI) |" in table
     assert table.count(" | baseline | baseline | ") == 1
     refs = results["references"]["this sweep's task definition"]["prompts"]
@@ -104,21 +105,35 @@ def test_sweep_refuses_changed_settings_in_the_same_folder(sst_files, tmp_path):
 
     script = load_experiment("sst2_ppl_sweep")
     args = tiny_args(sst_files, tmp_path / "sweep")
-    args[args.index("--arms") + 1:args.index("--prompts-per-step")] = ["acc=1"]
+    args[args.index("--arms") + 1:args.index("--prompts-per-step")] = ["reward=gap=1"]
     script.main(args)
     args[args.index("--steps") + 1] = "3"
     with pytest.raises(SweepConfigError, match="steps: 2 -> 3"):
         script.main(args)
 
 
-def test_bad_arms_are_a_usage_error(capsys):
+@pytest.mark.parametrize("arm, message", [
+    ("prior_weight=1", "no reward term"),
+    ("reward=gap=1 beta=2", "bad arm term 'beta=2'"),
+    ("reward=gap=1 prior_weight=-1", "prior_weight must be at least 0"),
+    ("reward=fluency=1", "unknown reward 'fluency'"),
+    ("prior=1", "no reward term"),  # the older spelling: the same checks
+    ("acc=1,beta=2", "bad arm term"),
+    ("acc=1,tsallis=2", "tsallis is on (1) or off (0)"),
+])
+def test_bad_arms_are_a_usage_error(capsys, arm, message):
     script = load_experiment("sst2_ppl_sweep")
     with pytest.raises(SystemExit):
-        script.parse_args(["--arms", "prior=1"])
-    assert "no reward term" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        script.parse_args(["--arms", "acc=1,beta=2"])
-    assert "bad arm term" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        script.parse_args(["--arms", "acc=1,tsallis=2"])
-    assert "tsallis is on (1) or off (0)" in capsys.readouterr().err
+        script.parse_args(["--arms", arm])
+    assert message in capsys.readouterr().err
+
+
+def test_the_older_arm_spelling_reads_the_same_arm_with_a_warning():
+    from rlprompt_interp.notices import RLPromptWarning
+
+    script = load_experiment("sst2_ppl_sweep")
+    with pytest.warns(RLPromptWarning, match="write 'reward=gap=1,log-perplexity=2 prior_weight=1 entropy=tsallis'"):
+        old = script.parse_arm("acc=1,log-ppl=2,prior=1,tsallis=1")
+    assert old == script.parse_arm("reward=gap=1,log-perplexity=2 prior_weight=1 entropy=tsallis") == {
+        "acc": 1.0, "ppl": 0.0, "log_ppl": 2.0, "prior": 1.0, "fluent": 0, "scale": 0.0, "tsallis": 1}
+    assert script.parse_arm("reward=gap=1 shaped_range=[0,4]")["scale"] == 4.0

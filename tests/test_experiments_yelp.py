@@ -29,7 +29,7 @@ def tiny_args(tmp_path):
                                         heldout_fraction=0.0, cache=False, log=lambda *_: None)
     folder = classifier.save(tmp_path / "style-classifier")
     return ["--policy", "tiny-gpt2", "--task-model", "tiny-gpt2", "--scorer", "tiny-gpt2", "--steps", "2",
-            "--eval-every", "1", "--prompts-per-step", "2", "--inputs-per-step", "2", "--num-samples", "2",
+            "--eval-every", "1", "--prompts-per-step", "2", "--examples-per-step", "2", "--num-samples", "2",
             "--bootstraps", "1", "--dev-inputs", "2", "--eval-limit", "2", "--fluent-top-k", "5",
             "--alphas", "0", "1", "--directions", "0_to_1", "--data-dir", str(corpus),
             "--style-classifier", str(folder), "--output", str(tmp_path / "sweep")]

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .. import checkpoints
 from ..checkpoints import CHECKPOINT_FILE
-from ..config import ConfigError, TaskModelConfig, build_config, option
+from ..config import ConfigError, DevConfig, TaskModelConfig, build_config, option
 from ..evaluation import evaluate_prompt
 from ..metrics.unembed import unembed, vocabulary_matrix
 from ..models import LoadedModel, compute_record, dtype_name, load_lm
@@ -41,7 +41,7 @@ class ContinuousPromptError(ValueError):
 
 
 @dataclass
-class ContinuousConfig(TaskModelConfig):
+class ContinuousConfig(DevConfig, TaskModelConfig):
     """Every option of a continuous-prompt agent (soft prompt; PEZ and waywardness add their own), with the
     task LM's: one section of the run's config.yaml."""
 
@@ -55,7 +55,6 @@ class ContinuousConfig(TaskModelConfig):
     eval_every: int = option(50, "evaluate on the dev split every K steps", at_least=1,
                              why="the best prompt is chosen on dev every K steps")
     eval_batch_size: int = option(32, "examples per forward pass of an evaluation", at_least=1)
-    dev_limit: int | None = option(None, "score only N dev examples (when omitted: all of them)", at_least=1)
     patience: int | None = option(None, "stop after this many dev evaluations without improvement (when omitted: "
                                         "run every step)", at_least=1)
     init: str | None = option(None, "start from random common-token embeddings or from --init-text (when omitted: "

@@ -26,7 +26,7 @@ from typing import Sequence
 
 from ..algorithms.trainer import SQLConfig, SQLTrainer
 from ..checkpoints import CHECKPOINT_FILE
-from ..config import AgentConfig, Config, ConfigError, ModelConfig, build_config, option, section
+from ..config import AgentConfig, Config, ConfigError, DevConfig, ModelConfig, build_config, option, section
 from ..models import LoadedModel, compute_record, load_lm, policy_for
 from ..notices import warn
 from ..policies import LMAdaptorPolicy, PolicyConfig
@@ -113,15 +113,16 @@ def reward_function_terms(items: Sequence[str]) -> list[tuple[float, Reward]]:
     return terms
 
 
-def task_columns(task: ClassificationTask, split: str) -> dict | None:
-    """The split as columns ``{field: [...], "label": [...]}`` (the reward's batch), or None when absent."""
+def task_columns(task: ClassificationTask, split: str, limit: int | None = None) -> dict | None:
+    """The split as columns ``{field: [...], "label": [...]}`` (the reward's batch; a task without labels, such as
+    style transfer, gives its fields alone), or None when absent; ``limit``: a fixed random subset of that many."""
     try:
-        data = task.load_split(split)
+        data = task.load_split(split, limit=limit) if limit else task.load_split(split)
     except Exception:
         if split == "train":
             raise
         return None
-    return {name: list(data[name]) for name in (*task.template.fields, "label")}
+    return {name: list(data[name]) for name in (*task.template.fields, "label") if name in data.column_names}
 
 
 def task_token_ids(task_lm: LoadedModel, text: str, policy_ids: list[int]) -> list[int]:
@@ -179,6 +180,7 @@ class RLPromptConfig(AgentConfig):
     policy: PolicyConfig = section(PolicyConfig, "--agent rlprompt: the policy")
     sql: SQLConfig = section(SQLConfig, "--agent rlprompt: soft Q-learning")
     reward: RewardConfig = section(RewardConfig, "the reward")
+    dev: DevConfig = section(DevConfig, "--agent rlprompt: the dev split")
 
     RENAMED = {"reward_functions": ("reward_fn", list),
                "max_seconds": ("max_minutes", lambda seconds: None if seconds is None else seconds / 60)}
@@ -223,7 +225,8 @@ class RLPromptAgent(Agent):
         policy = LMAdaptorPolicy(policy_lm, self.config.policy.resolved(task))
         config = dataclasses.replace(self.config.sql, prompt_length=prompt_length, steps=steps, seed=seed)
         trainer = SQLTrainer(policy, reward, config, train_data=task_columns(task, "train"),
-                             dev_data=task_columns(task, "dev"), output_dir=output_dir, method=self.name)
+                             dev_data=task_columns(task, "dev", limit=self.config.dev_limit), output_dir=output_dir,
+                             method=self.name)
         trainer.task_lm = task_lm
         return trainer
 
@@ -261,8 +264,8 @@ class RLPromptAgent(Agent):
         config = {**self.config.to_dict(), "sql": trainer.config.to_dict()}
         provenance = {"method": self.name, "model": trainer.task_lm.spec, "task_model": trainer.task_lm.spec,
                       "policy_model": trainer.policy.lm.spec, "task": task.name, "seed": trainer.config.seed,
-                      "template": task.template.text, "verbalizers": list(task.verbalizers),
-                      "label_names": list(task.label_names), "reward": repr(trainer.reward),
+                      "template": task.template.text, "verbalizers": list(getattr(task, "verbalizers", ())),
+                      "label_names": list(getattr(task, "label_names", ())), "reward": repr(trainer.reward),
                       "scorer_model": perplexity_scorer(trainer.reward), "condition": trainer.policy.condition,
                       "policy_token_ids": best["token_ids"], "config": config, "selection": best.get("selection"),
                       "computed_with": compute_record(trainer.task_lm.dtype, trainer.task_lm.device)}
