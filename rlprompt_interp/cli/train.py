@@ -203,7 +203,7 @@ def add_train_arguments(train: ConfigFileParser, agent: str) -> None:
                                                                    if f not in FIT_OPTIONS]))
     declared |= set(add_report_to_argument(common))
     cls = agent_class(agent)
-    train.set_defaults(steps=cls.default_steps)  # the agent's run length (rlprompt: None, its time budget)
+    train.set_defaults(agent=agent, steps=cls.default_steps)  # the chosen agent, its run length (rlprompt: None)
     for key, config, title in cls.config_class.sections(agent):
         declared |= set(add_config_arguments(train.add_section(key, title), config, skip=declared))
     cls.add_deprecated_arguments(train)
