@@ -42,12 +42,14 @@ def test_a_file_of_blank_examples_is_an_error(tmp_path):
         task.load_split("test")
 
 
-@pytest.mark.parametrize("agent", ["rlprompt", "soft-prompt"])
-def test_training_and_evaluation_run_on_a_file_with_blank_examples(blank_files, tmp_path, capsys, agent):
+@pytest.mark.parametrize("agent, flags", [
+    ("rlprompt", ["--prompts-per-step", "2", "--examples-per-step", "4", "--mlp-width", "32"]),
+    ("soft-prompt", ["--batch-size", "4"]),
+])
+def test_training_and_evaluation_run_on_a_file_with_blank_examples(blank_files, tmp_path, capsys, agent, flags):
     out = tmp_path / agent
     assert main(["train", "--agent", agent, "--task", "sst-2", "--data-dir", str(blank_files), "--model",
-                 "tiny-gpt2", "--prompt-length", "2", "--steps", "2", "--eval-every", "1", "--quiet",
-                 "--prompts-per-step", "2", "--examples-per-step", "4", "--mlp-width", "32", "--batch-size-train", "4",
+                 "tiny-gpt2", "--prompt-length", "2", "--steps", "2", "--eval-every", "1", "--quiet", *flags,
                  "--output", str(out)]) == 0
     err = capsys.readouterr().err
     assert "train.tsv: left out 2 example(s)" in err and "test.tsv: left out 2 example(s)" in err
