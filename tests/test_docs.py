@@ -274,12 +274,17 @@ def _numbers(values) -> list[float] | None:
 
 
 def parser_defaults(flag: str) -> dict[str, object]:
-    """``{sub-command: default}`` of ``flag`` in every sub-command that has it."""
+    """``{sub-command: default}`` of ``flag`` in every sub-command that has it (``train``: each agent's parser)."""
+    from rlprompt_interp.agents import AGENTS
+
     found = {}
     for name, command in cli_sub_commands().items():
-        for action in command._actions:
-            if flag in action.option_strings:
-                found[name] = action.default
+        parsers = ({f"{name} --agent {agent}": command.choose(["--agent", agent]) for agent in AGENTS}
+                   if command.choose is not None else {name: command})
+        for parser_name, parser in parsers.items():
+            for action in parser._actions:
+                if flag in action.option_strings:
+                    found[parser_name] = action.default
     return found
 
 
@@ -315,7 +320,8 @@ def spelled_out_commands():
 @pytest.mark.parametrize("page, kept, words", spelled_out_commands())
 def test_a_command_that_spells_out_the_defaults_changes_nothing(page, kept, words):
     """The command as written and the command with only the ``kept`` flags give the same configuration."""
-    from rlprompt_interp.cli.train import TrainArguments, agent_modules
+    from rlprompt_interp.agents import agent_class
+    from rlprompt_interp.cli.train import TrainArguments
     from rlprompt_interp.config import config_from_args
 
     assert words[:2] == ["rlprompt-interp", "train"]
@@ -326,8 +332,8 @@ def test_a_command_that_spells_out_the_defaults_changes_nothing(page, kept, word
 
     def configuration(arguments):
         args = parser.parse_args(arguments)
-        agent = agent_modules()[args.agent].from_cli_args(args)
-        return {**agent.config.to_dict(), "train": config_from_args(TrainArguments, args).to_dict()}
+        config = agent_class(args.agent).config_class.from_args(args)
+        return {**config.to_dict(), "train": config_from_args(TrainArguments, args).to_dict()}
 
     written, defaults = configuration(argv), configuration(minimal)
     differ = {(section, key): (value, defaults[section][key]) for section, values in written.items()
