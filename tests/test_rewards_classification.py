@@ -44,8 +44,8 @@ def test_a_balanced_gap_reward_scores_a_skewed_batch_by_its_classes(sst_files):
     prompts = PromptBatch([" great", " bad movie"], [lm.tokenizer.encode(t, add_special_tokens=False)
                                                      for t in (" great", " bad movie")])
     batch = {"sentence": SENTENCES[:4], "label": [1, 0, 0, 0]}  # three of class 0, one of class 1
-    plain = TaskGapReward(task, lm)(prompts, batch)
-    balanced = TaskGapReward(task, lm, balance_classes=True)(prompts, batch)
+    plain = TaskGapReward(task, lm, balance_classes=False)(prompts, batch)
+    balanced = TaskGapReward(task, lm)(prompts, batch)  # the default, as train's --balance-classes
     logits = TaskGapReward(task, lm).verbalizer_logits(prompts.token_ids,
                                                               [{"sentence": s} for s in batch["sentence"]])
     rewards, _ = gap_reward(logits, torch.tensor(batch["label"]))  # [2 prompts, 4 examples]

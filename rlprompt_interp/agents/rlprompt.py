@@ -32,6 +32,7 @@ from ..notices import warn
 from ..policies import LMAdaptorPolicy, PolicyConfig
 from ..prompts import LearnedPrompt
 from ..rewards import FunctionReward, Perplexity, Reward, TaskGapReward, WeightedSum, load_function, perplexity_scorer
+from ..rewards.classification import GAP_DEFAULTS
 from ..tasks import ClassificationTask
 from .base import Agent
 
@@ -143,9 +144,9 @@ class RewardConfig(Config):
                                       "(default 1); repeatable. --reward '' leaves it alone",
                                   metavar="MODULE:FUNCTION[=WEIGHT]", append=True)
     log_perplexity: bool = option(False, "score perplexity terms as minus log-perplexity instead of minus perplexity")
-    correct_coef: float = option(200.0, "gap reward scale when correct", at_least=0)
-    incorrect_coef: float = option(180.0, "gap reward scale when wrong", at_least=0)
-    balance_classes: bool = option(True, "score a prompt's training batch by the mean over classes of each "
+    correct_coef: float = option(GAP_DEFAULTS["correct_coef"], "gap reward scale when correct", at_least=0)
+    incorrect_coef: float = option(GAP_DEFAULTS["incorrect_coef"], "gap reward scale when wrong", at_least=0)
+    balance_classes: bool = option(GAP_DEFAULTS["balance_classes"], "score a prompt's training batch by the mean over classes of each "
                                           "class's mean gap, not the mean over examples")
 
     def check(self) -> None:

@@ -3,10 +3,11 @@
 For each (prompt, example) pair the task LM's next-token logits over the verbalizers give class
 probabilities (softmax over the verbalizers only, as RLPrompt does); the pair's reward is the gap
 ``p(correct) - max p(other)``, times ``correct_coef`` (200) when the gap is positive and
-``incorrect_coef`` (180) otherwise. A prompt's score is the mean over the examples, or with
-``balance_classes`` the mean over classes of each class's mean (so a batch that happens to hold one
-class more often does not favour prompts that lean to it); the logs carry the accuracy (fraction
-of positive gaps).
+``incorrect_coef`` (180) otherwise. A prompt's score is the mean over the classes of each class's mean
+(``balance_classes``, the default: a batch that happens to hold one class more often does not favour
+prompts that lean to it), or with ``balance_classes=False`` RLPrompt's mean over the examples; the logs
+carry the accuracy (fraction of positive gaps). ``GAP_DEFAULTS`` holds these three defaults once, for
+this class and for ``train``'s options (``RewardConfig``).
 
 Speed: see ``prefix_cache``. Example-first templates cache each example's tokens for the whole
 run; prompt-first templates cache each prompt's tokens for one call; templates with example text
@@ -65,6 +66,9 @@ def batch_examples(batch: dict, fields: Sequence[str]) -> tuple[list[dict], torc
     return examples, torch.as_tensor(list(batch["label"]), dtype=torch.long)
 
 
+GAP_DEFAULTS = {"correct_coef": 200.0, "incorrect_coef": 180.0, "balance_classes": True}
+
+
 class TaskGapReward(Reward):
     """RLPrompt's probability-gap reward of a classification task under a frozen task LM (logged as
     ``gap``; its logs also carry the ``accuracy``, a different figure).
@@ -79,8 +83,9 @@ class TaskGapReward(Reward):
 
     name = "gap"
 
-    def __init__(self, task: ClassificationTask, lm: LoadedModel | str = "auto", *, correct_coef: float = 200.0,
-                 incorrect_coef: float = 180.0, balance_classes: bool = False, batch_size: int = 128,
+    def __init__(self, task: ClassificationTask, lm: LoadedModel | str = "auto", *,
+                 correct_coef: float = GAP_DEFAULTS["correct_coef"], incorrect_coef: float = GAP_DEFAULTS["incorrect_coef"],
+                 balance_classes: bool = GAP_DEFAULTS["balance_classes"], batch_size: int = 128,
                  use_cache: bool = True,
                  memo_size: int = 200_000, example_cache: PrefixKVCache | None = None,
                  example_cache_bytes: int | None = DEFAULT_EXAMPLE_CACHE_BYTES):
