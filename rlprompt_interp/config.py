@@ -396,6 +396,15 @@ def read_config_file(path: str | Path) -> dict:
     return flat
 
 
+def is_run_record(path: str | Path) -> bool:
+    """Whether a config file is one a run wrote (it has the ``environment`` section of the record)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and ENVIRONMENT in data
+
+
 def write_config_file(path: str | Path, sections: Mapping[str, Any]) -> Path:
     """Write ``sections`` atomically as YAML (``.json``: JSON), in the order given."""
     path = Path(path)
@@ -493,9 +502,19 @@ class ConfigFileParser(argparse.ArgumentParser):
         except (ConfigError, OSError) as error:
             self.error(str(error))
         actions = {action.dest: action for action in self._actions}
+        source = given.config or given.recipe
+        old_names = {option[2:].replace("-", "_"): action.dest for action in self._actions
+                     if isinstance(action, DeprecatedFlag) for option in action.option_strings}
+        for old in sorted(set(values) & set(old_names) - set(actions)):  # an older spelling, as on the command line
+            warn(f"{old} in {source} is deprecated; use {old_names[old]}")
+            values.setdefault(old_names[old], values.pop(old))
         unknown = sorted(set(values) - set(actions))
-        if unknown:
-            self.error(f"--config: unknown options {unknown} in {given.config or given.recipe}")
+        if unknown and given.config and is_run_record(given.config):
+            # a run's config.yaml from an older version, which recorded options this command does not read
+            warn(f"{source} holds options that are not read here, left out: {unknown}")
+            values = {dest: value for dest, value in values.items() if dest in actions}
+        elif unknown:
+            self.error(f"--config: unknown options {unknown} in {source}")
         for dest, value in values.items():
             values[dest] = _convert(actions[dest], value)
             actions[dest].required = False  # the file gives it

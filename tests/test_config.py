@@ -287,3 +287,26 @@ def test_rlprompt_chooses_on_a_dev_subset_as_the_continuous_agents_do(sst_files)
     assert sorted(trainer.dev_data["label"]) == [0, 1]  # a fixed subset, stratified by label
     assert RLPromptAgent(model="tiny-gpt2", mlp_width=16).build(task, prompt_length=2, steps=1).dev_data["label"] == [
         1, 0, 1, 0, 1, 0]
+
+
+def test_an_older_run_config_replays_with_what_this_agent_reads(tmp_path, sst_files, capsys):
+    """A config.yaml of an older version (a soft-prompt run that recorded the RL flags too, and the old
+    --batch-size-train) replays with a warning for what it leaves out; a hand-written file's typo stays an error."""
+    old = {"task": {"task": "sst-2", "data_dir": str(sst_files)},
+           "training": {"agent": "soft-prompt", "prompt_length": 2, "steps": 1, "quiet": True, "test_eval": False,
+                        "max_minutes": None},
+           "models": {"model": "tiny-gpt2", "scorer": "auto", "dtype": "auto"},
+           "continuous": {"batch_size_train": 3, "optimizer": "adamw"}, "policy": {"mlp_width": 2048},
+           "environment": {"python": "3.11"}}
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(old))
+    with pytest.warns(RLPromptWarning) as caught:
+        assert main(["train", "--config", str(tmp_path / "old.yaml"), "--output", str(tmp_path / "A")]) == 0
+    said = " ".join(str(w.message) for w in caught)
+    assert "batch_size_train in" in said and "use batch_size" in said
+    assert "left out: ['max_minutes', 'mlp_width', 'scorer']" in said
+    assert read_config_file(tmp_path / "A" / "config.yaml")["batch_size"] == 3
+    del old["environment"]
+    (tmp_path / "hand.yaml").write_text(yaml.safe_dump(old))
+    with pytest.raises(SystemExit):
+        main(["train", "--config", str(tmp_path / "hand.yaml"), "--output", str(tmp_path / "B")])
+    assert "unknown options ['max_minutes', 'mlp_width', 'scorer']" in capsys.readouterr().err
