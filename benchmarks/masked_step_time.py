@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rlprompt_interp.models import load_lm, resolve_dtype  # noqa: E402
-from step_time import classification_term, sync, time_steps, training_data  # noqa: E402
+from rlprompt_interp.models import load_lm  # noqa: E402
+from step_time import classification_term, set_up, sync, time_steps, training_data  # noqa: E402
 
 SHAPE_PAIRS = {"distilroberta-base": "distilgpt2", "roberta-large": "gpt2-medium"}  # masked -> same-shape causal
 TEMPLATES = {"masked": "{sentence} {prompt} {mask} .", "causal": "{sentence} {prompt}"}
@@ -124,15 +124,9 @@ def measure(args, task_model: str, kind: str, dtype) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from rlprompt_interp.cli.common import quiet_libraries
-    from rlprompt_interp.models import clear_model_cache, default_device
+    from rlprompt_interp.models import clear_model_cache
 
-    quiet_libraries()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device) if args.device else default_device()
-    args.device = str(device)
-    dtype = resolve_dtype(args.dtype, device)
+    device, dtype = set_up(args)
     print(f"device={device} dtype={str(dtype).replace('torch.', '')} threads={torch.get_num_threads()} "
           f"policy={POLICY} reward=gap=1 prompts={args.prompts} examples={args.examples} "
           f"prompt_length={args.prompt_length}; median of {args.steps} steps after {args.warmup} warm-up", flush=True)

@@ -271,19 +271,25 @@ def measure(args, task, dtype) -> dict:
     return result
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def set_up(args) -> tuple[torch.device, torch.dtype]:
+    """Quiet libraries, ``--threads``, and the device and dtype a benchmark runs in (``args.device`` resolved)."""
     from rlprompt_interp.cli.common import quiet_libraries
     from rlprompt_interp.models import default_device
-    from rlprompt_interp.tasks import get_task
 
     quiet_libraries()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device) if args.device else default_device()
     args.device = str(device)
+    return device, resolve_dtype(args.dtype, device)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from rlprompt_interp.tasks import get_task
+
+    device, dtype = set_up(args)
     task = get_task("sst-2", data_dir=args.data_dir)
-    dtype = resolve_dtype(args.dtype, device)
     print(f"device={device} dtype={str(dtype).replace('torch.', '')} threads={torch.get_num_threads()} "
           f"policy/task LM={spec(args, 'shape', 'model')} scorer={spec(args, 'scorer_shape', 'scorer') or 'task LM'} "
           f"reward={args.reward} prompts={args.prompts} examples={args.examples} prompt_length={args.prompt_length}",

@@ -18,30 +18,30 @@ from .models import LoadedModel
 from .tasks.templates import MASK_SLOT, Template, TemplateError
 
 
-def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"):
-    """``(input_ids, attention_mask, position_ids)`` of left-padded sequences; shapes ``[B, T]``."""
+def _padded(sequences: Sequence[Sequence[int]], pad_id: int, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` ``[B, T]`` of sequences padded with ``pad_id`` on the left or the right."""
     if not sequences or any(len(s) == 0 for s in sequences):
         raise ValueError("cannot score an empty batch or an empty sequence")
     width = max(len(s) for s in sequences)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, seq in enumerate(sequences):
-        input_ids[row, width - len(seq):] = torch.as_tensor(seq, dtype=torch.long)
-        attention_mask[row, width - len(seq):] = 1
+        columns = slice(width - len(seq), width) if left else slice(0, len(seq))
+        input_ids[row, columns] = torch.as_tensor(seq, dtype=torch.long)
+        attention_mask[row, columns] = 1
+    return input_ids, attention_mask
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"):
+    """``(input_ids, attention_mask, position_ids)`` of left-padded sequences; shapes ``[B, T]``."""
+    input_ids, attention_mask = _padded(sequences, pad_id, left=True)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     return input_ids.to(device), attention_mask.to(device), position_ids.to(device)
 
 
 def right_pad(sequences: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"):
     """``(input_ids, attention_mask)`` of right-padded sequences; shapes ``[B, T]``."""
-    if not sequences or any(len(s) == 0 for s in sequences):
-        raise ValueError("cannot score an empty batch or an empty sequence")
-    width = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        input_ids[row, :len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-        attention_mask[row, :len(seq)] = 1
+    input_ids, attention_mask = _padded(sequences, pad_id, left=False)
     return input_ids.to(device), attention_mask.to(device)
 
 
