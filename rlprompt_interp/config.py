@@ -579,12 +579,13 @@ class RunConfig(Config):
     """How long a run trains and from which seed (``FIT_OPTIONS``), its time budget and its progress bars."""
 
     prompt_length: int = option(5, "prompt tokens (wayward: 0 takes its target text's length)", at_least=0)
-    steps: int | None = option(None, "training steps (when omitted: rlprompt trains for --max-minutes, 7 unless "
-                                     "given; soft-prompt, pez, wayward, grpo and rloo 1000 steps)", at_least=1,
+    steps: int | None = option(None, "training steps (when omitted: rlprompt 100 within 7 minutes, or until "
+                                     "--max-minutes when that is given; soft-prompt, pez, wayward, grpo and rloo "
+                                     "1000 steps)", at_least=1,
                         why="a run of no steps learns nothing (evaluate a prompt with `rlprompt-interp eval`)")
     seed: int = option(0, "seed of the run's initialisation and sampling")
     max_minutes: float | None = option(None, "stop training after this many minutes, summed over resumes (when "
-                                             "omitted: no limit; rlprompt without --steps: 7)", above=0,
+                                             "omitted: no limit; rlprompt without --steps: 7, with 100 steps)", above=0,
                                        why="the training time budget")
     quiet: bool = option(False, "no progress bars")
 

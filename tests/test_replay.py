@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlprompt_interp.algorithms import SQLConfig, SQLTrainer
-from rlprompt_interp.algorithms.trainer import DEFAULT_BUDGET_MINUTES
+from rlprompt_interp.algorithms.trainer import DEFAULT_BUDGET_MINUTES, DEFAULT_STEPS
 from rlprompt_interp.models import load_lm
 from rlprompt_interp.policies import LMAdaptorPolicy
 
@@ -70,9 +70,10 @@ def test_a_run_with_replay_resumes_to_identical_parameters(tmp_path):
         assert torch.equal(value, states(again)[name]), name
 
 
-def test_without_steps_a_run_trains_for_the_default_budget():
+def test_without_steps_a_run_trains_100_steps_within_the_default_budget():
     policy = LMAdaptorPolicy(load_lm("tiny-gpt2", device="cpu"), mlp_width=64)
-    assert SQLTrainer(policy, TargetFraction(), SQLConfig(steps=None)).config.max_minutes == DEFAULT_BUDGET_MINUTES
+    config = SQLTrainer(policy, TargetFraction(), SQLConfig(steps=None)).config
+    assert (config.steps, config.max_minutes) == (DEFAULT_STEPS, DEFAULT_BUDGET_MINUTES) == (100, 7.0)
     assert SQLTrainer(policy, TargetFraction(), SQLConfig(steps=5)).config.max_minutes is None  # the count rules
     short = SQLTrainer(policy, TargetFraction(), SQLConfig(steps=None, max_minutes=0.3 / 60, prompt_length=3,
                                                            prompts_per_step=4, eval_every=0))
