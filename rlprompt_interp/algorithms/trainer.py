@@ -87,9 +87,9 @@ class SQLConfig(RunConfig):
                                            "with TEXT (when omitted: no warm start)", metavar="TEXT")
     stratify_classes: bool = option(False, "each step's training examples hold every class equally often "
                                            "(round(--examples-per-step / classes) of each)")
-    replay_updates: int = option(0, "off-policy updates per step on prompts of earlier steps with the rewards they "
-                                    "were scored with (soft Q-learning is off-policy: an update costs a fraction of "
-                                    "a reward call; 0: on-policy only)", at_least=0, metavar="K")
+    replay_updates: int = option(0, "more updates per step on prompts already scored, with the rewards they got "
+                                    "(soft Q-learning is off-policy: an update costs a fraction of a reward call; "
+                                    "0: one update a step)", at_least=0, metavar="K")
     replay_buffer: int = option(1, "the replayed prompts come from the last STEPS steps (1: the step's own prompts "
                                    "again; older steps' rewards were z-scored against other batches)",
                                 at_least=1, metavar="STEPS")
