@@ -51,6 +51,7 @@ from ..models import LoadedModel, compute_record, default_device, load_lm, polic
 from ..policies import AUTO_CONDITION
 from ..prompts import LearnedPrompt
 from ..rewards import PromptBatch, Reward, TRLReward, perplexity_scorer, term_scores
+from ..selection import PromptSelection
 from ..tasks import ClassificationTask
 from ..tracking import TrackingConfig
 from .base import Agent
@@ -75,20 +76,21 @@ def last_checkpoint(trainer_dir: str | Path) -> str | None:
 
 
 class DevEvaluation(TrainerCallback):
-    """Scores the greedy prompt on dev every ``eval_every`` steps, keeps the best and the per-step curve,
-    stops training after ``max_seconds`` (counted over resumes), and saves all of it with each checkpoint."""
+    """Scores the greedy prompt on dev every ``eval_every`` steps, keeps the best (a ``PromptSelection``, as the
+    SQL trainer does) and the per-step curve, stops training after ``max_seconds`` (counted over resumes), and
+    saves all of it with each checkpoint."""
 
     def __init__(self, reward: Reward, data: dict, condition_ids: list[int], prompt_length: int, tokenizer,
                  *, eval_every: int, select_by: str = "reward", max_seconds: float | None = None,
                  quiet: bool = False, on_best=None):
         self.reward, self.data, self.condition_ids = reward, data, condition_ids
-        self.tokenizer, self.eval_every, self.select_by = tokenizer, eval_every, select_by
+        self.tokenizer, self.eval_every = tokenizer, eval_every
         self.max_seconds, self.quiet, self.on_best = max_seconds, quiet, on_best
         self.generation = GenerationConfig(do_sample=False, max_new_tokens=prompt_length,
                                            min_new_tokens=prompt_length, suppress_tokens=suppressed_ids(tokenizer),
                                            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
         self.trainer = None  # set once the trainer exists: the greedy prompt comes from its (unwrapped) model
-        self.best: dict | None = None
+        self.selection = PromptSelection(select_by)  # the best dev result; no re-selection at the end (yet)
         self.curve: list[dict] = []
         self.elapsed = 0.0  # training seconds before this process (a resumed run)
         self.started: float | None = None
@@ -116,22 +118,17 @@ class DevEvaluation(TrainerCallback):
                        if isinstance(v, (int, float)) and not k.startswith("time/")})  # timings differ run to run
         self.evaluated_step = step
         main = self.trainer.accelerator.is_main_process  # every process evaluates (they agree); one writes
-        if self._better(result):
-            self.best = result
-            if self.on_best is not None and main:
-                self.on_best(result)
+        if self.selection.observe(result) and self.on_best is not None and main:
+            self.on_best(result)
         if not self.quiet and main:
             keys = ("reward", *term_scores(result), "accuracy", "perplexity")
             brief = " ".join(f"{k}={result[k]:.4g}" for k in keys if k in result)
             print(f"step {step}: dev {brief} {text!r}  best {self.best['text']!r}", flush=True)
         return result
 
-    def _better(self, candidate: dict) -> bool:
-        if self.best is None:
-            return True
-        if self.select_by == "accuracy" and "accuracy" in candidate:
-            return (candidate["accuracy"], candidate["reward"]) > (self.best["accuracy"], self.best["reward"])
-        return candidate["reward"] > self.best["reward"]
+    @property
+    def best(self) -> dict | None:
+        return self.selection.best
 
     def finish(self, step: int) -> dict:
         """The best dev result, evaluating the final greedy prompt first if no evaluation saw it."""
@@ -153,7 +150,8 @@ class DevEvaluation(TrainerCallback):
         path = Path(checkpoint) / STATE_FILE
         if path.is_file():
             state = json.loads(path.read_text())
-            self.best, self.curve, self.elapsed = state["best"], state["curve"], state["elapsed"]
+            self.selection.load_state_dict(state)
+            self.curve, self.elapsed = state["curve"], state["elapsed"]
             self.evaluated_step = state["evaluated_step"]
 
     # ------------------------------------------------------------------ trainer events

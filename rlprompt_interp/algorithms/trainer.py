@@ -8,7 +8,7 @@ the step's prompts, then a linear map), and the SQL loss updates the MLP (Adam, 
 clipping) before the target network follows. The environment is the road every rollout takes,
 so a gymnasium agent sees exactly what soft Q-learning sees. Every ``eval_every`` steps the
 greedy prompt is scored on the dev examples (through a one-prompt environment); the best one is
-kept. Checkpoints (MLP, target, optimiser, RNG states, step, best prompt, curve) are written
+kept, and at the end the best few are compared again with the best training samples (``selection``). Checkpoints (MLP, target, optimiser, RNG states, step, best prompt, curve) are written
 atomically, and ``resume`` continues bit-for-bit on CPU.
 
 Each step logs where its time went: ``time/sample`` (policy), ``time/reward`` (the environment's
@@ -36,6 +36,7 @@ from ..models import dtype_name
 from ..policies import LMAdaptorPolicy, Rollout
 from ..policies.sparsemax import sparsemax, tsallis_entropy
 from ..rewards import Reward, as_reward, linear_map, term_scores, zscore_by_key
+from ..selection import PromptSelection
 from .sql import LOSSES, TargetUpdater, sql_loss
 
 # a run given neither --steps nor --max-minutes trains this many steps, or for this long if that comes first: on
@@ -150,10 +151,7 @@ class SQLTrainer:
         # a step's (token ids [N, L], hidden states [N, L, d], shaped rewards [N]) for replay_updates
         self.replayed: deque = deque(maxlen=config.replay_buffer)
         self.elapsed = 0.0  # training seconds so far, over every process that resumed this run
-        self.best: dict | None = None
-        self.candidates: dict[tuple[int, ...], dict] = {}  # every distinct prompt scored on dev, by token ids
-        # every distinct prompt sampled in training, by token ids: [sum of its raw scores, times sampled, last step]
-        self.sampled: dict[tuple[int, ...], list] = {}
+        self.selection = PromptSelection(config.select_by, config.rescore_top, config.rescore_samples)
         self.curve: list[dict] = []
         self.on_best: Callable[[dict], None] | None = None  # called with each new best dev result
         self.on_log: Callable[[dict], None] | None = None  # called with each curve row (e.g. a tracker's log_row)
@@ -234,8 +232,7 @@ class SQLTrainer:
             self.replayed.append((rollout.token_ids, rollout.hidden, self.shape(scores.float())))
             logs.update(self.replay())
         logs["time/update"] = time.perf_counter() - started
-        if self.config.rescore_samples:  # RLPrompt's 12,000 steps would otherwise keep ~200k prompts for nothing
-            self._tally(rollout.token_ids, scores)
+        self.selection.tally(rollout.token_ids, scores, self.step)
         logs.update({"reward": float(scores.mean()), "reward/max": float(scores.max()),
                      "sample": str(info["text"][int(scores.argmax())]), **_step_means(info)})
         return StepResult(self.step, logs)
@@ -255,32 +252,6 @@ class SQLTrainer:
                                              rewards[rows])["loss"])
         return {"replay/loss": float(np.mean(losses))}
 
-    def _tally(self, token_ids: torch.Tensor, scores: torch.Tensor) -> None:
-        """Add a step's samples to their prompts' running training scores."""
-        for ids, score in zip(token_ids.tolist(), scores.tolist()):
-            entry = self.sampled.setdefault(tuple(ids), [0.0, 0, 0])
-            entry[0], entry[1], entry[2] = entry[0] + score, entry[1] + 1, self.step
-
-    def best_samples(self, count: int, exclude=()) -> list[dict]:
-        """The ``count`` sampled prompts with the best mean training score (not in ``exclude``), scored on dev.
-
-        On a task with several classes the policy keeps exploring, and its best prompts are often ones it
-        sampled but never wrote greedily at a dev evaluation; their training scores say which to look at.
-        """
-        exclude = {tuple(ids) for ids in exclude}
-        means = {ids: total / times for ids, (total, times, _) in self.sampled.items() if ids not in exclude}
-        chosen = sorted(means, key=lambda ids: (means[ids], self.sampled[ids][1]), reverse=True)[:count]
-        if not chosen:
-            return []
-        scorer = self.eval_env.scorer
-        texts, scores, logs = scorer.score(np.array(chosen), scorer.data)
-        accuracy = logs.get("accuracy/per_prompt")
-        return [{"step": self.sampled[ids][2], "text": str(texts[i]), "token_ids": list(ids),
-                 "reward": float(scores[i]),
-                 **({"accuracy": float(accuracy[i])} if accuracy is not None else {}),
-                 "train_reward": means[ids], "times_sampled": self.sampled[ids][1]}
-                for i, ids in enumerate(chosen)]
-
     # ------------------------------------------------------------------ evaluation
 
     def greedy_prompt(self) -> tuple[str, list[int]]:
@@ -295,48 +266,23 @@ class SQLTrainer:
         result.update({k: v for k, v in _step_means(info).items() if not k.startswith("time/")})
         return result
 
-    def _rank(self, result: dict) -> tuple[float, ...]:
-        """The figures that order results, highest first: the reward, or accuracy then reward."""
-        if self.config.select_by == "accuracy" and "accuracy" in result:
-            return result["accuracy"], result["reward"]
-        return (result["reward"],)
-
-    def _better(self, candidate: dict) -> bool:
-        return self.best is None or self._rank(candidate) > self._rank(self.best)
-
-    def _remember(self, result: dict) -> None:
-        key = tuple(result["token_ids"])
-        if key not in self.candidates or self._rank(result) > self._rank(self.candidates[key]):
-            self.candidates[key] = result
-
     def reselect(self) -> dict:
-        """The best of the ``rescore_top`` best distinct dev prompts and the ``rescore_samples`` best training
-        samples, scored again on dev and train together.
-
-        32 dev sentences tell prompts a few examples apart by luck; the dev and training examples
-        together are at least twice as many (the policy trained on the latter, but every candidate did).
-        Each of these prompts has met many of those pairs already, so the reward's memo makes this cheap.
-        The chosen result keeps its dev figures and gains ``selection`` (what was compared, and on what).
-        """
-        ranked = sorted(self.candidates.values(), key=self._rank, reverse=True)[:self.config.rescore_top]
-        if not ranked:
-            return self.best
-        samples = self.best_samples(self.config.rescore_samples, exclude=[c["token_ids"] for c in ranked])
-        pool = ranked + samples
-        if len(pool) < 2:
-            return self.best
+        """The selection's end-of-run choice (see ``selection``): the best dev prompts and training samples scored
+        again on dev and train together (train alone without dev). The policy trained on the training examples,
+        but so did every candidate, and together they are at least twice as many as the 32 dev sentences."""
         data = {name: list(self.dev_data.get(name, [])) + list(values) for name, values in self.train_data.items()} \
             if self.dev_data is not None else self.train_data
-        _, scores, logs = self.eval_env.scorer.score(np.array([c["token_ids"] for c in pool]), data)
-        accuracy = logs.get("accuracy/per_prompt")
-        rescored = [{"text": c["text"], "token_ids": c["token_ids"], "source": "sampled" if i >= len(ranked) else "dev",
-                     "dev_reward": c["reward"], "dev_accuracy": c.get("accuracy"), "reward": float(scores[i]),
-                     **({"accuracy": float(accuracy[i])} if accuracy is not None else {})}
-                    for i, c in enumerate(pool)]
-        chosen = max(range(len(pool)), key=lambda i: self._rank(rescored[i]))
-        examples = len(next(iter(data.values()))) if data else 0
-        return {**pool[chosen], "selection": {"examples": examples, "by": self.config.select_by,
-                                                "dev_best": ranked[0]["text"], "candidates": rescored}}
+        scorer = self.eval_env.scorer
+        return self.selection.reselect(scorer.score, scorer.data, data)
+
+    @property
+    def best(self) -> dict | None:
+        """The kept result: the best dev result, after the end of the run the re-selected one."""
+        return self.selection.best
+
+    @best.setter
+    def best(self, result: dict | None) -> None:
+        self.selection.best = result
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -344,9 +290,7 @@ class SQLTrainer:
         return {"step": self.step, "mlp": self.policy.mlp.state_dict(), "target": self.target.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
                 "env_rng": self.env.np_random.bit_generator.state, "reward": self.reward.state_dict(),
-                "elapsed": self.elapsed, "best": self.best, "curve": self.curve,
-                "candidates": list(self.candidates.values()),
-                "sampled": [[list(ids), *entry] for ids, entry in self.sampled.items()],
+                "elapsed": self.elapsed, **self.selection.state_dict(), "curve": self.curve,
                 "updates": self.updates, "replayed": list(self.replayed), "config": self.config.to_dict()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -358,9 +302,8 @@ class SQLTrainer:
         self.env.np_random.bit_generator.state = state["env_rng"]
         self.reward.load_state_dict(state["reward"])
         self.elapsed = state["elapsed"]
-        self.best, self.curve = state["best"], state["curve"]
-        self.candidates = {tuple(c["token_ids"]): c for c in state.get("candidates", [])}  # older checkpoints: none
-        self.sampled = {tuple(ids): list(entry) for ids, *entry in state.get("sampled", [])}
+        self.selection.load_state_dict(state)
+        self.curve = state["curve"]
         self.updates = state.get("updates", self.step)  # older checkpoints: one update a step
         self.replayed = deque(state.get("replayed", []), maxlen=self.config.replay_buffer)
 
@@ -399,11 +342,8 @@ class SQLTrainer:
             if scheduled or (self.out_of_time() and (cfg.eval_every or self.best is None)):
                 dev = self.evaluate()
                 row.update({f"dev/{k}": v for k, v in dev.items() if k not in ("step", "token_ids")})
-                self._remember(dev)
-                if self._better(dev):
-                    self.best = dev
-                    if self.on_best is not None:
-                        self.on_best(dev)
+                if self.selection.observe(dev) and self.on_best is not None:
+                    self.on_best(dev)
                 bar.write(f"step {self.step}: dev {_brief(dev)}  best {self.best['text']!r}")
                 self.elapsed = offset + time.time() - started
             row["time"] = self.elapsed
@@ -417,10 +357,8 @@ class SQLTrainer:
                 self.save_checkpoint()
         bar.close()
         if self.best is None:
-            self.best = self.evaluate()
-            self._remember(self.best)
-        if (cfg.rescore_top > 1 or cfg.rescore_samples) and (self.step >= steps or self.out_of_time()) \
-                and "selection" not in self.best:
+            self.selection.observe(self.evaluate())
+        if self.selection.reselects and (self.step >= steps or self.out_of_time()) and "selection" not in self.best:
             self.best = self.reselect()
             if "selection" in self.best:
                 selection = self.best["selection"]
