@@ -51,7 +51,7 @@ from ..models import LoadedModel, compute_record, default_device, load_lm, polic
 from ..policies import AUTO_CONDITION
 from ..prompts import LearnedPrompt
 from ..rewards import PromptBatch, Reward, TRLReward, perplexity_scorer, term_scores
-from ..selection import PromptSelection
+from ..selection import SELECT_BY, PromptSelection
 from ..tasks import ClassificationTask
 from ..tracking import TrackingConfig
 from .base import Agent
@@ -216,7 +216,7 @@ class TRLConfig(TrackingConfig, RunConfig):
     eval_every: int = option(50, "evaluate the greedy prompt on the dev split every K steps (0: only at the end)",
                              at_least=0)
     checkpoint_every: int | None = option(None, "steps between checkpoints (when omitted: --eval-every)", at_least=1)
-    select_by: str = option("reward", "the dev figure that picks the best prompt", choices=("reward", "accuracy"))
+    select_by: str = option("reward", "the dev figure that picks the best prompt", choices=SELECT_BY)
     trl_options: dict[str, Any] = option({}, "any other GRPOConfig/RLOOConfig field, value as JSON (e.g. "
                                              "loss_type=\"grpo\", top_k=256); repeatable", flag="--trl-option",
                                          metavar="KEY=VALUE")

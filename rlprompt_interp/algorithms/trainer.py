@@ -36,7 +36,7 @@ from ..models import dtype_name
 from ..policies import LMAdaptorPolicy, Rollout
 from ..policies.sparsemax import sparsemax, tsallis_entropy
 from ..rewards import Reward, as_reward, linear_map, term_scores, zscore_by_key
-from ..selection import PromptSelection
+from ..selection import SELECT_BY, PromptSelection
 from .sql import LOSSES, TargetUpdater, sql_loss
 
 # a run given neither --steps nor --max-minutes trains this many steps, or for this long if that comes first: on
@@ -55,11 +55,9 @@ class SQLConfig(RunConfig):
                              why="the best prompt is chosen on dev every K steps")
 
     lr: float = option(1e-3, "Adam's learning rate of the MLP", above=0, why="a learning rate is a step size, e.g. 1e-3")
-    prompts_per_step: int = option(8, "(rlprompt, grpo, rloo) prompts sampled per step (grpo, "
-                                                   "rloo: the group, at least 2)", at_least=1,
+    prompts_per_step: int = option(8, "prompts sampled per step", at_least=1,
                                    why="each step samples this many prompts")
-    examples_per_step: int = option(16, "(rlprompt, grpo, rloo) training examples each prompt "
-                                                    "is scored on per step", at_least=1,
+    examples_per_step: int = option(16, "training examples each prompt is scored on per step", at_least=1,
                                     why="each prompt is scored on this many training examples")
     max_grad_norm: float = option(5.0, "gradients are clipped to this norm", above=0)
     loss: str = option("mix", "soft Q-learning loss (mix: the mean of the others)", choices=LOSSES,
@@ -73,10 +71,8 @@ class SQLConfig(RunConfig):
         metavar=("OLD_MIN", "OLD_MAX"))
     shaped_range: tuple[float, float] = option((0.0, 20.0), "[NEW_MIN, NEW_MAX] of that map (RLPrompt: 0 5)",
                                                metavar=("NEW_MIN", "NEW_MAX"))
-    checkpoint_every: int | None = option(None, "(rlprompt, grpo, rloo) steps between checkpoints (when "
-                                                    "omitted: --eval-every)", at_least=1)
-    select_by: str = option("reward", "(rlprompt, grpo, rloo) the dev figure that picks the best prompt",
-                           choices=("reward", "accuracy"))
+    checkpoint_every: int | None = option(None, "steps between checkpoints (when omitted: --eval-every)", at_least=1)
+    select_by: str = option("reward", "the dev figure that picks the best prompt", choices=SELECT_BY)
     rescore_top: int = option(5, "at the end, the K best distinct dev prompts are scored again on the dev and "
                                  "training examples together and the best of them kept (1 with --rescore-samples 0: "
                                  "the best on dev)",
