@@ -33,40 +33,10 @@ from pathlib import Path
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
 from rlprompt_interp.sweep_report import saved_figure
 
-ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = Path(__file__).stem
 TRAINED = ("soft-prompt", "pez")
 HUB = "hub"  # --data-dir value: read BoolQ from the Hugging Face hub (super_glue/boolq)
-
-MODES = {
-    # CPU, one thread, <= 20 minutes: a BoolQ example is ~170 SmolLM2 tokens, so on the shared 2-core
-    # machine a step at batch 4 took 14-22 s and scoring the 8 dev or test examples ~12 s (18-19 min in all).
-    "quick": dict(model="smollm2-135m", scorer="smollm2-135m",
-                  data_dir=str(ROOT.parent / "shared" / "data" / "fewglue"), methods=list(TRAINED), lengths=[5, 20],
-                  seeds=[0], steps=10, batch_size=4, eval_every=5,
-                  eval_batch_size=8, eval_limit=None, dev_limit=None, soft_lr_scale=None, pez_lr_scale=0.3,
-                  unembed_metric="euclidean"),
-    # The paper's models and data: T5-small task LM, GPT2-XL scorer, the hub's BoolQ (test = its
-    # validation split, dev = the last 500 training examples), a few thousand steps, several seeds.
-    "full": dict(model="t5-small", scorer="gpt2-xl", data_dir=HUB, methods=list(TRAINED), lengths=[5, 20, 100],
-                 seeds=[0, 1, 2], steps=3000, batch_size=32, eval_every=250, eval_batch_size=64, eval_limit=None,
-                 dev_limit=None, soft_lr_scale=None, pez_lr_scale=None, unembed_metric="euclidean"),
-}
-MODE_HELP = {
-    "model": "task LM (hub id, folder or embedded name)",
-    "scorer": "causal LM that scores the prompts' perplexity",
-    "data_dir": f"FewGLUE folder (holding BoolQ/train.jsonl), or '{HUB}' for super_glue/boolq",
-    "methods": "trained methods", "lengths": "prompt lengths", "seeds": "training seeds",
-    "steps": "training steps per prompt", "batch_size": "training examples per step",
-    "eval_every": "steps between dev evaluations (the best dev prompt is kept)",
-    "eval_batch_size": "examples per forward pass when scoring",
-    "eval_limit": "score a random N test examples, stratified by label (default: all)",
-    "dev_limit": "score a random N dev examples, stratified by label (default: all)",
-    "soft_lr_scale": "soft prompt learning rate / std of the vocabulary embeddings (default: the agent's, 0.1)",
-    "pez_lr_scale": "PEZ learning rate / std of the vocabulary embeddings (default: the agent's, 1.0)",
-    "unembed_metric": "distance of the soft prompt's nearest-token readout",
-}
 
 # Hand-written instructions of about 5, 20 and 100 tokens; a length uses the nearest one.
 NATURAL_PROMPTS = {
@@ -96,13 +66,12 @@ METRICS = ("test_accuracy", "predicted_yes", "unembedded_test_accuracy", "prompt
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = experiment_parser(
-        __doc__, SCRIPT, MODES, {"quick": "embedded SmolLM2-135M on CPU, FewGLUE data, a few steps (default)",
-                                 "full": "the paper's models and data"}, MODE_HELP,
+        __doc__, __file__, name=SCRIPT,
         options={"methods": dict(choices=TRAINED), "soft_lr_scale": dict(type=float),
                  "pez_lr_scale": dict(type=float), "eval_limit": dict(type=int), "dev_limit": dict(type=int),
                  "unembed_metric": dict(choices=("euclidean", "cosine", "dot"))})
     parser.add_argument("--progress", action="store_true", help="show the agents' training progress bars")
-    args = parse_experiment_args(parser, argv, MODES)
+    args = parse_experiment_args(parser, argv)
     args.output = Path(args.output)
     for name in ("steps", "batch_size", "eval_every", "eval_batch_size"):
         if getattr(args, name) < (0 if name == "steps" else 1):
@@ -114,8 +83,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def sweep_config(args: argparse.Namespace) -> dict:
     """Settings every cell shares; a re-run with other values into the same folder is refused."""
-    keys = [key for key in MODES["quick"] if key not in ("methods", "lengths", "seeds", "eval_batch_size")]
-    return {"script": SCRIPT, "mode": args.mode, **{key: getattr(args, key) for key in keys},
+    return {"script": SCRIPT, **args.settings(leave_out=("methods", "lengths", "seeds", "eval_batch_size")),
             "natural_prompts": NATURAL_PROMPTS}
 
 

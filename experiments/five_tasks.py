@@ -38,29 +38,7 @@ from rlprompt_interp.sweep_report import format_mean_std, format_number, markdow
 from rlprompt_interp.sweeps import (Sweep, add_data_arguments, grid, score_prompts, train_cell, training_seconds,
                                     use_every_core)
 
-TASKS = ("sst-2", "sst-5", "agnews", "subj", "trec")
-PAPER_TASKS = ("sst-2", "mr", "cr", "sst-5", "yelp-2", "yelp-5", "agnews", "subj", "trec", "yahoo", "dbpedia")
 METHODS = ("rlprompt", "soft-prompt")
-MODES = {
-    # The soft prompt is the continuous reference: one seed in quick mode, where its runs on AG News take
-    # three times an RL run's minutes. Full mode is RLPrompt's table: its recipe and masked task LM, no soft prompt
-    # (a soft prompt of a masked LM is not supported).
-    "quick": dict(model="smollm2-135m", policy_model=None, scorer="smollm2-135m", recipe=None, tasks=list(TASKS),
-                  seeds=[0, 1, 2], soft_seeds=[0], methods=list(METHODS), steps=100, soft_steps=60,
-                  soft_batch_size=16, soft_eval_every=10),
-    "full": dict(model="roberta-large", policy_model="distilgpt2", scorer="gpt2-xl", recipe="rlprompt-roberta",
-                 tasks=list(PAPER_TASKS), seeds=[0, 1, 2], soft_seeds=[], methods=["rlprompt"], steps=12000,
-                 soft_steps=1000, soft_batch_size=16, soft_eval_every=50),
-}
-HELP = {"model": "task LM (and policy LM, unless --policy-model)", "policy_model": "the RL policy's LM",
-        "recipe": "the RL agent's options from this shipped recipe (its models and task aside); with a masked task "
-                  "LM, every task takes RLPrompt's cloze template and verbalizers",
-        "scorer": "LM that scores the prompts' perplexity",
-        "tasks": "built-in tasks", "seeds": "rlprompt's training seeds (not part of the settings: add seeds to a "
-        "finished run)", "soft_seeds": "the soft prompt's training seeds",
-        "methods": "what learns a prompt", "steps": "rlprompt's training steps",
-        "soft_steps": "soft prompt's training steps", "soft_batch_size": "soft prompt's training examples a step",
-        "soft_eval_every": "soft prompt's steps between dev evaluations"}
 PROMPT_LENGTH = 5
 # One hand template per task, the best of two or three tried on 400 test sentences of SmolLM2-135M
 # (the reference is slightly favoured by that choice; the learned prompts saw no test sentence).
@@ -70,19 +48,14 @@ HAND_TEMPLATES = {"sst-2": " Sentiment:", "sst-5": " Sentiment:", "agnews": " To
 
 
 def parse_args(argv=None):
-    parser = experiment_parser(__doc__, "five-tasks", MODES,
-                               {"quick": "the embedded SmolLM2-135M on a CPU, 100 RL steps a run",
-                                "full": "RLPrompt's table: distilgpt2 writing for RoBERTa-large, eleven tasks, the GPT2-XL "
-                                        "scorer (the hub; a GPU is advised)"}, HELP)
+    parser = experiment_parser(__doc__, __file__)
     add_data_arguments(parser)
-    return parse_experiment_args(parser, argv, MODES)
+    return parse_experiment_args(parser, argv)
 
 
 def settings(args) -> dict:
     """What every cell shares; resuming with other values is refused (seeds may grow)."""
-    keys = ("mode", "model", "policy_model", "scorer", "recipe", "steps", "soft_steps", "soft_batch_size",
-            "soft_eval_every", "data_dir", "seed_split")
-    return {key: getattr(args, key) for key in keys}
+    return args.settings("data_dir", "seed_split", leave_out=("tasks", "seeds", "soft_seeds", "methods"))
 
 
 def load_task(args, name: str):

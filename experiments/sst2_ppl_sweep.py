@@ -48,6 +48,7 @@ import yaml
 
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
 from rlprompt_interp.notices import warn
+from rlprompt_interp.policies import ACTION_SPACES
 from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, BOOTSTRAP_DRAWS, PERPLEXITY_COLUMN, SAMPLE_COLUMN,
                                           arm_bootstrap, format_interval, format_number, markdown_table,
                                           paired_bootstrap, plot_tradeoff, seed_arrays, summarize_with_log_perplexity)
@@ -58,34 +59,7 @@ ARM_KEYS = ("acc", "ppl", "log_ppl", "prior", "fluent", "scale", "tsallis")
 # the train options an arm may set (RLPromptConfig field names) -> how the cell records each
 ARM_OPTIONS = ("reward", "prior_weight", "fluent_top_k", "shaped_range", "entropy")
 REWARD_TERMS = {"gap": "acc", "perplexity": "ppl", "log-perplexity": "log_ppl"}
-TASK_CONDITION = "Classify the sentiment of this movie review as positive or negative."
 
-MODES = {
-    # The embedded model in every role, on a CPU. Verbalizers " negative"/" positive" suit SmolLM2 (no prompt
-    # 0.605 on the whole test set against 0.500 with " terrible"/" great"); the policy writes after a task
-    # description, whole words and punctuation only, never repeating a token. The LM prior needs its rewards
-    # scaled up (z-score x 20 instead of RLPrompt's x 5) to move away from the LM within 100 steps (a fluent
-    # arm wants x 5: x 20 froze it on its first good prompt). The arms: accuracy only (uniform start), the LM
-    # prior alone as the readability pressure, the paper's 0.01 perplexity, log-perplexity, PIN's Tsallis at
-    # temperature 5 (rewards 0-20 and LM prior 1 divided by 5: algorithms/sql.py; on the 64 dev + train
-    # examples 0.844 against 0.755 at temperature 1 and 0.750 at 2, 3 seeds each, RESULTS.md).
-    # 80 steps, sized for `make sweep` on 2 cores: 15 runs on two one-thread processes, then the shared test pass
-    # (measured 2026-12-03: 39 min 36 s with the installation, RESULTS.md).
-    "quick": dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", steps=80,
-                  seeds=[0, 1, 2], lengths=[5], prompts_per_step=8, examples_per_step=16, lr=1e-3, eval_every=10,
-                  eval_limit=0, verbalizers=[" negative", " positive"], condition=TASK_CONDITION,
-                  action_space="words+punctuation", no_repeat=4, reward_scale=20.0,
-                  arms=["reward=gap=1", "reward=gap=1 prior_weight=1", "reward=gap=1,perplexity=0.01 prior_weight=1",
-                        "reward=gap=1,log-perplexity=5 prior_weight=1",
-                        "reward=gap=1 prior_weight=0.2 shaped_range=[0,4] entropy=tsallis"]),
-    # The paper's models, grid and RLPrompt's few-shot classification budget (a GPU is advised), plus the
-    # fluent and LM-prior arms.
-    "full": dict(policy_model="distilgpt2", task_model="distilgpt2", scorer="gpt2-xl", steps=12000,
-                 seeds=[0, 1, 2], lengths=[5, 15], prompts_per_step=16, examples_per_step=16, lr=5e-5,
-                 eval_every=50, eval_limit=0, verbalizers=[" terrible", " great"], condition=None, action_space="all", no_repeat=0,
-                 reward_scale=5.0, arms=["reward=gap=1", "reward=gap=1,perplexity=0.01", "reward=perplexity=1",
-                                         "reward=gap=1 fluent_top_k=20", "reward=gap=1 prior_weight=1"]),
-}
 PAPER = {  # (length, ppl, acc) -> (accuracy, sample prompt); distilgpt2 task LM, GPT2-XL scorer
     (5, 0.0, 1.0): (0.81, "Role Owner Media Widget profoundly"),
     (5, 0.01, 1.0): (0.71, "Buffer Response Pattern Cache absolutely"),
@@ -155,30 +129,17 @@ def arm_label(arm: dict) -> str:
     return ", ".join([reward] + [p for p in policy if p])
 
 
-HELP = {"policy_model": "policy LM", "task_model": "task LM", "scorer": "perplexity scorer LM",
-        "steps": "training steps per cell", "seeds": "training seeds", "lengths": "prompt lengths",
-        "prompts_per_step": "prompts per step", "examples_per_step": "training examples per step",
-        "lr": "learning rate", "eval_every": "steps between dev evaluations",
-        "eval_limit": "test examples scored (0: the whole split)", "verbalizers": "the task definition's verbalizers "
-        "(none: the task's own)", "condition": "the text the policy writes after (none: BOS)",
-        "action_space": "tokens the policy may write", "no_repeat": "ban repeating any of the previous K tokens",
-        "reward_scale": "z-scored rewards times this (RLPrompt: 5; an arm's scale= overrides it)",
-        "arms": "each arm's train options, OPTION=VALUE separated by spaces (e.g. 'reward=gap=1 prior_weight=1')"}
-
-
 def checked_arm(text: str) -> str:
     parse_arm(text)  # a bad arm is a usage error
     return text
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = experiment_parser(__doc__, "sst2-ppl-sweep", MODES, {"quick": "embedded model, CPU budget",
-                                                                  "full": "the paper's models and budget"}, HELP,
-                               options={"arms": dict(type=checked_arm, metavar="ARM"),
-                                        "action_space": dict(choices=["all", "words", "words+punctuation"])})
+    parser = experiment_parser(__doc__, __file__, options={"arms": dict(type=checked_arm, metavar="ARM"),
+                                                           "action_space": dict(choices=ACTION_SPACES)})
     parser.add_argument("--init-prompt", help="warm start every cell from this prompt (default: none)")
     add_data_arguments(parser)
-    args = parse_experiment_args(parser, argv, MODES)
+    args = parse_experiment_args(parser, argv)
     args.arms = [parse_arm(text) for text in args.arms]
     return args
 
@@ -196,11 +157,7 @@ def reward_spec(cell: dict) -> str:
 
 def sweep_config(args) -> dict:
     """Everything the cells share; resuming with other values is refused."""
-    keys = ("mode", "policy_model", "task_model", "scorer", "steps", "prompts_per_step", "examples_per_step", "lr",
-            "eval_every", "eval_limit", "verbalizers", "condition", "action_space", "no_repeat", "init_prompt",
-            "reward_scale",
-            "data_dir", "seed_split")
-    return {key: getattr(args, key) for key in keys}
+    return args.settings("init_prompt", "data_dir", "seed_split", leave_out=("seeds", "lengths", "arms"))
 
 
 def make_cell_runner(args, task):

@@ -40,17 +40,9 @@ from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, PERPLEXITY_COLUMN, SA
 from rlprompt_interp.sweeps import Sweep, add_data_arguments, grid, task_and_models, train_and_evaluate
 
 AGENTS = ("sql", "grpo", "rloo")
-MODES = {
-    "quick": dict(minutes=2.0, eval_limit=300),
-    "full": dict(minutes=20.0, eval_limit=None),
-}
-# Learning rates for budgets of minutes, not RLPrompt's thousands of steps: SQL as in sst2_ppl_sweep's quick mode;
-# LoRA at 1e-3 (the agents' default 1e-4 left SmolLM2's greedy prompt unchanged after 10 steps, 1e-3 moved it in 4).
-SHARED = dict(policy_model="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", prompt_length=5,
-              prompts_per_step=8, examples_per_step=16, eval_every=5, max_steps=100000, sql_lr=1e-3, trl_lr=1e-3)
-# The task definition every agent shares, and SQL's policy: the best options of sst2_ppl_sweep's quick mode
-# (the LM prior with rewards x 20, whole words and punctuation, no repeated token, a task description to write after)
-VERBALIZERS = [" negative", " positive"]
+PERPLEXITY_FORMS = ("perplexity", "log-perplexity")
+# SQL's policy: the best options of sst2_ppl_sweep's quick mode (the LM prior with rewards x 20, whole words and
+# punctuation, no repeated token, a task description to write after)
 SQL_POLICY = dict(prior_weight=1.0, shaped_range=(0.0, 20.0), action_space="words+punctuation", no_repeat=4,
                   condition="Classify the sentiment of this movie review as positive or negative.")
 
@@ -59,26 +51,14 @@ SQL_POLICY = dict(prior_weight=1.0, shaped_range=(0.0, 20.0), action_space="word
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = experiment_parser(__doc__, "sst2-rl-comparison", MODES,
-                               {"quick": "2 minutes a run, 300 test examples",
-                                "full": "20 minutes a run, the whole test split"},
-                               {"minutes": "training time of each run", "eval_limit": "test examples scored "
-                                                                                        "(None: all)"})
-    parser.add_argument("--agents", nargs="+", choices=AGENTS, default=list(AGENTS))
-    parser.add_argument("--ppl-coefs", type=float, nargs="+", default=[0.0, 0.01],
-                        help="coefficients of the perplexity term (0: accuracy alone)")
-    parser.add_argument("--perplexity-form", choices=["perplexity", "log-perplexity"], default="perplexity",
-                        help="reward term: minus the perplexity (the paper) or minus its log")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    for key, value in SHARED.items():
-        parser.add_argument("--" + key.replace("_", "-"), type=type(value), default=value, help=f"(default {value})")
-    parser.add_argument("--verbalizers", nargs="+", default=VERBALIZERS, help="the task definition's verbalizers")
+    parser = experiment_parser(__doc__, __file__, options={"agents": dict(choices=AGENTS),
+                                                           "perplexity_form": dict(choices=PERPLEXITY_FORMS)})
     parser.add_argument("--sql-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help=f"an RLPromptAgent option over {SQL_POLICY} (e.g. prior_weight=0), repeatable")
     parser.add_argument("--trl-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help="another GRPOConfig/RLOOConfig field for grpo and rloo, e.g. beta=0.01 (repeatable)")
     add_data_arguments(parser)  # auto: ../shared/data/few-shot when it exists, else the 16-shot split from the hub
-    return parse_experiment_args(parser, argv, MODES)
+    return parse_experiment_args(parser, argv)
 
 
 def build_cells(args) -> list[dict]:
@@ -90,11 +70,8 @@ def reward_spec(cell: dict, form: str) -> str:
 
 
 def sweep_config(args) -> dict:
-    """Everything the runs share; resuming with other values is refused."""
-    keys = ("mode", "minutes", "eval_limit", "perplexity_form", "data_dir", "seed_split", "verbalizers", "sql_option",
-            "trl_option",
-            *SHARED)
-    return {key: getattr(args, key) for key in keys}
+    """Everything the runs share; resuming with other values is refused (the grid's axes may grow)."""
+    return args.settings("data_dir", "seed_split", "sql_option", "trl_option", leave_out=("agents", "ppl_coefs", "seeds"))
 
 
 def make_agent(args, cell: dict):

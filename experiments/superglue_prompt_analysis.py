@@ -42,21 +42,6 @@ from rlprompt_interp.models import DTYPE_CHOICES
 from rlprompt_interp.sweep_report import format_number, markdown_table
 from rlprompt_interp.sweeps import SWEEP_FILE, Sweep, cell_name, grid, train_and_evaluate, write_json_atomic
 
-ROOT = Path(__file__).resolve().parents[1]
-FEWGLUE = ROOT.parent / "shared" / "data" / "fewglue"
-MODES = {
-    # The embedded model on the FewGLUE files (16 train / 8 dev / 8 test examples per task), one CPU thread.
-    # WSC is left out: FewGLUE's WSC examples are all labelled true, so its accuracies say nothing.
-    "quick": dict(model="smollm2-135m", tasks=["rte", "cb", "copa"], seeds=[0, 1], steps=10, prompt_length=14,
-                  batch_size=4, eval_every=5, patience=5, dev_limit=None, eval_limit=None, data_dir=str(FEWGLUE)),
-    # The paper: bloomz-560m, the four tasks from the hub (validation split = test), four trainings per task,
-    # early stopping with patience 5 on dev accuracy. 20 positions fit the longest init text (WSC's 20 tokens).
-    # The paper trained up to 50 epochs: at batch 8 that is 1250 (CB) to 3150 (WSC) steps, 14000 for RTE;
-    # 5000 steps covers the small tasks and leaves RTE to early stopping.
-    "full": dict(model="bigscience/bloomz-560m", tasks=["cb", "rte", "copa", "wsc"], seeds=[0, 1, 2, 3],
-                 steps=5000, prompt_length=20, batch_size=8, eval_every=50, patience=5, dev_limit=None,
-                 eval_limit=None, data_dir="hub"),
-}
 # The paper's hand-written initial prompts (§5.1), verbatim.
 PAPER_INIT_TEXTS = {
     "cb": "Does the hypothesis entail, contradict or is neutral about the premise?",
@@ -85,12 +70,7 @@ def init_text_option(text: str) -> tuple[str, str]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = experiment_parser(
-        __doc__, "superglue-prompt-analysis", MODES, {"quick": "embedded model, CPU budget",
-                                                      "full": "the paper's model and budget"},
-        {"tasks": "SuperGLUE tasks", "seeds": "training seeds per task", "model": "task LM whose prompt is tuned",
-         "data_dir": "FewGLUE folder, or 'hub' for SuperGLUE from the Hugging Face hub"},
-        options={key: dict(type=int) for key in ("dev_limit", "eval_limit")})
+    parser = experiment_parser(__doc__, __file__, options={key: dict(type=int) for key in ("dev_limit", "eval_limit")})
     parser.add_argument("--lr", type=float, help="learning rate (default: the soft-prompt agent's own, 0.1 × the "
                                                  "standard deviation of the vocabulary embeddings)")
     parser.add_argument("--init-text", type=init_text_option, action="append", default=[], metavar="TASK=TEXT",
@@ -102,7 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="task LM dtype")
     parser.add_argument("--analyse-only", action="store_true",
                         help="rebuild results.json/.md and the plots from a finished --output folder, no model")
-    args = parse_experiment_args(parser, argv, MODES)
+    args = parse_experiment_args(parser, argv)
     if len(set(args.tasks)) != len(args.tasks) or len(set(args.seeds)) != len(args.seeds):
         parser.error("--tasks and --seeds must not repeat values")
     args.init_texts = {task: PAPER_INIT_TEXTS.get(task) for task in args.tasks}
@@ -118,9 +98,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def sweep_config(args) -> dict:
     """Everything the cells share (seeds may be added later); resuming with other values is refused."""
-    keys = ("mode", "model", "tasks", "steps", "prompt_length", "batch_size", "eval_every", "patience", "lr",
-            "dev_limit", "eval_limit", "data_dir", "init_texts", "transfer_split", "top_k", "dtype")
-    return {key: getattr(args, key) for key in keys}
+    return args.settings("lr", "init_texts", "transfer_split", "top_k", "dtype", leave_out=("seeds",))
 
 
 def load_tasks(names: list[str], data_dir: str) -> dict:

@@ -41,25 +41,7 @@ from rlprompt_interp.sweep_report import saved_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TASKS = ["sst-2", "sst-5", "agnews", "subj", "trec"]
-NATURAL_TARGET = "natural_prompts:subtask060_ropes_question_generation"  # 11 SmolLM2 tokens
-PILE_TARGET = "pile:prompt01"  # "How to choose good wines to use in cocktails?"
-
-MODES = {
-    # Embedded SmolLM2-135M on CPU: a three-point sweep plus SST-2 and Subj with one target of each
-    # source, one seed, 20 steps and 200 test examples per cell (9 cells); a training step at batch 8
-    # takes ~4 s of one core, so about 20 minutes on one idle thread.
-    "quick": dict(model="smollm2-135m", steps=20, batch_size=8, lr=0.01, eval_every=10, dev_limit=None,
-                  eval_limit=200, eval_batch_size=32, template=None, seeds=[0], sweep_task="sst-2",
-                  sweep_target=NATURAL_TARGET, gammas=[0.0, 0.01, 0.03], gamma=0.01,
-                  tasks=["sst-2", "subj"], targets=[NATURAL_TARGET, PILE_TARGET]),
-    # The paper's settings: GPT-2 large, batch 8, lr 0.01, 2000 steps, 3 seeds, the prompt in front
-    # of the input (Lester et al.), all 32 natural-instruction and 30 Pile targets on five tasks.
-    "full": dict(model="gpt2-large", steps=2000, batch_size=8, lr=0.01, eval_every=100, dev_limit=None,
-                 eval_limit=None, eval_batch_size=32, template="{prompt} {sentence}", seeds=[0, 1, 2],
-                 sweep_task="sst-2", sweep_target=NATURAL_TARGET, gammas=[0.0, 0.001, 0.003, 0.01, 0.02, 0.03],
-                 gamma=0.01, tasks=TASKS, targets=["natural_prompts:*", "pile:*"]),
-}
+NATURAL_TARGET = "natural_prompts:subtask060_ropes_question_generation"  # an example in an error message
 
 # Table 1 (unconstrained accuracy, GPT-2 large) and Table 2 (γ = 0.01) of the paper: per task and
 # target source, (Acc(p_c*), Acc(p̃_c), relative drop Δ in %, prompt F1 in %).
@@ -72,9 +54,8 @@ PAPER_TABLE2 = {
     ("trec", "natural_prompts"): (87.5, 84.7, 3.3, 86.5), ("trec", "pile"): (88.5, 87.5, 1.2, 85.6),
 }
 PROJECTIONS = ("dot", "euclidean", "cosine")  # "dot" is the paper's d-proj
-# settings every cell shares: a rerun with other values is refused (the grid axes may change)
-CELL_SETTINGS = ("mode", "model", "dtype", "steps", "batch_size", "lr", "eval_every", "dev_limit", "eval_limit",
-                 "eval_batch_size", "template", "seed_split")
+# the grid's axes: a rerun may change them, not the other settings (``cell_settings``)
+AXES = ("seeds", "sweep_task", "sweep_target", "gammas", "gamma", "tasks", "targets")
 F1_METRICS = [f"f1_{metric}" for metric in PROJECTIONS] + [f"init_f1_{metric}" for metric in PROJECTIONS]
 
 
@@ -82,19 +63,22 @@ F1_METRICS = [f"f1_{metric}" for metric in PROJECTIONS] + [f"init_f1_{metric}" f
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = experiment_parser(__doc__, "waywardness", MODES, {"quick": "embedded model, CPU budget",
-                                                               "full": "the paper's models and grid"},
-                               options={"dev_limit": dict(type=int)})
+    parser = experiment_parser(__doc__, __file__, options={"dev_limit": dict(type=int)})
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "few-shot"))
     parser.add_argument("--targets-dir", default=str(ROOT.parent / "shared" / "data" / "waywardness-targets"),
                         help="folder of JSON files name -> target text (natural_prompts.json, pile.json, ...)")
     parser.add_argument("--seed-split", default="16-42", help="few-shot split of the tasks")
     parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="task LM dtype")
-    args = parse_experiment_args(parser, argv, MODES)
+    args = parse_experiment_args(parser, argv)
     args.gammas = [float(gamma) for gamma in args.gammas]
     if any(gamma < 0 for gamma in args.gammas + [args.gamma]):
         parser.error("γ values must be non-negative")
     return args
+
+
+def cell_settings(args) -> dict:
+    """What every cell shares: a rerun with other values is refused (the grid's axes may change)."""
+    return args.settings("dtype", "seed_split", leave_out=AXES)
 
 
 def resolve_targets(specs: list[str], targets_dir: str | Path) -> dict[str, str]:
@@ -170,7 +154,7 @@ def run_cell(args: argparse.Namespace, targets: dict[str, str], cell: dict, fold
     record = train_and_evaluate(agent, task, folder, prompt_length=0, steps=args.steps, seed=cell["seed"],
                                 eval_lm=lm, eval_split="test", eval_limit=args.eval_limit,
                                 eval_batch_size=args.eval_batch_size, report_to=args.report_to,
-                                config={**{key: getattr(args, key) for key in CELL_SETTINGS}, **cell})
+                                config={**cell_settings(args), **cell})
     learned = LearnedPrompt.load(record["learned_prompt"])
     target_ids = text_ids(lm, target_text)
     initial = projections(lm, embedding_table(lm)[target_ids], target_text)
@@ -371,7 +355,7 @@ def main(argv=None) -> int:
     targets = resolve_targets(args.targets, args.targets_dir)
     targets.update(resolve_targets([args.sweep_target], args.targets_dir))
     cells = build_cells(args, targets)
-    config = {key: getattr(args, key) for key in CELL_SETTINGS}
+    config = cell_settings(args)
     print(f"mode {args.mode}: {len(cells)} cells, {args.model}, {args.steps} steps, batch {args.batch_size}, "
           f"lr {args.lr}, test limit {args.eval_limit}", flush=True)
     sweep = Sweep(args.output, cells, lambda cell, folder: run_cell(args, targets, cell, folder), config=config)
@@ -384,8 +368,7 @@ def main(argv=None) -> int:
     pair_records = pairs(args, records)
     per_target, per_source = main_rows(args, pair_records)
     text = render(args, by_gamma, per_target, per_source)
-    write_results(out, {"config": {**config, **{k: getattr(args, k) for k in (
-        "seeds", "sweep_task", "sweep_target", "gammas", "gamma", "tasks", "targets")}}, "targets": targets,
+    write_results(out, {"config": {**config, **{k: getattr(args, k) for k in AXES}}, "targets": targets,
         "records": records, "pairs": pair_records, "sweep": without_records(by_gamma),
         "main": without_records(per_target), "main_by_source": without_records(per_source),
         "paper": {"unconstrained": PAPER_UNCONSTRAINED,

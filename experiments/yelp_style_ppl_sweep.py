@@ -32,27 +32,8 @@ from rlprompt_interp.sweep_report import saved_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 
-MODES = {
-    # A small budget on the embedded model: about half an hour on two CPU cores for the whole sweep.
-    # The policy picks among the frozen LM's 100 likeliest next tokens (fluent_top_k): with a few dozen
-    # steps, sampling from all 49k tokens would not find anything; 0 turns the restriction off.
-    # The policy writes whole words and punctuation after a description of the rewrite, with no repeated token.
-    "quick": dict(policy="smollm2-135m", task_model="smollm2-135m", scorer="smollm2-135m", prompt_length=5,
-                  steps=20, prompts_per_step=4, examples_per_step=2, num_samples=2, bootstraps=1, dev_inputs=2,
-                  eval_every=10, eval_limit=32, lr=1e-3, length_ratio=1.2, fluent_top_k=100,
-                  condition="Rewrite this {source} restaurant review so that it is {target}:",
-                  action_space="words+punctuation", no_repeat=4, prior_weight=0.0),
-    # RLPrompt's text-style-transfer settings with the paper's models (a GPU is advised).
-    "full": dict(policy="distilgpt2", task_model="distilgpt2", scorer="gpt2-xl", prompt_length=5, steps=1000,
-                 prompts_per_step=16, examples_per_step=4, num_samples=32, bootstraps=4, dev_inputs=16,
-                 eval_every=50, eval_limit=500, lr=5e-5, length_ratio=1.5, fluent_top_k=0, condition="",
-                 action_space="all", no_repeat=0, prior_weight=0.0),
-}
-
-
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = experiment_parser(__doc__, "yelp-style-ppl-sweep", MODES, {"quick": "embedded model, CPU budget",
-                                                                        "full": "the paper's models"})
+    parser = experiment_parser(__doc__, __file__)
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     parser.add_argument("--directions", nargs="+", default=["0_to_1", "1_to_0"], choices=["0_to_1", "1_to_0"])
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "yelp-style"))
@@ -61,13 +42,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--inputs-per-step", dest="examples_per_step", type=int, action=DeprecatedFlag,
                         replacement="--examples-per-step", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    return parse_experiment_args(parser, argv, MODES)
+    return parse_experiment_args(parser, argv)
 
 
 def sweep_config(args) -> dict:
     """The settings every cell shares: a re-run in the same folder must use the same ones."""
-    return {"mode": args.mode, "seed": args.seed, "data_dir": args.data_dir, "style_classifier": args.style_classifier,
-            **{key: getattr(args, key) for key in MODES["quick"]}}
+    return args.settings("seed", "data_dir", "style_classifier")
 
 
 def make_agent(args, direction: str, alpha: float, models: dict, classifier, task):

@@ -1,54 +1,97 @@
-"""What every experiment script shares: its command line, its finish and its entry point.
+"""What every experiment script shares: its modes, its command line, its finish and its entry point.
 
-A script declares its modes (``{"quick": {setting: value}, "full": {...}}``, the first the default)
-and a help line per setting. :func:`experiment_parser` gives the parser each script starts from:
-``--quick``/``--full``, a flag per mode setting (left unset, it takes the chosen mode's value),
-``--config FILE`` (YAML or JSON, flags overriding it), ``--output``, ``--threads`` and
-``--report-to``. :func:`parse_experiment_args` applies the mode, the default output folder and the
-thread count; :func:`write_results` writes and prints the results once the cells are done;
-:func:`run_script` runs ``main`` with the package's one-line user errors.
+An experiment's modes are data: ``experiments/recipes/<script>.yaml`` holds one mapping per mode
+(``quick``, ``full``; the first is the default), each a setting per line plus ``about`` (the mode's
+one-line description), and ``help``, a line per setting. Relative paths (``../shared/...``) in a
+recipe are read from the repository root, the folder above ``experiments/``.
+:func:`experiment_parser` gives the parser each script starts from: ``--quick``/``--full``, a flag per
+setting (left unset, it takes the chosen mode's value), ``--config FILE`` (YAML or JSON, flags
+overriding it), ``--output``, ``--threads`` and ``--report-to``. :func:`parse_experiment_args` applies
+the mode, the default output folder and the thread count, and returns arguments whose
+:meth:`ExperimentArgs.settings` lists what the cells share; :func:`write_results` writes and prints the
+results once the cells are done; :func:`run_script` runs ``main`` with the package's one-line user errors.
 
-    parser = experiment_parser(__doc__, "sst2-ppl-sweep", MODES, {"quick": "CPU", "full": "the paper"}, HELP)
-    args = parse_experiment_args(parser, argv, MODES)
+    parser = experiment_parser(__doc__, __file__)   # experiments/recipes/sst2_ppl_sweep.yaml
+    args = parse_experiment_args(parser, argv)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import yaml
+
 from .atomic import write_json_atomic
 from .cli.common import Parser
+from .config import ConfigError
 from .sweeps import add_mode_arguments, apply_mode
 from .tracking import add_report_to_argument
 
 
-def experiment_parser(doc: str, name: str, modes: Mapping[str, Mapping[str, Any]], descriptions: Mapping[str, str],
-                      settings_help: Mapping[str, str] | None = None, *, options: Mapping[str, Mapping] | None = None) -> Parser:
-    """The parser of experiment ``name`` (its output folder defaults to ``runs/<name>-<mode>``).
+def read_modes(path: str | Path) -> tuple[dict, dict, dict]:
+    """``(modes, descriptions, settings_help)`` of an experiment's recipe file (see the module docstring)."""
+    path = Path(path)
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError("--config", f"cannot read the experiment's modes {path}: {error}") from None
+    settings_help = recipe.pop("help", {})
+    root = path.resolve().parents[2]  # experiments/recipes/NAME.yaml -> the repository
+    modes, descriptions = {}, {}
+    for mode, settings in recipe.items():
+        descriptions[mode] = settings.pop("about")
+        modes[mode] = {key: os.path.normpath(root / value) if str(value).startswith(("./", "../")) else value
+                       for key, value in settings.items()}
+    return modes, descriptions, settings_help
 
-    Each setting of the first mode gets a flag ``--setting-name`` with ``settings_help[setting]`` (when given) and the
-    modes' values in its help; its type follows the modes' values (a list takes several), and
-    ``options[setting]`` adds or replaces ``add_argument`` keywords (``choices``, ``type``...).
+
+class ExperimentArgs(argparse.Namespace):
+    """Parsed arguments that know the names of their mode's settings (a class attribute: ``vars(args)`` holds
+    the values alone, as ``results.json`` records them)."""
+
+    mode_settings: tuple[str, ...] = ()
+
+    def settings(self, *extra: str, leave_out=()) -> dict:
+        """What every cell shares, for ``Sweep``'s check that a re-run uses the same: the mode, its settings but
+        ``leave_out`` (the grid's axes, which may grow), and the ``extra`` flags."""
+        keys = ["mode", *(key for key in self.mode_settings if key not in leave_out), *extra]
+        return {key: getattr(self, key) for key in keys}
+
+
+def experiment_parser(doc: str, script: str, *, name: str | None = None,
+                      options: Mapping[str, Mapping] | None = None) -> Parser:
+    """The parser of the experiment in ``script`` (its ``__file__``), its modes read from
+    ``recipes/<script's stem>.yaml`` beside it; the output folder defaults to ``runs/<name>-<mode>`` (``name``:
+    the stem with dashes).
+
+    Each setting of the first mode gets a flag ``--setting-name`` with its help line (when the recipe has one)
+    and the modes' values; its type follows the modes' values (a list takes several), and ``options[setting]``
+    adds or replaces ``add_argument`` keywords (``choices``, ``type``...).
     """
-    script = f"experiments/{name.replace('-', '_')}.py"  # the file, as a user runs it (usage and error lines)
-    parser = Parser(prog=f"python {script}", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    script = Path(script)
+    modes, descriptions, settings_help = read_modes(script.parent / "recipes" / f"{script.stem}.yaml")
+    parser = Parser(prog=f"python experiments/{script.name}", description=doc,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_config_file_arguments(recipes=False)
     add_mode_arguments(parser, descriptions)
     first = next(iter(modes.values()))
     for key in first:
         values = [mode[key] for mode in modes.values()]
         shown = ", ".join(f"{mode}: {value}" for mode, value in zip(modes, values))
-        about = (settings_help or {}).get(key)
+        about = settings_help.get(key)
         spec = dict(_argument_type(values), default=None, help=f"{about} ({shown})" if about else f"({shown})")
         spec.update((options or {}).get(key, {}))
         parser.add_argument("--" + key.replace("_", "-"), **spec)
+    name = name or script.stem.replace("_", "-")
     parser.add_argument("--output", help=f"output folder (default: runs/{name}-<mode>)")
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
     add_report_to_argument(parser)
     parser.set_defaults(experiment_name=name)
+    parser.modes = modes
     return parser
 
 
@@ -66,9 +109,11 @@ def _argument_type(values: list) -> dict:
     return dict(type=float if any(isinstance(value, float) for value in known) else type(sample))
 
 
-def parse_experiment_args(parser: Parser, argv, modes: Mapping[str, Mapping[str, Any]]) -> argparse.Namespace:
+def parse_experiment_args(parser: Parser, argv) -> ExperimentArgs:
     """Parse, fill the settings left unset from the chosen mode, default ``--output``, set torch's threads."""
-    args = apply_mode(parser.parse_args(argv), modes)
+    modes = parser.modes
+    namespace = type("ExperimentArgs", (ExperimentArgs,), {"mode_settings": tuple(next(iter(modes.values())))})()
+    args = apply_mode(parser.parse_args(argv, namespace), modes)
     if args.output is None:
         args.output = str(Path("runs") / f"{args.experiment_name}-{args.mode}")
     if args.threads:

@@ -77,7 +77,7 @@ def experiment_parser_of(script: str, argv: list[str], monkeypatch) -> argparse.
         def __init__(self, parser):
             self.parser = parser
 
-    def stop(parser, argv, modes):
+    def stop(parser, argv):
         raise Made(parser)
 
     monkeypatch.setattr(module, "parse_experiment_args", stop)
