@@ -31,7 +31,7 @@ import math
 from pathlib import Path
 
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
-from rlprompt_interp.sweep_report import saved_figure
+from rlprompt_interp.sweep_report import saved_figure, without_records
 
 
 SCRIPT = Path(__file__).stem
@@ -331,7 +331,7 @@ def main(argv=None) -> int:
     rows = summary_rows(records)
     write_results(args.output, {
         "config": sweep_config(args), "cells": all_cells, "records": records,
-        "summary": [{k: v for k, v in row.items() if k != "records"} for row in rows],
+        "summary": without_records(rows),
         "paper": {"accuracy": [[*k, v] for k, v in PAPER_ACCURACY.items()],
                   "perplexity": [[*k, v] for k, v in PAPER_PERPLEXITY.items()]}},
         results_markdown(args, lm, scorer, task, records, rows), printed=table(rows),

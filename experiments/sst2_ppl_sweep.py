@@ -51,7 +51,8 @@ from rlprompt_interp.notices import warn
 from rlprompt_interp.policies import ACTION_SPACES
 from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, BOOTSTRAP_DRAWS, PERPLEXITY_COLUMN, SAMPLE_COLUMN,
                                           arm_bootstrap, format_interval, format_number, markdown_table,
-                                          paired_bootstrap, plot_tradeoff, seed_arrays, summarize_with_log_perplexity)
+                                          paired_bootstrap, plot_tradeoff, seed_arrays, summarize_with_log_perplexity,
+                                          without_records)
 from rlprompt_interp.sweeps import Sweep, add_data_arguments, task_and_models, train_cell, use_every_core
 
 # what an arm sets, as its cell records it (0 = off / the mode's default); the cells' folders are named by them
@@ -337,7 +338,7 @@ def main(argv=None) -> int:
     examples = refs["this sweep's task definition"]["prompts"][0]["eval_examples"]
     write_results(output, {
         "settings": {k: v for k, v in vars(args).items()}, "references": refs, "records": records,
-        "tradeoffs": notes, "summary": [{k: v for k, v in row.items() if k != "records"} for row in rows],
+        "tradeoffs": notes, "summary": without_records(rows),
         "wall_seconds_this_process": time.time() - started},
         f"# SST-2: RLPrompt accuracy vs prompt perplexity ({args.mode} mode)\n\n"
         f"Policy {args.policy_model}, task LM {args.task_model}, scorer {args.scorer}; template "

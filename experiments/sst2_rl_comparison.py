@@ -36,7 +36,7 @@ from rlprompt_interp.config import key_value
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
 from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, PERPLEXITY_COLUMN, SAMPLE_COLUMN, format_number,
                                           markdown_table, plot_tradeoff, saved_figure,
-                                          summarize_with_log_perplexity)
+                                          summarize_with_log_perplexity, without_records)
 from rlprompt_interp.sweeps import Sweep, add_data_arguments, grid, task_and_models, train_and_evaluate
 
 AGENTS = ("sql", "grpo", "rloo")
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     table = results_table(rows)
     examples = records[0]["eval_examples"]
     write_results(output, {"settings": vars(args), "records": records,
-                           "summary": [{k: v for k, v in row.items() if k != "records"} for row in rows]},
+                           "summary": without_records(rows)},
         f"# SST-2: SQL vs GRPO vs RLOO at {args.minutes:g} training minutes a run ({args.mode} mode)\n\n"
         f"Policy {args.policy_model}, task LM {args.task_model}, scorer {args.scorer}; prompt length "
         f"{args.prompt_length}, {args.prompts_per_step} prompts x {args.examples_per_step} examples per step, dev "

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
 from rlprompt_interp.models import DTYPE_CHOICES
-from rlprompt_interp.sweep_report import saved_figure
+from rlprompt_interp.sweep_report import saved_figure, without_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -338,10 +338,6 @@ def plot(args, sweep: list[dict], per_target: list[dict], path: Path) -> Path:
         if per_target:
             axes[1].legend(fontsize=7)
     return path
-
-
-def without_records(rows: list[dict]) -> list[dict]:
-    return [{key: value for key, value in row.items() if key != "records"} for row in rows]
 
 
 # --------------------------------------------------------------------------- main

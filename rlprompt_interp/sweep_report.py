@@ -47,6 +47,11 @@ def summarize(records: Sequence[Mapping], by: Sequence[str], metrics: Sequence[s
     return rows
 
 
+
+def without_records(rows: list[dict]) -> list[dict]:
+    """Summary rows without the ``records`` ``summarize`` groups in them (each record is stored once, elsewhere)."""
+    return [{key: value for key, value in row.items() if key != "records"} for row in rows]
+
 def summarize_with_log_perplexity(records: Sequence[dict], by: Sequence[str],
                                   metrics: Sequence[str] = ()) -> list[dict]:
     """``summarize`` of test accuracy and prompt log-perplexity (so its mean is the log of the geometric mean
