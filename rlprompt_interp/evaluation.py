@@ -55,6 +55,10 @@ class ClassificationReport:
     accuracy: float
     per_class_accuracy: dict[str, float]
     predicted_fraction: dict[str, float]
+    # the mean of the per-class accuracies: what a prompt scores on a split with as many examples of each class.
+    # 16-shot training and dev splits are balanced, some test splits are not (TREC's: 28% descriptions, 2%
+    # abbreviations), and a prompt biased to the large classes gains accuracy there without reading the text
+    balanced_accuracy: float = float("nan")
     subset: str | None = None  # how a --limit subset was drawn; None: the whole split
     computed_with: dict = field(default_factory=dict)  # dtype, device, bf16 CPU: what produced the figure
     extra: dict = field(default_factory=dict)
@@ -70,10 +74,16 @@ class ClassificationReport:
         lines = [f"task={self.task} split={self.split} n={self.num_examples} prompt={self.prompt!r}"
                  + (f"\nexamples: {self.subset}" if self.subset else "")
                  + (f"\ncomputed in {describe_compute(self.computed_with)}" if self.computed_with else ""),
-                 f"accuracy      {self.accuracy:.4f}"]
+                 f"accuracy      {self.accuracy:.4f}   balanced (mean over classes) {self.balanced_accuracy:.4f}"]
         for name, acc in self.per_class_accuracy.items():
             lines.append(f"  {name:<18} accuracy {acc:.4f}   predicted {self.predicted_fraction[name]:.3f}")
         return "\n".join(lines)
+
+
+def _mean_of_present(values) -> float:
+    """The mean of the figures that are not NaN (a class absent from the split has none); NaN if none is."""
+    present = [v for v in values if v == v]
+    return sum(present) / len(present) if present else float("nan")
 
 
 def summarise(task: ClassificationTask, split: str, prompt: str, predictions: Sequence[int],
@@ -89,6 +99,7 @@ def summarise(task: ClassificationTask, split: str, prompt: str, predictions: Se
         predicted[name] = float((predictions == index).float().mean())
     return ClassificationReport(task=task.name, split=split, prompt=prompt, num_examples=n,
                                 accuracy=float((predictions == labels).float().mean()),
+                                balanced_accuracy=_mean_of_present(per_class.values()),
                                 per_class_accuracy=per_class, predicted_fraction=predicted, subset=subset,
                                 computed_with=compute_record(lm.dtype, lm.device) if lm is not None else {},
                                 correct=(predictions == labels).int().tolist(), predicted=predictions.tolist())

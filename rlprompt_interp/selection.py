@@ -33,13 +33,16 @@ class PromptSelection:
     """The best dev result so far, every distinct prompt scored on dev, and a tally of the training samples.
 
     ``rescore_top`` dev prompts and ``rescore_samples`` training samples take part in :meth:`reselect`;
-    with ``rescore_samples`` 0 nothing is tallied (a long run would keep every sampled prompt for nothing).
+    with ``rescore_samples`` 0 nothing is tallied (a long run would keep every sampled prompt for nothing)
+    unless ``keep_samples`` asks for the tally anyway (a trainer that replays the best samples).
     """
 
-    def __init__(self, select_by: str = "reward", rescore_top: int = 1, rescore_samples: int = 0):
+    def __init__(self, select_by: str = "reward", rescore_top: int = 1, rescore_samples: int = 0, *,
+                 keep_samples: bool = False):
         if select_by not in SELECT_BY:
             raise ValueError(f"select_by must be one of {SELECT_BY}, got {select_by!r}")
         self.select_by, self.rescore_top, self.rescore_samples = select_by, rescore_top, rescore_samples
+        self.keep_samples = keep_samples or bool(rescore_samples)
         self.best: dict | None = None
         self.candidates: dict[tuple[int, ...], dict] = {}  # every distinct prompt scored on dev, by token ids
         # every distinct prompt sampled in training, by token ids: [sum of its raw scores, times sampled, last step]
@@ -71,7 +74,7 @@ class PromptSelection:
 
     def tally(self, token_ids: Sequence, scores: Sequence, step: int) -> None:
         """Add a step's samples (token ids ``[N, L]``, raw scores ``[N]``) to their prompts' running scores."""
-        if not self.rescore_samples:
+        if not self.keep_samples:
             return
         for ids, score in zip(_as_list(token_ids), _as_list(scores)):
             entry = self.sampled.setdefault(tuple(ids), [0.0, 0, 0])
@@ -86,9 +89,7 @@ class PromptSelection:
         On a task with several classes the policy keeps exploring, and its best prompts are often ones it
         sampled but never wrote greedily at a dev evaluation; their training scores say which to look at.
         """
-        exclude = {tuple(ids) for ids in exclude}
-        means = {ids: total / times for ids, (total, times, _) in self.sampled.items() if ids not in exclude}
-        chosen = sorted(means, key=lambda ids: (means[ids], self.sampled[ids][1]), reverse=True)[:count]
+        chosen = self.best_sampled(count, exclude)
         if not chosen:
             return []
         texts, scores, logs = score(np.array(chosen), dev)
@@ -96,8 +97,19 @@ class PromptSelection:
         return [{"step": self.sampled[ids][2], "text": str(texts[i]), "token_ids": list(ids),
                  "reward": float(scores[i]),
                  **({"accuracy": float(accuracy[i])} if accuracy is not None else {}),
-                 "train_reward": means[ids], "times_sampled": self.sampled[ids][1]}
+                 "train_reward": self.mean_score(ids), "times_sampled": self.sampled[ids][1]}
                 for i, ids in enumerate(chosen)]
+
+    def best_sampled(self, count: int, exclude=()) -> list[tuple[int, ...]]:
+        """The token ids of the ``count`` sampled prompts with the best mean training score (ties: the more often
+        sampled), not in ``exclude``."""
+        exclude = {tuple(ids) for ids in exclude}
+        means = {ids: self.mean_score(ids) for ids in self.sampled if ids not in exclude}
+        return sorted(means, key=lambda ids: (means[ids], self.sampled[ids][1]), reverse=True)[:count]
+
+    def mean_score(self, ids: tuple[int, ...]) -> float:
+        total, times, _ = self.sampled[ids]
+        return total / times
 
     def reselect(self, score: Score, dev: dict, both: dict) -> dict | None:
         """The best of the ``rescore_top`` best distinct dev prompts and the ``rescore_samples`` best training

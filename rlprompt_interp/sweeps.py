@@ -211,10 +211,11 @@ def training_seconds(learned, this_call: float) -> float:
 
 
 def test_record(report, split: str = "test") -> dict:
-    """What a record keeps of a prompt's evaluation: accuracy, which examples it got right (``<split>_correct``,
+    """What a record keeps of a prompt's evaluation: accuracy (and over classes alike), which examples it got right (``<split>_correct``,
     a string of 0/1 in split order, so ``sweep_report`` can compare prompts sentence by sentence), how many
     examples, the predicted label fractions and how it was computed."""
-    return {f"{split}_accuracy": report.accuracy, f"{split}_correct": "".join(map(str, report.correct)),
+    return {f"{split}_accuracy": report.accuracy, f"{split}_balanced_accuracy": report.balanced_accuracy,
+            f"{split}_correct": "".join(map(str, report.correct)),
             "eval_examples": report.num_examples, "predicted_fraction": report.predicted_fraction,
             "eval_computed_with": report.computed_with}
 

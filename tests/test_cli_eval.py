@@ -20,6 +20,17 @@ def test_summarise_by_hand():
     assert report.predicted_fraction == {"negative": 0.25, "positive": 0.75}
     assert report.correct == [1, 0, 1, 1]  # per example, for paired comparisons; not in the JSON or the text
     assert "correct" not in report.to_dict() and "[1, 0, 1, 1]" not in report.format()
+    assert report.balanced_accuracy == 0.75  # (0.5 + 1.0) / 2
+
+
+def test_balanced_accuracy_weighs_every_class_alike():
+    # six of one class predicted right, two of the other wrong: 0.75 overall, (1 + 0) / 2 over the classes; a class
+    # absent from the split does not count
+    report = summarise(get_task("sst-2"), "test", "", predictions=[1] * 8, labels=[1] * 6 + [0] * 2)
+    assert report.accuracy == 0.75 and report.balanced_accuracy == 0.5
+    assert "balanced (mean over classes) 0.5000" in report.format()
+    trec = summarise(get_task("trec"), "test", "", predictions=[0, 0, 5, 1], labels=[0, 0, 5, 5])
+    assert trec.per_class_accuracy["number"] == 0.5 and trec.balanced_accuracy == 0.75  # description 1, number 0.5
 
 
 def test_eval_matches_a_direct_forward(sst_files):

@@ -94,3 +94,26 @@ def test_train_without_steps_runs_on_the_clock_and_records_the_budget(tmp_path, 
     assert learned.provenance["config"]["sql"]["max_minutes"] == 0.02
     assert len(learned.curve) >= 1 and learned.curve[-1]["time"] >= 0.02 * 60
     assert yaml.safe_load((out / "config.yaml").read_text())["training"]["steps"] is None  # a replay: the budget again
+
+
+def test_the_best_samples_so_far_join_each_update_scored_on_the_steps_examples():
+    # three prompts already sampled, with mean training scores 0.6, 0.8 (0.4 then 1.2) and 0.2: the two best join
+    # the next step's 8 prompts, scored by the reward anew and teacher-forced through the frozen LM
+    trainer = replay_trainer(0, 1, replay_best=2)
+    good, better, poor = (100, 101, 102, 103, 104), (105, 106, 107, 108, 109), (1, 2, 3, 4, 5)
+    trainer.selection.sampled = {good: [0.6, 1, 0], better: [1.6, 2, 0], poor: [0.2, 1, 0]}
+    rollout, scores, _ = trainer.write_prompts(trainer.env)
+    joined, joined_scores, logs = trainer.join_best_samples(rollout, scores)
+    assert joined.token_ids.shape == (10, 5) and torch.equal(joined.token_ids[:8], rollout.token_ids)
+    assert [tuple(row) for row in joined.token_ids[8:].tolist()] == [better, good]
+    assert joined_scores[8:].tolist() == [1.0, 1.0]  # every token of both is a target token
+    forced = trainer.policy.teacher_forcing(torch.tensor([better, good]))
+    assert torch.allclose(joined.hidden[8:], forced.hidden, atol=1e-5)
+    assert torch.equal(trainer.policy.rollout_q_values(joined)[8:], trainer.policy.rollout_q_values(forced))
+    assert logs["replay/best_reward"] == 1.0
+    # a prompt the step sampled itself is not added twice: the next best is
+    again, _, logs = trainer.join_best_samples(joined, joined_scores)
+    assert [tuple(row) for row in again.token_ids[10:].tolist()] == [poor] and logs["replay/best_reward"] == 0.0
+    # the tally counts the replayed rows: the better prompt's mean becomes (1.6 + 1.0) / 3
+    trainer.train(progress=False)
+    assert trainer.selection.sampled[better][:2] == pytest.approx([2.6, 3]) and trainer.updates == 1

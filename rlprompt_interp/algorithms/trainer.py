@@ -90,6 +90,10 @@ class SQLConfig(RunConfig):
     replay_buffer: int = option(1, "the replayed prompts come from the last STEPS steps (1: the step's own prompts "
                                    "again; older steps' rewards were z-scored against other batches)",
                                 at_least=1, metavar="STEPS")
+    replay_best: int = option(0, "each step, the K prompts sampled so far with the best mean training score are "
+                                 "scored again on the step's examples and join its update beside the new ones "
+                                 "(0: none)", at_least=0, metavar="K",
+                              why="the best prompts found are kept in every update, so the policy can settle on them")
 
     def check(self) -> None:
         if self.prompt_length < 1:
@@ -147,7 +151,8 @@ class SQLTrainer:
         # a step's (token ids [N, L], hidden states [N, L, d], shaped rewards [N]) for replay_updates
         self.replayed: deque = deque(maxlen=config.replay_buffer)
         self.elapsed = 0.0  # training seconds so far, over every process that resumed this run
-        self.selection = PromptSelection(config.select_by, config.rescore_top, config.rescore_samples)
+        self.selection = PromptSelection(config.select_by, config.rescore_top, config.rescore_samples,
+                                         keep_samples=bool(config.replay_best))
         self.curve: list[dict] = []
         self.on_best: Callable[[dict], None] | None = None  # called with each new best dev result
         self.on_log: Callable[[dict], None] | None = None  # called with each curve row (e.g. a tracker's log_row)
@@ -222,16 +227,37 @@ class SQLTrainer:
 
     def train_step(self) -> StepResult:
         rollout, scores, info = self.write_prompts(self.env)
+        logs = {"reward": float(scores.mean()), "reward/max": float(scores.max()),
+                "sample": str(info["text"][int(scores.argmax())]), **_step_means(info)}
+        if self.config.replay_best:
+            rollout, scores, best_logs = self.join_best_samples(rollout, scores)
+            logs.update(best_logs)
         started = time.perf_counter()
-        logs = self.update(rollout, scores)
+        logs.update(self.update(rollout, scores))
         if self.config.replay_updates:
             self.replayed.append((rollout.token_ids, rollout.hidden, self.shape(scores.float())))
             logs.update(self.replay())
         logs["time/update"] = time.perf_counter() - started
         self.selection.tally(rollout.token_ids, scores, self.step)
-        logs.update({"reward": float(scores.mean()), "reward/max": float(scores.max()),
-                     "sample": str(info["text"][int(scores.argmax())]), **_step_means(info)})
         return StepResult(self.step, logs)
+
+    def join_best_samples(self, rollout: Rollout, scores: torch.Tensor) -> tuple[Rollout, torch.Tensor, dict]:
+        """The step's rollout and raw scores with the ``replay_best`` best prompts sampled so far appended, scored
+        on the step's own examples.
+
+        With many classes the policy samples a good prompt once and rarely again, so its one reward moves the
+        policy little. Scored afresh beside the new prompts, the best ones found are z-scored against the same
+        examples (unlike a stale replay), take part in every update as off-policy rows, and their mean training
+        score sharpens with each step, so a prompt that was lucky once drops out."""
+        chosen = self.selection.best_sampled(self.config.replay_best, exclude=rollout.token_ids.tolist())
+        if not chosen:
+            return rollout, scores, {}
+        started = time.perf_counter()
+        _, best_scores, _ = self.env.scorer.score(np.array(chosen), self.env.batch)
+        replayed = self.policy.teacher_forcing(torch.tensor(chosen))
+        best_scores = torch.as_tensor(best_scores, dtype=torch.float32)
+        return (Rollout.cat([rollout, replayed]), torch.cat([scores, best_scores]),
+                {"replay/best_reward": float(best_scores.mean()), "time/replay_best": time.perf_counter() - started})
 
     def replay(self) -> dict:
         """``replay_updates`` off-policy updates, each on ``prompts_per_step`` prompts drawn (with replacement) from

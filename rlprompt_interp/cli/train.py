@@ -79,6 +79,7 @@ def cmd_train(args: argparse.Namespace, parser: ConfigFileParser) -> int:
             report = evaluate_prompt(task, lm, learned, split="test", batch_size=args.eval_batch_size,
                                      progress=not args.quiet)
             learned.scores["test_accuracy"] = report.accuracy
+            learned.scores["test_balanced_accuracy"] = report.balanced_accuracy
             learned.scores["test_computed_with"] = report.computed_with
             tracker.log({"test/accuracy": report.accuracy}, step=len(learned.curve) or steps)
             print(report.format())

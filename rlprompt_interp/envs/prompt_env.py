@@ -183,6 +183,11 @@ class PromptVectorEnv(_OldTaskName, VectorEnv):
     def _obs(self) -> dict:
         return {"token_ids": self._ids.copy(), "length": np.full(self.num_envs, self._length, dtype=np.int64)}
 
+    @property
+    def batch(self) -> dict:
+        """The examples of the current round of prompts (every sub-environment's)."""
+        return self._batch
+
     def _start(self) -> None:
         self._ids[:] = 0
         self._length = 0

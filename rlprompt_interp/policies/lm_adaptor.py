@@ -76,6 +76,13 @@ class Rollout:
     allowed: torch.Tensor | None = None
     prior: torch.Tensor | None = None
 
+    @staticmethod
+    def cat(parts: Sequence["Rollout"]) -> "Rollout":
+        """The rollouts' prompts as one batch (each part's optional tensors present in all or none)."""
+        join = lambda items: None if items[0] is None else torch.cat(items)  # noqa: E731
+        return Rollout(*(join([getattr(part, name) for part in parts])
+                         for name in ("token_ids", "hidden", "allowed", "prior")))
+
 
 def adaptor_mlp(hidden_size: int, width: int = 2048, init_std: float = 1e-4) -> nn.Sequential:
     """``Linear(d, width) -> ReLU -> Linear(width, d)`` with RLPrompt's tiny init (see ``init_adaptor``)."""
