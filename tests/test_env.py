@@ -139,3 +139,25 @@ def test_stratified_draws_hold_every_class_equally_often():
     assert all(sorted(batch["label"]) == [0, 0, 1, 1] for _, batch in reward.calls)
     with pytest.raises(ValueError, match="stratify"):
         PromptVectorEnv(2, reward, load_lm("tiny-gpt2", device="cpu").tokenizer, 1, data=data, stratify_by="stars")
+
+
+def test_a_dev_split_that_repeats_the_training_split_is_named(tmp_path):
+    # RLPrompt's Subj files give the training sentences again as dev: choosing a prompt there is choosing on train
+    import warnings
+
+    from rlprompt_interp.agents.rlprompt import training_splits
+    from rlprompt_interp.tasks import task_from_files
+
+    rows = "sentence\tlabel\n" + "".join(f"sentence {i}\t{i % 2}\n" for i in range(8))
+    other = "sentence\tlabel\n" + "".join(f"another {i}\t{i % 2}\n" for i in range(8))
+    for name, text in {"train.tsv": rows, "same.tsv": rows, "other.tsv": other}.items():
+        (tmp_path / name).write_text(text)
+    make = lambda dev: task_from_files("mine", {"train": tmp_path / "train.tsv", "dev": tmp_path / dev},  # noqa: E731
+                                       template="{sentence} {prompt}", verbalizers=[" no", " yes"])
+    with pytest.warns(UserWarning, match="8 of the 8 dev examples of task 'mine' are training examples"):
+        train, dev = training_splits(make("same.tsv"))
+    assert train == dev
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train, dev = training_splits(make("other.tsv"))
+    assert dev["sentence"][0] == "another 0"

@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -126,6 +127,24 @@ def task_columns(task: ClassificationTask, split: str, limit: int | None = None)
     return {name: list(data[name]) for name in (*task.template.fields, "label") if name in data.column_names}
 
 
+def training_splits(task: ClassificationTask, dev_limit: int | None = None) -> tuple[dict, dict | None]:
+    """The task's training and dev columns (``task_columns``), with a warning when most dev examples are training
+    examples: RLPrompt's 16-shot Subj files repeat the training split as dev, so a prompt chosen on dev there is
+    chosen on the sentences it was trained on, and nothing held out tells a prompt that fits them from one that
+    generalises."""
+    train, dev = task_columns(task, "train"), task_columns(task, "dev", limit=dev_limit)
+    if dev:
+        fields = [name for name in dev if name in train]
+        seen = set(zip(*(train[name] for name in fields)))
+        repeated = sum(row in seen for row in zip(*(dev[name] for name in fields)))
+        size = len(next(iter(dev.values())))
+        if repeated * 2 >= size:
+            warnings.warn(f"{repeated} of the {size} dev examples of task {task.name!r} are training examples: the "
+                          "prompt kept on dev is kept on training data, with nothing held out (give a dev "
+                          "split of other examples to choose on held-out data)", UserWarning, stacklevel=2)
+    return train, dev
+
+
 def task_token_ids(task_lm: LoadedModel, text: str, policy_ids: list[int]) -> list[int]:
     """The prompt as task-LM tokens: the policy's own ids when they decode to the same text."""
     if task_lm.tokenizer.decode(policy_ids) == text:
@@ -225,8 +244,8 @@ class RLPromptAgent(Agent):
         reward = rewards.build(task, task_lm, scorer=models.scorer, dtype=models.dtype, reward=self.reward_object)
         policy = LMAdaptorPolicy(policy_lm, self.config.policy.resolved(task))
         config = dataclasses.replace(self.config.sql, prompt_length=prompt_length, steps=steps, seed=seed)
-        trainer = SQLTrainer(policy, reward, config, train_data=task_columns(task, "train"),
-                             dev_data=task_columns(task, "dev", limit=self.config.dev_limit), output_dir=output_dir,
+        train_data, dev_data = training_splits(task, self.config.dev_limit)
+        trainer = SQLTrainer(policy, reward, config, train_data=train_data, dev_data=dev_data, output_dir=output_dir,
                              method=self.name)
         trainer.task_lm = task_lm
         return trainer

@@ -55,7 +55,7 @@ from ..selection import SELECT_BY, PromptSelection
 from ..tasks import ClassificationTask
 from ..tracking import TrackingConfig
 from .base import Agent
-from .rlprompt import RewardConfig, task_columns, task_token_ids
+from .rlprompt import RewardConfig, task_token_ids, training_splits
 
 TRAINER_DIR = "trainer"  # the HF Trainer's output_dir inside the agent's output_dir
 STATE_FILE = "rlprompt_interp_state.json"  # dev results, curve and time spent, inside each checkpoint
@@ -376,7 +376,7 @@ class TRLPromptAgent(Agent):
         reward = config.reward.build(task, task_lm, scorer=config.scorer, dtype=self.dtype, reward=self.reward_object)
         policy, tokenizer, policy_spec = self.policy_copy(task_lm)
         condition, condition_ids = self.condition_ids(task, tokenizer)
-        train_data, dev_data = task_columns(task, "train"), task_columns(task, "dev")
+        train_data, dev_data = training_splits(task)
         trl_reward = TRLReward(reward, train_data, examples_per_call=config.examples_per_step, seed=seed,
                                tokenizer=tokenizer)
         with contextlib.ExitStack() as stack:
