@@ -150,6 +150,11 @@ def score_task(args, task_name: str, records: list[dict], models: dict, output: 
 # --------------------------------------------------------------------------- the table
 
 
+def balanced(record: dict) -> float:
+    """The mean over classes of the per-class test accuracies (NaN in scores written before it was recorded)."""
+    return record.get("test_balanced_accuracy", float("nan"))
+
+
 def task_rows(tasks, records: list[dict], scores: dict) -> list[dict]:
     from rlprompt_interp.prompts import LearnedPrompt
 
@@ -167,12 +172,14 @@ def task_rows(tasks, records: list[dict], scores: dict) -> list[dict]:
         mine = [r for r in records if r["cell"]["task"] == task_name]
         test = scores[task_name]
         row = {"task": task_name, "examples": test["no prompt"]["eval_examples"],
-               "no_prompt": test["no prompt"]["test_accuracy"], "hand": test["hand"]["test_accuracy"]}
+               "no_prompt": test["no prompt"]["test_accuracy"], "hand": test["hand"]["test_accuracy"],
+               "hand_balanced": balanced(test["hand"])}
         for method in METHODS:
             runs = sorted((r for r in mine if r["cell"]["method"] == method), key=lambda r: r["cell"]["seed"])
             row[method] = [{"seed": r["cell"]["seed"], "prompt": r["prompt"], "minutes": minutes(r),
                             "kept_from": kept_from(r),
                             **{k: test[r["learned_prompt"]][k] for k in ("test_accuracy", "prompt_perplexity")},
+                            "test_balanced_accuracy": balanced(test[r["learned_prompt"]]),
                             "dev_best_accuracy": test.get(r["learned_prompt"] + "#dev-best",
                                                           test[r["learned_prompt"]])["test_accuracy"]}
                            for r in runs]
@@ -194,6 +201,8 @@ def results_table(rows: list[dict]) -> str:
         ("soft seeds", lambda r: len(r["soft-prompt"])),
         ("rlprompt defaults", lambda r: stat(r["rlprompt"], "test_accuracy")),
         ("rlprompt, best dev prompt alone", lambda r: stat(r["rlprompt"], "dev_best_accuracy")),
+        ("hand, balanced", lambda r: f"{r['hand_balanced']:.3f}"),
+        ("rlprompt, balanced", lambda r: stat(r["rlprompt"], "test_balanced_accuracy")),
         ("rlprompt seeds", lambda r: len(r["rlprompt"])),
         ("minutes a run (rlprompt)", lambda r: stat(r["rlprompt"], "minutes")),
     ]
