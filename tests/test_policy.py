@@ -160,3 +160,28 @@ def test_lm_guided_exploration_writes_some_rows_from_the_lms_top_tokens(lm):
     assert policy.greedy(4).token_ids.shape == (1, 4)  # greedy prompts come from the policy alone
     with pytest.raises(ValueError, match="explore_fraction"):
         uniform_policy(lm, explore_fraction=1.5)
+
+
+def test_writing_prompts_reads_no_deprecated_cache_name(lm):
+    # transformers 5.24 renamed a forward's returned past_key_values to cache and warns, once a process, through its
+    # logger on each read of the old name; the policy's sampling and teacher forcing must not read it
+    import logging
+
+    import transformers
+
+    messages = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    library = logging.getLogger("transformers")
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_warning()
+    library.addHandler(handler)
+    logging.Logger.warning_once.cache_clear()
+    try:
+        policy = LMAdaptorPolicy(lm, mlp_width=16)
+        rollout = policy.sample(2, 3, generator=torch.Generator().manual_seed(0))
+        policy.teacher_forcing(rollout.token_ids)
+    finally:
+        library.removeHandler(handler)
+        transformers.logging.set_verbosity(verbosity)
+    assert not [message for message in messages if "deprecated" in message], messages

@@ -35,12 +35,12 @@ from .dtypes import (AUTO_DTYPE_HELP, DTYPE_CHOICES, DTYPE_NAMES, EVAL_DTYPE, bf
                      describe_compute, dtype_name, resolve_dtype, resolve_dtype_name)
 from .embedded import EMBEDDED_MODELS, cache_dir, package_folder
 from .hub import OFFLINE_DEFAULT, PAPER_DEFAULTS, default_model, hub_reachable, policy_for, resolve_spec
-from .kv_cache import cache_argument
+from .kv_cache import cache_argument, returned_cache
 from .pretrained import is_masked_lm_config, safetensors_files, state_dict_in, stored_dtype
 from .random_models import GPT2_SHAPES, RANDOM_PREFIX, ROBERTA_SHAPES, random_roberta, random_shaped_model
 
 __all__ = ["AUTO_DTYPE_HELP", "CPU_BF16_VARIABLE", "DTYPE_CHOICES", "DTYPE_NAMES", "EMBEDDED_MODELS", "EVAL_DTYPE", "GPT2_SHAPES", "LoadedModel",
-           "ModelLoadError", "OFFLINE_DEFAULT", "PAPER_DEFAULTS", "RANDOM_PREFIX", "bf16_available", "cache_argument",
+           "ModelLoadError", "OFFLINE_DEFAULT", "PAPER_DEFAULTS", "RANDOM_PREFIX", "bf16_available", "cache_argument", "returned_cache",
            "cache_dir", "clear_model_cache", "compute_record", "cpu_supports_bf16", "default_device", "default_model",
            "describe_compute", "dtype_name", "hub_reachable", "is_masked_lm_config", "load_lm", "package_folder",
            "policy_for", "process_state", "ROBERTA_SHAPES", "random_roberta", "random_shaped_model", "resolve_dtype", "resolve_dtype_name", "resolve_spec", "safetensors_files",

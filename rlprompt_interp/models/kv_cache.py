@@ -1,4 +1,4 @@
-"""The keyword a model body takes its key/value cache under, which changed in transformers 5.24."""
+"""The names a model body takes and returns its key/value cache under, which changed in transformers 5.24."""
 
 from __future__ import annotations
 
@@ -18,3 +18,9 @@ def _cache_keyword(model_class: type) -> str:
     import inspect
 
     return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
+def returned_cache(output):
+    """The key/value cache a forward returned: ``output.cache`` from transformers 5.24 (reading
+    ``past_key_values`` warns there), ``past_key_values`` before."""
+    return output["cache"] if "cache" in output else output.past_key_values

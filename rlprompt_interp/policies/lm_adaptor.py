@@ -57,7 +57,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from ..config import Config, ConfigError, option
-from ..models import LoadedModel, cache_argument, load_lm
+from ..models import LoadedModel, cache_argument, load_lm, returned_cache
 from .action_space import ACTION_SPACES, vocabulary_mask
 from .sparsemax import ENTROPIES, action_distribution
 
@@ -347,7 +347,7 @@ class LMAdaptorPolicy(nn.Module):
         if not hasattr(self, "_condition_state"):
             ids = torch.tensor([self.condition_ids], device=self.lm.device)
             out = self.lm.model.base_model(input_ids=ids, use_cache=True)
-            self._condition_state = (out.last_hidden_state[:, -1], [(k, v) for k, v, *_ in out.past_key_values])
+            self._condition_state = (out.last_hidden_state[:, -1], [(k, v) for k, v, *_ in returned_cache(out)])
         last, layers = self._condition_state
         cache = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
                                              for k, v in layers], config=self.lm.model.config)
@@ -469,7 +469,7 @@ class PromptWriter:
         tokens = torch.as_tensor(tokens, device=self.policy.lm.device).long().view(-1, 1)
         out = self.policy.lm.model.base_model(input_ids=tokens, use_cache=True,
                                               **cache_argument(self.policy.lm.model.base_model, self.cache))
-        self.cache, self.hidden = out.past_key_values, out.last_hidden_state[:, -1]
+        self.cache, self.hidden = returned_cache(out), out.last_hidden_state[:, -1]
 
     def rollout(self) -> Rollout:
         hidden = torch.stack([h for h, _, _ in self.states], 1)

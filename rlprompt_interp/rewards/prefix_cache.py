@@ -27,7 +27,7 @@ from typing import Hashable, Sequence
 import torch
 from transformers import DynamicCache
 
-from ..models import LoadedModel, cache_argument
+from ..models import LoadedModel, cache_argument, returned_cache
 from ..scoring import left_pad
 
 
@@ -72,7 +72,7 @@ class PrefixKVCache:
                                                   self.lm.device)
             out = self.lm.model.base_model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                                            use_cache=True)
-            layers = [(keys, values) for keys, values, *_ in out.past_key_values]
+            layers = [(keys, values) for keys, values, *_ in returned_cache(out)]
             width = input_ids.shape[1]
             for row, (key, ids) in enumerate(chunk):
                 start_col = width - len(ids)
