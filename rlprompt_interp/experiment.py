@@ -8,11 +8,15 @@ recipe are read from the repository root, the folder above ``experiments/``.
 setting (left unset, it takes the chosen mode's value), ``--config FILE`` (YAML or JSON, flags
 overriding it), ``--output``, ``--threads`` and ``--report-to``. :func:`parse_experiment_args` applies
 the mode, the default output folder and the thread count, and returns arguments whose
-:meth:`ExperimentArgs.settings` lists what the cells share; :func:`write_results` writes and prints the
-results once the cells are done; :func:`run_script` runs ``main`` with the package's one-line user errors.
+:meth:`ExperimentArgs.settings` lists what the cells share (the parser's ``shared`` flags and the mode's
+settings but the grid's ``axes``). The rest is the finish every script shares: :func:`run_cells` runs the
+grid's cells (resumable, spread over processes) and hands the records to the main process alone;
+:func:`markdown_document` and :func:`write_results` write and print the results; :func:`run_script` runs
+``main`` with the package's one-line user errors.
 
-    parser = experiment_parser(__doc__, __file__)   # experiments/recipes/sst2_ppl_sweep.yaml
+    parser = experiment_parser(__doc__, __file__, axes=("seeds",))   # experiments/recipes/<script>.yaml
     args = parse_experiment_args(parser, argv)
+    records = run_cells(args, grid(seed=args.seeds), run_cell)       # None on the other processes
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
@@ -54,19 +58,24 @@ class ExperimentArgs(argparse.Namespace):
     the values alone, as ``results.json`` records them)."""
 
     mode_settings: tuple[str, ...] = ()
+    shared: tuple[str, ...] = ()  # flags outside the recipe that every cell shares (``experiment_parser``)
+    axes: tuple[str, ...] = ()  # the grid's settings, which a re-run may change (seeds may be added...)
 
-    def settings(self, *extra: str, leave_out=()) -> dict:
+    def settings(self, *extra: str, leave_out=None) -> dict:
         """What every cell shares, for ``Sweep``'s check that a re-run uses the same: the mode, its settings but
-        ``leave_out`` (the grid's axes, which may grow), and the ``extra`` flags."""
+        ``leave_out`` (the grid's axes, which may grow), and the ``extra`` flags; by default the parser's
+        ``axes`` and ``shared``."""
+        extra, leave_out = extra or self.shared, self.axes if leave_out is None else leave_out
         keys = ["mode", *(key for key in self.mode_settings if key not in leave_out), *extra]
         return {key: getattr(self, key) for key in keys}
 
 
-def experiment_parser(doc: str, script: str, *, name: str | None = None,
-                      options: Mapping[str, Mapping] | None = None) -> Parser:
+def experiment_parser(doc: str, script: str, *, name: str | None = None, options: Mapping[str, Mapping] | None = None,
+                      axes: tuple[str, ...] = (), shared: tuple[str, ...] = ()) -> Parser:
     """The parser of the experiment in ``script`` (its ``__file__``), its modes read from
     ``recipes/<script's stem>.yaml`` beside it; the output folder defaults to ``runs/<name>-<mode>`` (``name``:
-    the stem with dashes).
+    the stem with dashes). ``axes`` (settings the grid sweeps) and ``shared`` (flags the script adds) make
+    :meth:`ExperimentArgs.settings`'s default.
 
     Each setting of the first mode gets a flag ``--setting-name`` with its help line (when the recipe has one)
     and the modes' values; its type follows the modes' values (a list takes several), and ``options[setting]``
@@ -91,7 +100,7 @@ def experiment_parser(doc: str, script: str, *, name: str | None = None,
     parser.add_argument("--threads", type=int, help="torch threads (1 on a shared machine)")
     add_report_to_argument(parser)
     parser.set_defaults(experiment_name=name)
-    parser.modes = modes
+    parser.modes, parser.axes, parser.shared = modes, tuple(axes), tuple(shared)
     return parser
 
 
@@ -112,7 +121,9 @@ def _argument_type(values: list) -> dict:
 def parse_experiment_args(parser: Parser, argv) -> ExperimentArgs:
     """Parse, fill the settings left unset from the chosen mode, default ``--output``, set torch's threads."""
     modes = parser.modes
-    namespace = type("ExperimentArgs", (ExperimentArgs,), {"mode_settings": tuple(next(iter(modes.values())))})()
+    namespace = type("ExperimentArgs", (ExperimentArgs,), {"mode_settings": tuple(next(iter(modes.values()))),
+                                                           "axes": getattr(parser, "axes", ()),
+                                                           "shared": getattr(parser, "shared", ())})()
     args = apply_mode(parser.parse_args(argv, namespace), modes)
     if args.output is None:
         args.output = str(Path("runs") / f"{args.experiment_name}-{args.mode}")
@@ -121,6 +132,26 @@ def parse_experiment_args(parser: Parser, argv) -> ExperimentArgs:
 
         torch.set_num_threads(args.threads)
     return args
+
+
+def run_cells(args: ExperimentArgs, cells: Sequence[Mapping], run_cell: Callable[[dict, Path], dict], *,
+              config: Mapping | None = None, log: Callable[[str], None] = print) -> list[dict] | None:
+    """Every cell's record once all are done (``Sweep`` in ``args.output``: finished cells read back, a killed
+    one resumed, ``config`` -- by default :meth:`ExperimentArgs.settings` -- checked against the folder's), or
+    None on every process but the main one, which alone summarises; the main process then gets every core."""
+    from .models import process_state
+    from .sweeps import Sweep, use_every_core
+
+    records = Sweep(args.output, cells, run_cell, config=args.settings() if config is None else config).run(log=log)
+    if not process_state().is_main_process:
+        return None
+    use_every_core()  # the other processes are done: the summary's evaluation gets their cores too
+    return records
+
+
+def markdown_document(title: str, *sections: str) -> str:
+    """``results.md``: the title as a heading, then each section that is not empty, a blank line apart."""
+    return "\n\n".join([f"# {title}", *(section for section in sections if section)]) + "\n"
 
 
 def write_results(output: str | Path, results: Mapping, markdown: str, *, printed: str,

@@ -94,3 +94,9 @@ def log_perplexity(lm: LoadedModel, texts: Sequence[str], batch_size: int = 32) 
 def perplexity(lm: LoadedModel, texts: Sequence[str], batch_size: int = 32) -> torch.Tensor:
     """Perplexity of each text under ``lm``, shape ``[len(texts)]``."""
     return log_perplexity(lm, texts, batch_size).exp()
+
+
+def prompt_perplexity(scorer: LoadedModel | None, text: str) -> float | None:
+    """What a record keeps as a prompt's perplexity: ``text``'s under ``scorer``, None without a scorer or for an
+    empty text (a blank prompt has none)."""
+    return float(perplexity(scorer, [text])[0]) if scorer is not None and text.strip() else None

@@ -47,6 +47,12 @@ class LearnedPrompt:
         if self.token_ids is None and self.embeddings is None and self.text == "":
             self.token_ids = []
 
+    @classmethod
+    def from_text(cls, text: str, tokenizer) -> "LearnedPrompt":
+        """A written prompt (a hand template, no prompt) as the task LM's ``tokenizer`` reads it, scored like a
+        learned one."""
+        return cls(text=text, token_ids=tokenizer.encode(text, add_special_tokens=False))
+
     @property
     def is_soft(self) -> bool:
         return self.embeddings is not None

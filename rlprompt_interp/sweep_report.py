@@ -77,8 +77,25 @@ def format_number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-# columns of the rows of ``summarize_with_log_perplexity``, for ``markdown_table``
-ACCURACY_COLUMN = ("test accuracy (mean ± std)", lambda r: format_mean_std(r["test_accuracy_mean"], r["test_accuracy_std"]))
+# Columns for ``markdown_table``: ``(header, row -> cell)``, declared rather than written out as lambdas.
+def column(key: str, header: str | None = None, fmt: Callable[[Any], Any] = str) -> tuple[str, Callable]:
+    """The row's ``key`` (through ``fmt``) under ``header`` (default: the key)."""
+    return header or key, lambda row: fmt(row[key])
+
+
+def mean_std_column(header: str, metric: str, digits: int = 3) -> tuple[str, Callable]:
+    """``mean ± std`` over seeds of a ``summarize`` row's ``metric``; ``-`` where no record has it."""
+    return header, lambda row: format_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], digits)
+
+
+def first_seed(key: str, header: str) -> tuple[str, Callable]:
+    """A value of the first record of a ``summarize`` row (a prompt text, say: one seed's, not an average)."""
+    return header, lambda row: row["records"][0].get(key, "")
+
+
+SEEDS_COLUMN = ("seeds", lambda r: r["n"])  # how many records a ``summarize`` row averages
+# columns of the rows of ``summarize_with_log_perplexity``
+ACCURACY_COLUMN = mean_std_column("test accuracy (mean ± std)", "test_accuracy")
 PERPLEXITY_COLUMN = ("prompt perplexity (geometric mean)", lambda r: "-" if math.isnan(r["log_perplexity_mean"])
                      else format_number(math.exp(r["log_perplexity_mean"])))
 SAMPLE_COLUMN = ("sample prompt (best seed)", lambda r: repr(max(r["records"], key=lambda x: x["test_accuracy"])["prompt"]))

@@ -226,7 +226,7 @@ def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, s
     """:func:`train_cell`, then score the learned prompt on ``eval_split`` with ``eval_lm`` (:func:`test_record`)
     and its text's perplexity under ``scorer``."""
     from .evaluation import evaluate_prompt
-    from .perplexity import perplexity
+    from .perplexity import prompt_perplexity
 
     reports = []
 
@@ -239,9 +239,8 @@ def train_and_evaluate(agent, task, folder: str | Path, *, prompt_length: int, s
 
     learned, record = train_cell(agent, task, folder, prompt_length=prompt_length, steps=steps, seed=seed,
                                  report_to=report_to, config=config, tracker_hook=evaluate)
-    prompt_ppl = float(perplexity(scorer, [learned.text])[0]) if scorer is not None and learned.text.strip() else None
-    return {**record, **test_record(reports[0], eval_split), "prompt_perplexity": prompt_ppl,
-            "eval_seconds": reports[1]}
+    return {**record, **test_record(reports[0], eval_split),
+            "prompt_perplexity": prompt_perplexity(scorer, learned.text), "eval_seconds": reports[1]}
 
 
 def score_prompts(task, lm, scorer, prompts: Mapping[str, Any], path: str | Path, *, split: str = "test",
@@ -251,7 +250,7 @@ def score_prompts(task, lm, scorer, prompts: Mapping[str, Any], path: str | Path
     perplexity under ``scorer``; kept by key in the JSON file ``path``, so a second call scores only new keys.
     Returns key -> :func:`test_record` plus ``text``, ``prompt_perplexity`` and ``eval_seconds_shared``."""
     from .evaluation import evaluate_prompts
-    from .perplexity import perplexity
+    from .perplexity import prompt_perplexity
 
     path = Path(path)
     scores = json.loads(path.read_text()) if path.is_file() else {}
@@ -263,9 +262,8 @@ def score_prompts(task, lm, scorer, prompts: Mapping[str, Any], path: str | Path
         seconds = time.time() - started
         for key, report in zip(missing, reports):
             text = getattr(prompts[key], "text", prompts[key])
-            ppl = float(perplexity(scorer, [text])[0]) if scorer is not None and text.strip() else None
-            scores[key] = {"text": text, **test_record(report, split), "prompt_perplexity": ppl,
-                           "eval_seconds_shared": seconds}
+            scores[key] = {"text": text, **test_record(report, split),
+                           "prompt_perplexity": prompt_perplexity(scorer, text), "eval_seconds_shared": seconds}
         write_json_atomic(path, scores)
         log(f"scored {len(missing)} prompts on the {split} split in {seconds:.0f} s")
     return scores
