@@ -30,8 +30,11 @@ import argparse
 import math
 from pathlib import Path
 
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
-from rlprompt_interp.sweep_report import saved_figure, without_records
+from rlprompt_interp.experiment import (experiment_parser, markdown_document, parse_experiment_args, run_cells,
+                                        run_script, write_results)
+from rlprompt_interp.prompts import LearnedPrompt
+from rlprompt_interp.sweep_report import (SEEDS_COLUMN, column, format_number, markdown_table, mean_std_column,
+                                          saved_figure, summarize, without_records)
 
 
 SCRIPT = Path(__file__).stem
@@ -69,7 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         __doc__, __file__, name=SCRIPT,
         options={"methods": dict(choices=TRAINED), "soft_lr_scale": dict(type=float),
                  "pez_lr_scale": dict(type=float), "eval_limit": dict(type=int), "dev_limit": dict(type=int),
-                 "unembed_metric": dict(choices=("euclidean", "cosine", "dot"))})
+                 "unembed_metric": dict(choices=("euclidean", "cosine", "dot"))},
+        axes=("methods", "lengths", "seeds", "eval_batch_size"))
     parser.add_argument("--progress", action="store_true", help="show the agents' training progress bars")
     args = parse_experiment_args(parser, argv)
     args.output = Path(args.output)
@@ -83,8 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def sweep_config(args: argparse.Namespace) -> dict:
     """Settings every cell shares; a re-run with other values into the same folder is refused."""
-    return {"script": SCRIPT, **args.settings(leave_out=("methods", "lengths", "seeds", "eval_batch_size")),
-            "natural_prompts": NATURAL_PROMPTS}
+    return {"script": SCRIPT, **args.settings(), "natural_prompts": NATURAL_PROMPTS}
 
 
 def natural_prompt(length: int) -> str:
@@ -131,7 +134,6 @@ def make_run_cell(args: argparse.Namespace, task, lm, scorer):
     """``run_cell(cell, folder) -> record`` for the sweep, closed over the loaded task and models."""
     from rlprompt_interp.evaluation import evaluate_prompt
     from rlprompt_interp.metrics.faithfulness import unembedded_prompt
-    from rlprompt_interp.prompts import LearnedPrompt
     from rlprompt_interp.sweeps import train_and_evaluate
 
     def test_report(prompt):
@@ -172,8 +174,6 @@ def make_run_cell(args: argparse.Namespace, task, lm, scorer):
 
 def summary_rows(records: list[dict]) -> list[dict]:
     """Mean ± std over seeds per (method, length), in the table's order, with the paper's figures."""
-    from rlprompt_interp.sweep_report import summarize
-
     rows = summarize([r for r in records if r is not None], by=["method", "length"], metrics=METRICS)
     for row in rows:
         key = (row["method"], row["length"])
@@ -186,27 +186,19 @@ def summary_rows(records: list[dict]) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    from rlprompt_interp.sweep_report import (
-        format_mean_std,
-        format_number,
-        markdown_table,
-    )
-
-    def mean_std(metric, digits=3):
-        return lambda row: format_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], digits)
-
-    def sample(row):
-        text = row["sample_readout"]
+    def sample(text):
         return repr(text if len(text) <= 80 else text[:77] + "...") if text else "(none)"
 
-    columns = [("method", lambda r: r["method"]), ("length", lambda r: r["length"] or "-"),
-               ("test acc", mean_std("test_accuracy")), ("predicted yes", mean_std("predicted_yes", 2)),
-               ("unembedded acc", mean_std("unembedded_test_accuracy")),
-               ("ppl", mean_std("prompt_perplexity", 1)), ("log-ppl", mean_std("prompt_log_perplexity", 2)),
-               ("paper acc", lambda r: format_number(r["paper_accuracy"], 2)),
-               ("paper ppl (their scale)", lambda r: format_number(r["paper_perplexity"], 2)),
-               ("seeds", lambda r: r["n"]), ("prompt text (first seed)", sample)]
-    return markdown_table(rows, columns)
+    def paper(key, header):
+        return column(key, header, lambda value: format_number(value, 2))
+
+    return markdown_table(rows, [
+        column("method"), column("length", fmt=lambda length: length or "-"),
+        mean_std_column("test acc", "test_accuracy"), mean_std_column("predicted yes", "predicted_yes", 2),
+        mean_std_column("unembedded acc", "unembedded_test_accuracy"),
+        mean_std_column("ppl", "prompt_perplexity", 1), mean_std_column("log-ppl", "prompt_log_perplexity", 2),
+        paper("paper_accuracy", "paper acc"), paper("paper_perplexity", "paper ppl (their scale)"), SEEDS_COLUMN,
+        column("sample_readout", "prompt text (first seed)", sample)])
 
 
 def plot(rows: list[dict], path: Path) -> Path:
@@ -218,23 +210,17 @@ def plot(rows: list[dict], path: Path) -> Path:
             members = sorted((r for r in rows if r["method"] == method), key=lambda r: r["length"])
             if not members:
                 continue
-            lengths = [r["length"] for r in members]
-            acc_ax.errorbar(lengths, [r["test_accuracy_mean"] for r in members],
-                            yerr=[r["test_accuracy_std"] for r in members], marker=markers[method], capsize=3,
+            for ax, metric, paper, label in ((acc_ax, "test_accuracy", "paper_accuracy", ("", " (paper)")),
+                                             (ppl_ax, "prompt_log_perplexity", "paper_perplexity",
+                                              (" (measured log-ppl)", " (paper, their scale)"))):
+                ax.errorbar([r["length"] for r in members], [r[f"{metric}_mean"] for r in members],
+                            yerr=[r[f"{metric}_std"] for r in members], marker=markers[method], capsize=3,
                             markerfacecolor="none" if method == "pez" else None, markersize=9 if method == "pez" else 6,
-                            color=colours[method], label=method)
-            ppl_ax.errorbar(lengths, [r["prompt_log_perplexity_mean"] for r in members],
-                            yerr=[r["prompt_log_perplexity_std"] for r in members], marker=markers[method], capsize=3,
-                            markerfacecolor="none" if method == "pez" else None, markersize=9 if method == "pez" else 6,
-                            color=colours[method], label=f"{method} (measured log-ppl)")
-            paper_acc = [(r["length"], r["paper_accuracy"]) for r in members if r["paper_accuracy"] is not None]
-            paper_ppl = [(r["length"], r["paper_perplexity"]) for r in members if r["paper_perplexity"] is not None]
-            if paper_acc:
-                acc_ax.plot(*zip(*paper_acc), linestyle="--", marker="x", color=colours[method], alpha=0.6,
-                            label=f"{method} (paper)")
-            if paper_ppl:
-                ppl_ax.plot(*zip(*paper_ppl), linestyle="--", marker="x", color=colours[method], alpha=0.6,
-                            label=f"{method} (paper, their scale)")
+                            color=colours[method], label=method + label[0])
+                published = [(r["length"], r[paper]) for r in members if r[paper] is not None]
+                if published:
+                    ax.plot(*zip(*published), linestyle="--", marker="x", color=colours[method], alpha=0.6,
+                            label=method + label[1])
         baseline = [r for r in rows if r["method"] == "no-prompt"]
         if baseline:
             acc_ax.axhline(baseline[0]["test_accuracy_mean"], color="grey", linestyle=":", label="no prompt")
@@ -294,17 +280,16 @@ def setup_notes(args: argparse.Namespace, lm, scorer, task, records: list[dict])
 
 
 def results_markdown(args, lm, scorer, task, records, rows) -> str:
-    lines = [f"# BoolQ: soft prompt vs PEZ by prompt length ({args.mode} mode)", "",
-             "Reproduces Figure 2 of \"Towards Interpretable Soft Prompts\" (Patel et al. 2025).", "",
-             *setup_notes(args, lm, scorer, task, records), "", table(rows), "",
-             ("Paper (T5-small, GPT2-XL scorer, full BoolQ): soft prompt best accuracy 62% (20 and 100 tokens), "
-              "PEZ 38% (the same as no prompt); perplexity natural / soft / PEZ: 100 tokens 2.82 / 6.12 / 5.15, "
-              "20 tokens 2.49 / 5.64 / 6.45, 5 tokens 2.60 / 6.18 / 8.09 (their scale, likely log-perplexity)."), "",
-             "Natural prompts:", *[f"- ~{n} tokens: {text!r}" for n, text in NATURAL_PROMPTS.items()]]
-    missing = [r for r in records if r is None]
-    if missing:
-        lines += ["", f"{len(missing)} cells have no result yet (run the script again to finish them)."]
-    return "\n".join(lines) + "\n"
+    missing = sum(r is None for r in records)
+    return markdown_document(
+        f"BoolQ: soft prompt vs PEZ by prompt length ({args.mode} mode)",
+        "Reproduces Figure 2 of \"Towards Interpretable Soft Prompts\" (Patel et al. 2025).",
+        "\n".join(setup_notes(args, lm, scorer, task, records)), table(rows),
+        "Paper (T5-small, GPT2-XL scorer, full BoolQ): soft prompt best accuracy 62% (20 and 100 tokens), PEZ 38% "
+        "(the same as no prompt); perplexity natural / soft / PEZ: 100 tokens 2.82 / 6.12 / 5.15, 20 tokens 2.49 / "
+        "5.64 / 6.45, 5 tokens 2.60 / 6.18 / 8.09 (their scale, likely log-perplexity).",
+        "\n".join(["Natural prompts:", *[f"- ~{n} tokens: {text!r}" for n, text in NATURAL_PROMPTS.items()]]),
+        f"{missing} cells have no result yet (run the script again to finish them)." if missing else "")
 
 
 # --------------------------------------------------------------------------- main
@@ -312,8 +297,7 @@ def results_markdown(args, lm, scorer, task, records, rows) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from rlprompt_interp.models import load_lm, process_state
-    from rlprompt_interp.sweeps import Sweep
+    from rlprompt_interp.models import load_lm
     from rlprompt_interp.tasks import get_task
 
     task = get_task("boolq", data_dir=None if args.data_dir == HUB else args.data_dir)
@@ -324,9 +308,9 @@ def main(argv=None) -> int:
     all_cells = cells(args)
     print(f"{SCRIPT} ({args.mode}): task LM {lm.spec}, scorer {scorer.spec}, {len(all_cells)} cells -> {args.output}",
           flush=True)
-    records = Sweep(args.output, all_cells, make_run_cell(args, task, lm, scorer), config=sweep_config(args)).run(
-        log=lambda line: print(line, flush=True))
-    if not process_state().is_main_process:
+    records = run_cells(args, all_cells, make_run_cell(args, task, lm, scorer), config=sweep_config(args),
+                        log=lambda line: print(line, flush=True))
+    if records is None:
         return 0
     rows = summary_rows(records)
     write_results(args.output, {

@@ -33,10 +33,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
-from rlprompt_interp.sweep_report import format_mean_std, format_number, markdown_table, mean_std
-from rlprompt_interp.sweeps import (Sweep, add_data_arguments, grid, score_prompts, train_cell, training_seconds,
-                                    use_every_core)
+from rlprompt_interp.experiment import (experiment_parser, markdown_document, parse_experiment_args, run_cells,
+                                        run_script, write_results)
+from rlprompt_interp.sweep_report import column, format_mean_std, format_number, markdown_table, mean_std
+from rlprompt_interp.sweeps import add_data_arguments, grid, score_prompts, train_cell, training_seconds
 
 METHODS = ("rlprompt", "soft-prompt")
 PROMPT_LENGTH = 5
@@ -48,14 +48,11 @@ HAND_TEMPLATES = {"sst-2": " Sentiment:", "sst-5": " Sentiment:", "agnews": " To
 
 
 def parse_args(argv=None):
-    parser = experiment_parser(__doc__, __file__)
+    # what every cell shares (resuming with other values is refused) but the grid's axes (seeds may grow)
+    parser = experiment_parser(__doc__, __file__, axes=("tasks", "seeds", "soft_seeds", "methods"),
+                               shared=("data_dir", "seed_split"))
     add_data_arguments(parser)
     return parse_experiment_args(parser, argv)
-
-
-def settings(args) -> dict:
-    """What every cell shares; resuming with other values is refused (seeds may grow)."""
-    return args.settings("data_dir", "seed_split", leave_out=("tasks", "seeds", "soft_seeds", "methods"))
 
 
 def load_task(args, name: str):
@@ -125,10 +122,8 @@ def prompts_to_score(task_name: str, records: list[dict], lm) -> dict:
     for RL runs, the prompt the best dev score alone would have kept."""
     from rlprompt_interp.prompts import LearnedPrompt
 
-    def text_prompt(text: str) -> LearnedPrompt:
-        return LearnedPrompt(text=text, token_ids=lm.tokenizer.encode(text, add_special_tokens=False))
-
-    prompts = {"no prompt": LearnedPrompt(text="", token_ids=[]), "hand": text_prompt(HAND_TEMPLATES[task_name])}
+    prompts = {"no prompt": LearnedPrompt(text="", token_ids=[]),
+               "hand": LearnedPrompt.from_text(HAND_TEMPLATES[task_name], lm.tokenizer)}
     for record in records:
         learned = LearnedPrompt.load(record["learned_prompt"])
         prompts[record["learned_prompt"]] = learned
@@ -136,7 +131,8 @@ def prompts_to_score(task_name: str, records: list[dict], lm) -> dict:
         if record.get("dev_best") and record["dev_best"] != learned.text:
             ids = candidates.get(record["dev_best"], {}).get("token_ids")
             prompts[record["learned_prompt"] + "#dev-best"] = (
-                LearnedPrompt(text=record["dev_best"], token_ids=ids) if ids else text_prompt(record["dev_best"]))
+                LearnedPrompt(text=record["dev_best"], token_ids=ids) if ids
+                else LearnedPrompt.from_text(record["dev_best"], lm.tokenizer))
     return prompts
 
 
@@ -193,15 +189,13 @@ def results_table(rows: list[dict]) -> str:
         return "-" if not n else f"{mean:.3f}" if n == 1 else format_mean_std(mean, std)
 
     columns = [
-        ("task", lambda r: r["task"]),
-        ("test sentences", lambda r: r["examples"]),
-        ("no prompt", lambda r: f"{r['no_prompt']:.3f}"),
-        ("hand template", lambda r: f"{r['hand']:.3f}"),
+        column("task"), column("examples", "test sentences"),
+        column("no_prompt", "no prompt", "{:.3f}".format), column("hand", "hand template", "{:.3f}".format),
         ("soft prompt, 5 tokens", lambda r: stat(r["soft-prompt"], "test_accuracy")),
         ("soft seeds", lambda r: len(r["soft-prompt"])),
         ("rlprompt defaults", lambda r: stat(r["rlprompt"], "test_accuracy")),
         ("rlprompt, best dev prompt alone", lambda r: stat(r["rlprompt"], "dev_best_accuracy")),
-        ("hand, balanced", lambda r: f"{r['hand_balanced']:.3f}"),
+        column("hand_balanced", "hand, balanced", "{:.3f}".format),
         ("rlprompt, balanced", lambda r: stat(r["rlprompt"], "test_balanced_accuracy")),
         ("rlprompt seeds", lambda r: len(r["rlprompt"])),
         ("minutes a run (rlprompt)", lambda r: stat(r["rlprompt"], "minutes")),
@@ -210,19 +204,17 @@ def results_table(rows: list[dict]) -> str:
 
 
 def prompts_table(rows: list[dict]) -> str:
-    lines = ["| task | seed | learned prompt | kept from | test accuracy | best dev prompt alone | perplexity "
-             "| minutes |",
-             "|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        for run in row["rlprompt"]:
-            lines.append(f"| {row['task']} | {run['seed']} | {run['prompt']!r} | {run['kept_from']} | "
-                         f"{run['test_accuracy']:.4f} | {run['dev_best_accuracy']:.4f} | "
-                         f"{format_number(run['prompt_perplexity'])} | {run['minutes']:.1f} |")
-    return "\n".join(lines)
+    """One line per RL run (a task's seeds)."""
+    runs = [{"task": row["task"], **run} for row in rows for run in row["rlprompt"]]
+    return markdown_table(runs, [
+        column("task"), column("seed"), column("prompt", "learned prompt", repr), column("kept_from", "kept from"),
+        column("test_accuracy", "test accuracy", "{:.4f}".format),
+        column("dev_best_accuracy", "best dev prompt alone", "{:.4f}".format),
+        column("prompt_perplexity", "perplexity", format_number), column("minutes", fmt="{:.1f}".format)])
 
 
 def main(argv=None) -> int:
-    from rlprompt_interp.models import EVAL_DTYPE, load_lm, process_state
+    from rlprompt_interp.models import EVAL_DTYPE, load_lm
     from rlprompt_interp.tasks.sources import few_shot_source
 
     args = parse_args(argv)
@@ -235,10 +227,9 @@ def main(argv=None) -> int:
           f"seeds {args.seeds} (soft prompt {args.soft_seeds}); model {args.model}, policy "
           f"{args.policy_model or args.model}, scorer {args.scorer}, recipe {args.recipe}", flush=True)
     started = time.time()
-    records = Sweep(output, cells, make_cell_runner(args), config=settings(args)).run()
-    if not process_state().is_main_process:
+    records = run_cells(args, cells, make_cell_runner(args))
+    if records is None:
         return 0
-    use_every_core()  # the other processes are done: the test evaluation gets their cores too
     models = {"task": load_lm(args.model, role="task", dtype=EVAL_DTYPE),
               "scorer": load_lm(args.scorer, role="scorer", dtype=EVAL_DTYPE)}
     scores = {name: score_task(args, name, [r for r in records if r["cell"]["task"] == name], models, output)
@@ -247,12 +238,13 @@ def main(argv=None) -> int:
     table, prompts = results_table(rows), prompts_table(rows)
     write_results(output, {"settings": vars(args), "records": records, "rows": rows,
                            "wall_seconds_this_process": time.time() - started},
-        f"# `train --agent rlprompt` {'recipe ' + args.recipe if args.recipe else 'defaults'} on "
-        f"{len(args.tasks)} tasks ({args.mode} mode)\n\nModel {args.model}, policy {args.policy_model or args.model}, "
-        f"scorer "
-        f"{args.scorer}; 16-shot split {args.seed_split}; {PROMPT_LENGTH}-token prompts; rlprompt {args.steps} "
-        f"steps, soft prompt {args.soft_steps} steps; hand templates {HAND_TEMPLATES}; test accuracy on the whole "
-        f"test split, fp32.\n\n{table}\n\n{prompts}\n", printed=table + "\n\n" + prompts)
+        markdown_document(
+            f"`train --agent rlprompt` {'recipe ' + args.recipe if args.recipe else 'defaults'} on {len(args.tasks)} "
+            f"tasks ({args.mode} mode)",
+            f"Model {args.model}, policy {args.policy_model or args.model}, scorer {args.scorer}; 16-shot split "
+            f"{args.seed_split}; {PROMPT_LENGTH}-token prompts; rlprompt {args.steps} steps, soft prompt "
+            f"{args.soft_steps} steps; hand templates {HAND_TEMPLATES}; test accuracy on the whole test split, fp32.",
+            table, prompts), printed=table + "\n\n" + prompts)
     return 0
 
 

@@ -46,14 +46,15 @@ from pathlib import Path
 
 import yaml
 
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
+from rlprompt_interp.experiment import (experiment_parser, markdown_document, parse_experiment_args, run_cells,
+                                        run_script, write_results)
 from rlprompt_interp.notices import warn
 from rlprompt_interp.policies import ACTION_SPACES
 from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, BOOTSTRAP_DRAWS, PERPLEXITY_COLUMN, SAMPLE_COLUMN,
-                                          arm_bootstrap, format_interval, format_number, markdown_table,
-                                          paired_bootstrap, plot_tradeoff, seed_arrays, summarize_with_log_perplexity,
-                                          without_records)
-from rlprompt_interp.sweeps import Sweep, add_data_arguments, task_and_models, train_cell, use_every_core
+                                          SEEDS_COLUMN, arm_bootstrap, column, format_interval, format_number,
+                                          markdown_table, paired_bootstrap, plot_tradeoff, seed_arrays,
+                                          summarize_with_log_perplexity, without_records)
+from rlprompt_interp.sweeps import add_data_arguments, task_and_models, train_cell
 
 # what an arm sets, as its cell records it (0 = off / the mode's default); the cells' folders are named by them
 ARM_KEYS = ("acc", "ppl", "log_ppl", "prior", "fluent", "scale", "tsallis")
@@ -136,8 +137,10 @@ def checked_arm(text: str) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    # everything the cells share (resuming with other values is refused) but the grid's axes
     parser = experiment_parser(__doc__, __file__, options={"arms": dict(type=checked_arm, metavar="ARM"),
-                                                           "action_space": dict(choices=ACTION_SPACES)})
+                                                           "action_space": dict(choices=ACTION_SPACES)},
+                               axes=("seeds", "lengths", "arms"), shared=("init_prompt", "data_dir", "seed_split"))
     parser.add_argument("--init-prompt", help="warm start every cell from this prompt (default: none)")
     add_data_arguments(parser)
     args = parse_experiment_args(parser, argv)
@@ -156,11 +159,6 @@ def reward_spec(cell: dict) -> str:
     return ",".join(f"{name}={value:g}" for name, value in terms)
 
 
-def sweep_config(args) -> dict:
-    """Everything the cells share; resuming with other values is refused."""
-    return args.settings("init_prompt", "data_dir", "seed_split", leave_out=("seeds", "lengths", "arms"))
-
-
 def make_cell_runner(args, task):
     from rlprompt_interp.agents.rlprompt import RLPromptAgent
 
@@ -176,7 +174,7 @@ def make_cell_runner(args, task):
                               # the plain mean gap); kept so that its command still gives its figures
                               rescore_samples=0, balance_classes=False, quiet=True)
         _, record = train_cell(agent, task, folder, prompt_length=cell["length"], steps=args.steps, seed=cell["seed"],
-                               report_to=args.report_to, config={**sweep_config(args), **cell})
+                               report_to=args.report_to, config={**args.settings(), **cell})
         print(f"    {record['prompt']!r} ({record['train_seconds']:.0f} s training)", flush=True)
         return record
 
@@ -197,8 +195,7 @@ def test_scores(args, tasks: dict, records: list[dict], models: dict, output: Pa
         return json.dumps(list(prompt.token_ids))
 
     lm, limit = models["task"], args.eval_limit or None
-    hand = [LearnedPrompt(text=text, token_ids=lm.tokenizer.encode(text, add_special_tokens=False))
-            for text in [""] + HAND_PROMPTS]
+    hand = [LearnedPrompt.from_text(text, lm.tokenizer) for text in [""] + HAND_PROMPTS]
     learned = [LearnedPrompt(text=r["prompt"], token_ids=r["token_ids"]) for r in records]
     refs, scored = {}, records
     for number, (name, task) in enumerate(tasks.items()):
@@ -276,14 +273,14 @@ def comparison(row: dict, name: str, fmt) -> str:
 
 def results_table(rows: list[dict], refs: dict) -> str:
     columns = [
-        ("prompt length", lambda r: r["length"]),
+        column("length", "prompt length"),
         ("arm", arm_label),
         ACCURACY_COLUMN,
         ("accuracy 95% CI (± points)", lambda r: accuracy_ci(r["intervals"]["accuracy"]) if r["intervals"] else "-"),
         PERPLEXITY_COLUMN,
         ("Δ accuracy vs accuracy-only (95% CI, points)", lambda r: comparison(r, "accuracy_difference", points)),
         ("perplexity ratio accuracy-only / arm (95% CI)", lambda r: comparison(r, "perplexity_ratio", ratio)),
-        ("seeds", lambda r: r["n"]),
+        SEEDS_COLUMN,
         SAMPLE_COLUMN,
         ("paper accuracy", lambda r: f"{r['paper'][0]:.2f}" if r["paper"] else "-"),
         ("paper sample prompt", lambda r: r["paper"][1] if r["paper"] else "-"),
@@ -312,8 +309,6 @@ def plot(rows: list[dict], path: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    from rlprompt_interp.models import process_state
-
     args = parse_args(argv)
     output = Path(args.output)
     started = time.time()
@@ -323,11 +318,9 @@ def main(argv=None) -> int:
     print(f"{args.mode} mode: {len(cells)} cells; policy {args.policy_model}, task LM {args.task_model}, scorer "
           f"{args.scorer}; verbalizers {list(task.verbalizers)}; {args.steps} steps x {args.prompts_per_step} prompts "
           f"x {args.examples_per_step} examples", flush=True)
-    sweep = Sweep(output, cells, make_cell_runner(args, task), config=sweep_config(args))
-    records = sweep.run()
-    if not process_state().is_main_process:
+    records = run_cells(args, cells, make_cell_runner(args, task))
+    if records is None:
         return 0
-    use_every_core()  # the other processes are done: the test evaluation gets their cores too
     tasks = {"this sweep's task definition": task}
     if tuple(builtin.verbalizers) != tuple(task.verbalizers):
         tasks["the built-in definition"] = builtin
@@ -339,16 +332,16 @@ def main(argv=None) -> int:
     write_results(output, {
         "settings": {k: v for k, v in vars(args).items()}, "references": refs, "records": records,
         "tradeoffs": notes, "summary": without_records(rows),
-        "wall_seconds_this_process": time.time() - started},
-        f"# SST-2: RLPrompt accuracy vs prompt perplexity ({args.mode} mode)\n\n"
+        "wall_seconds_this_process": time.time() - started}, markdown_document(
+        f"SST-2: RLPrompt accuracy vs prompt perplexity ({args.mode} mode)",
         f"Policy {args.policy_model}, task LM {args.task_model}, scorer {args.scorer}; template "
         f"{task.template.text!r}, verbalizers {list(task.verbalizers)}; {args.steps} steps, {args.prompts_per_step} "
         f"prompts x {args.examples_per_step} examples per step, lr {args.lr:g}; policy: condition {args.condition!r}, "
         f"action space {args.action_space}, no repeat of the last {args.no_repeat} tokens; test accuracy on "
         f"{examples} test examples. The paper's columns: distilgpt2 task LM, GPT2-XL scorer, ' terrible'/' great'. "
         f"Intervals: 95% percentile bootstrap ({BOOTSTRAP_DRAWS} draws) over the test sentences (the same draw for "
-        f"an arm and its baseline, the accuracy-only arm) and each arm's seeds.\n\n"
-        + table + "\n\n" + "\n".join(f"- {line}" for line in notes) + "\n",
+        f"an arm and its baseline, the accuracy-only arm) and each arm's seeds.",
+        table, "\n".join(f"- {line}" for line in notes)),
         printed=table + "\n" + "\n".join(notes), plots={"sst2_ppl_sweep.png": lambda path: plot(rows, path)})
     return 0
 

@@ -33,11 +33,12 @@ from pathlib import Path
 
 from rlprompt_interp.agents.rlprompt import RLPromptAgent
 from rlprompt_interp.config import key_value
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
-from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, PERPLEXITY_COLUMN, SAMPLE_COLUMN, format_number,
-                                          markdown_table, plot_tradeoff, saved_figure,
+from rlprompt_interp.experiment import (experiment_parser, markdown_document, parse_experiment_args, run_cells,
+                                        run_script, write_results)
+from rlprompt_interp.sweep_report import (ACCURACY_COLUMN, PERPLEXITY_COLUMN, SAMPLE_COLUMN, SEEDS_COLUMN, column,
+                                          format_number, markdown_table, plot_tradeoff, saved_figure,
                                           summarize_with_log_perplexity, without_records)
-from rlprompt_interp.sweeps import Sweep, add_data_arguments, grid, task_and_models, train_and_evaluate
+from rlprompt_interp.sweeps import add_data_arguments, grid, task_and_models, train_and_evaluate
 
 AGENTS = ("sql", "grpo", "rloo")
 PERPLEXITY_FORMS = ("perplexity", "log-perplexity")
@@ -51,8 +52,11 @@ SQL_POLICY = dict(prior_weight=1.0, shaped_range=(0.0, 20.0), action_space="word
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    # what the runs share; resuming with other values is refused (the grid's axes may grow)
     parser = experiment_parser(__doc__, __file__, options={"agents": dict(choices=AGENTS),
-                                                           "perplexity_form": dict(choices=PERPLEXITY_FORMS)})
+                                                           "perplexity_form": dict(choices=PERPLEXITY_FORMS)},
+                               axes=("agents", "ppl_coefs", "seeds"),
+                               shared=("data_dir", "seed_split", "sql_option", "trl_option"))
     parser.add_argument("--sql-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                         help=f"an RLPromptAgent option over {SQL_POLICY} (e.g. prior_weight=0), repeatable")
     parser.add_argument("--trl-option", type=key_value, action="append", default=[], metavar="KEY=VALUE",
@@ -67,11 +71,6 @@ def build_cells(args) -> list[dict]:
 
 def reward_spec(cell: dict, form: str) -> str:
     return "gap=1" + (f",{form}={cell['ppl_coef']:g}" if cell["ppl_coef"] else "")
-
-
-def sweep_config(args) -> dict:
-    """Everything the runs share; resuming with other values is refused (the grid's axes may grow)."""
-    return args.settings("data_dir", "seed_split", "sql_option", "trl_option", leave_out=("agents", "ppl_coefs", "seeds"))
 
 
 def make_agent(args, cell: dict):
@@ -93,7 +92,7 @@ def make_cell_runner(args, task, models: dict):
         record = train_and_evaluate(make_agent(args, cell), task, folder, prompt_length=args.prompt_length,
                                     steps=args.max_steps, seed=cell["seed"], eval_lm=models["task"],
                                     scorer=models["scorer"], eval_limit=args.eval_limit, report_to=args.report_to,
-                                    config={**sweep_config(args), **cell})
+                                    config={**args.settings(), **cell})
         curve = LearnedPrompt.load(record["learned_prompt"]).curve
         record["steps"] = max((row["step"] for row in curve), default=0)
         record["train_minutes"] = max((row["time"] for row in curve), default=0.0) / 60
@@ -109,21 +108,10 @@ def make_cell_runner(args, task, models: dict):
 # --------------------------------------------------------------------------- the report
 
 
-def summary_rows(records: list[dict]) -> list[dict]:
-    return summarize_with_log_perplexity(records, by=["agent", "ppl_coef"], metrics=["steps"])
-
-
 def results_table(rows: list[dict]) -> str:
-    columns = [
-        ("agent", lambda r: r["agent"]),
-        ("perplexity coef", lambda r: f"{r['ppl_coef']:g}"),
-        ACCURACY_COLUMN,
-        PERPLEXITY_COLUMN,
-        ("steps (mean)", lambda r: f"{r['steps_mean']:.0f}"),
-        ("seeds", lambda r: r["n"]),
-        SAMPLE_COLUMN,
-    ]
-    return markdown_table(rows, columns)
+    return markdown_table(rows, [column("agent"), column("ppl_coef", "perplexity coef", "{:g}".format), ACCURACY_COLUMN,
+                                 PERPLEXITY_COLUMN, column("steps_mean", "steps (mean)", "{:.0f}".format),
+                                 SEEDS_COLUMN, SAMPLE_COLUMN])
 
 
 def label(record: dict) -> str:
@@ -153,8 +141,6 @@ def plot_curves(records: list[dict], path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    from rlprompt_interp.models import process_state
-
     args = parse_args(argv)
     output = Path(args.output)
     task, models = task_and_models(args, "sst-2")
@@ -163,21 +149,19 @@ def main(argv=None) -> int:
     print(f"{args.mode} mode: {len(cells)} runs of {args.minutes:g} minutes; policy {args.policy_model}, task LM "
           f"{args.task_model}, scorer {args.scorer}; {args.prompts_per_step} prompts x {args.examples_per_step} "
           "examples per step", flush=True)
-    sweep = Sweep(output, cells, make_cell_runner(args, task, models), config=sweep_config(args))
-    records = sweep.run()
-    if not process_state().is_main_process:
+    records = run_cells(args, cells, make_cell_runner(args, task, models))
+    if records is None:
         return 0
-    rows = summary_rows(records)
+    rows = summarize_with_log_perplexity(records, by=["agent", "ppl_coef"], metrics=["steps"])
     table = results_table(rows)
-    examples = records[0]["eval_examples"]
-    write_results(output, {"settings": vars(args), "records": records,
-                           "summary": without_records(rows)},
-        f"# SST-2: SQL vs GRPO vs RLOO at {args.minutes:g} training minutes a run ({args.mode} mode)\n\n"
-        f"Policy {args.policy_model}, task LM {args.task_model}, scorer {args.scorer}; prompt length "
-        f"{args.prompt_length}, {args.prompts_per_step} prompts x {args.examples_per_step} examples per step, dev "
-        f"evaluation every {args.eval_every} steps; SQL lr {args.sql_lr:g}, GRPO/RLOO (LoRA) lr {args.trl_lr:g}; "
-        f"test accuracy on {examples} test examples; verbalizers {args.verbalizers}; SQL policy "
-        f"{ {**SQL_POLICY, **dict(args.sql_option)} }; perplexity term: {args.perplexity_form}.\n\n" + table + "\n",
+    write_results(output, {"settings": vars(args), "records": records, "summary": without_records(rows)},
+        markdown_document(
+            f"SST-2: SQL vs GRPO vs RLOO at {args.minutes:g} training minutes a run ({args.mode} mode)",
+            f"Policy {args.policy_model}, task LM {args.task_model}, scorer {args.scorer}; prompt length "
+            f"{args.prompt_length}, {args.prompts_per_step} prompts x {args.examples_per_step} examples per step, dev "
+            f"evaluation every {args.eval_every} steps; SQL lr {args.sql_lr:g}, GRPO/RLOO (LoRA) lr {args.trl_lr:g}; "
+            f"test accuracy on {records[0]['eval_examples']} test examples; verbalizers {args.verbalizers}; SQL "
+            f"policy { {**SQL_POLICY, **dict(args.sql_option)} }; perplexity term: {args.perplexity_form}.", table),
         printed=table, plots={"sst2_rl_comparison.png": lambda path: plot_tradeoffs(records, path),
                               "learning_curves.png": lambda path: plot_curves(records, path)})
     return 0

@@ -35,9 +35,11 @@ import json
 import math
 from pathlib import Path
 
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
+from rlprompt_interp.experiment import (experiment_parser, markdown_document, parse_experiment_args, run_cells,
+                                        run_script, write_results)
 from rlprompt_interp.models import DTYPE_CHOICES
-from rlprompt_interp.sweep_report import saved_figure, without_records
+from rlprompt_interp.sweep_report import (SEEDS_COLUMN, column, first_seed, format_mean_std, format_number,
+                                          markdown_table, mean_std_column, saved_figure, summarize, without_records)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +56,7 @@ PAPER_TABLE2 = {
     ("trec", "natural_prompts"): (87.5, 84.7, 3.3, 86.5), ("trec", "pile"): (88.5, 87.5, 1.2, 85.6),
 }
 PROJECTIONS = ("dot", "euclidean", "cosine")  # "dot" is the paper's d-proj
-# the grid's axes: a rerun may change them, not the other settings (``cell_settings``)
+# the grid's axes: a rerun may change them, not the other settings (what every cell shares: ``args.settings()``)
 AXES = ("seeds", "sweep_task", "sweep_target", "gammas", "gamma", "tasks", "targets")
 F1_METRICS = [f"f1_{metric}" for metric in PROJECTIONS] + [f"init_f1_{metric}" for metric in PROJECTIONS]
 
@@ -63,7 +65,8 @@ F1_METRICS = [f"f1_{metric}" for metric in PROJECTIONS] + [f"init_f1_{metric}" f
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = experiment_parser(__doc__, __file__, options={"dev_limit": dict(type=int)})
+    parser = experiment_parser(__doc__, __file__, options={"dev_limit": dict(type=int)}, axes=AXES,
+                               shared=("dtype", "seed_split"))
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "few-shot"))
     parser.add_argument("--targets-dir", default=str(ROOT.parent / "shared" / "data" / "waywardness-targets"),
                         help="folder of JSON files name -> target text (natural_prompts.json, pile.json, ...)")
@@ -74,11 +77,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if any(gamma < 0 for gamma in args.gammas + [args.gamma]):
         parser.error("γ values must be non-negative")
     return args
-
-
-def cell_settings(args) -> dict:
-    """What every cell shares: a rerun with other values is refused (the grid's axes may change)."""
-    return args.settings("dtype", "seed_split", leave_out=AXES)
 
 
 def resolve_targets(specs: list[str], targets_dir: str | Path) -> dict[str, str]:
@@ -154,7 +152,7 @@ def run_cell(args: argparse.Namespace, targets: dict[str, str], cell: dict, fold
     record = train_and_evaluate(agent, task, folder, prompt_length=0, steps=args.steps, seed=cell["seed"],
                                 eval_lm=lm, eval_split="test", eval_limit=args.eval_limit,
                                 eval_batch_size=args.eval_batch_size, report_to=args.report_to,
-                                config={**cell_settings(args), **cell})
+                                config={**args.settings(), **cell})
     learned = LearnedPrompt.load(record["learned_prompt"])
     target_ids = text_ids(lm, target_text)
     initial = projections(lm, embedding_table(lm)[target_ids], target_text)
@@ -171,8 +169,6 @@ def run_cell(args: argparse.Namespace, targets: dict[str, str], cell: dict, fold
 
 
 def sweep_rows(args, records: list[dict]) -> list[dict]:
-    from rlprompt_interp.sweep_report import summarize
-
     members = [r for r in records if r["cell"]["task"] == args.sweep_task and r["cell"]["target"] == args.sweep_target
                and r["cell"]["gamma"] in args.gammas]
     rows = summarize(members, ["gamma"], ["test_accuracy", *F1_METRICS, "final_distance"])
@@ -204,69 +200,50 @@ PAIR_METRICS = ["free_accuracy", "accuracy", "drop", "relative_drop", *F1_METRIC
 
 def main_rows(args, pair_records: list[dict]) -> tuple[list[dict], list[dict]]:
     """Per task × target (mean ± std over seeds), and per task × target source (over targets and seeds)."""
-    from rlprompt_interp.sweep_report import summarize
-
     return (summarize(pair_records, ["task", "target"], PAIR_METRICS),
             summarize(pair_records, ["task", "source"], PAIR_METRICS))
 
 
 def ms(row, metric, digits=3):
-    from rlprompt_interp.sweep_report import format_mean_std
-
     return format_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], digits)
 
 
 def both(row, dot_metric, euclidean_metric):
     """``dot / eucl.`` means of two F1 metrics in one cell."""
-    from rlprompt_interp.sweep_report import format_number
-
     return f"{format_number(row[f'{dot_metric}_mean'])} / {format_number(row[f'{euclidean_metric}_mean'])}"
 
 
-def first(row, key):
-    """A value of the first seed's record (the projected texts)."""
-    return row["records"][0].get(key, "")
-
-
-PROJECTION_COLUMNS = [("projection (dot, first seed)", lambda r: first(r, "projection_dot")),
-                      ("projection (eucl., first seed)", lambda r: first(r, "projection_euclidean"))]
+F1_COLUMNS = [mean_std_column("F1 dot", "f1_dot"), mean_std_column("F1 eucl.", "f1_euclidean")]
+INIT_F1_COLUMN = ("init F1 dot / eucl.", lambda r: both(r, "init_f1_dot", "init_f1_euclidean"))
+PROJECTION_COLUMNS = [first_seed("projection_dot", "projection (dot, first seed)"),
+                      first_seed("projection_euclidean", "projection (eucl., first seed)")]
 
 
 def sweep_table(rows: list[dict]) -> str:
-    from rlprompt_interp.sweep_report import format_number, markdown_table
-
     return markdown_table(rows, [
-        ("γ", lambda r: f"{r['gamma']:g}"), ("test acc", lambda r: ms(r, "test_accuracy")),
-        ("F1 dot", lambda r: ms(r, "f1_dot")), ("F1 eucl.", lambda r: ms(r, "f1_euclidean")),
-        ("F1 cos.", lambda r: ms(r, "f1_cosine")),
-        ("init F1 dot / eucl.", lambda r: both(r, "init_f1_dot", "init_f1_euclidean")),
-        ("‖p_c − E(p_d)‖²/L at the last step", lambda r: format_number(r["final_distance_mean"])),
-        ("seeds", lambda r: r["n"]), *PROJECTION_COLUMNS])
+        column("gamma", "γ", "{:g}".format), mean_std_column("test acc", "test_accuracy"), *F1_COLUMNS,
+        mean_std_column("F1 cos.", "f1_cosine"), INIT_F1_COLUMN,
+        column("final_distance_mean", "‖p_c − E(p_d)‖²/L at the last step", format_number),
+        SEEDS_COLUMN, *PROJECTION_COLUMNS])
 
 
 def main_table(args, rows: list[dict]) -> str:
-    from rlprompt_interp.sweep_report import markdown_table
-
     return markdown_table(rows, [
-        ("task", lambda r: r["task"]), ("target", lambda r: r["target"]), ("L", lambda r: first(r, "target_tokens")),
-        ("acc γ=0", lambda r: ms(r, "free_accuracy")), (f"acc γ={args.gamma:g}", lambda r: ms(r, "accuracy")),
-        ("acc drop", lambda r: ms(r, "drop")), ("F1 dot", lambda r: ms(r, "f1_dot")),
-        ("F1 eucl.", lambda r: ms(r, "f1_euclidean")),
-        ("init F1 dot / eucl.", lambda r: both(r, "init_f1_dot", "init_f1_euclidean")),
+        column("task"), column("target"), first_seed("target_tokens", "L"),
+        mean_std_column("acc γ=0", "free_accuracy"), mean_std_column(f"acc γ={args.gamma:g}", "accuracy"),
+        mean_std_column("acc drop", "drop"), *F1_COLUMNS, INIT_F1_COLUMN,
         ("γ=0 F1 dot / eucl.", lambda r: both(r, "free_f1_dot", "free_f1_euclidean")),
-        ("seeds", lambda r: r["n"]), *PROJECTION_COLUMNS])
+        SEEDS_COLUMN, *PROJECTION_COLUMNS])
 
 
 def source_table(rows: list[dict]) -> str:
     """Per task and target source, the measured figures beside the paper's Table 1 and 2 (in %)."""
-    from rlprompt_interp.sweep_report import markdown_table
-
     def paper(row, fmt):
         figures = PAPER_TABLE2.get((row["task"], row["source"]))
         return fmt(figures) if figures else "-"
 
     return markdown_table(rows, [
-        ("task", lambda r: r["task"]), ("source", lambda r: r["source"]),
+        column("task"), column("source"),
         ("measured Acc(p_c*) → Acc(p̃_c)",
          lambda r: f"{100 * r['free_accuracy_mean']:.1f} → {100 * r['accuracy_mean']:.1f}"),
         ("measured Δ", lambda r: f"{r['relative_drop_mean']:.1f}"),
@@ -278,42 +255,41 @@ def source_table(rows: list[dict]) -> str:
 
 
 def render(args, sweep: list[dict], per_target: list[dict], per_source: list[dict]) -> str:
-    lines = [f"# Prompt Waywardness ({args.mode} mode: {args.model}, {args.steps} steps, batch {args.batch_size}, "
-             f"lr {args.lr}, seeds {args.seeds}, test limit {args.eval_limit})", "",
-             "Prompt F1 is given under the paper's highest-dot-product projection (`F1 dot`) and under the "
-             "Euclidean nearest-neighbour projection (`F1 eucl.`); `init` is the F1 of the initial prompt E(p_d) "
-             "itself. Where the dot projection does not map E(p_d) back to p_d (init F1 dot < 1, as with SmolLM2, "
-             "whose embedding norms vary), F1 dot understates how close the prompt stays; the Euclidean projection "
-             "of E(p_d) is p_d (init F1 eucl. = 1). Accuracies are test accuracies of the soft prompt with the best "
-             "dev accuracy among the evaluations (step 0 included); mean ± std over seeds.", ""]
-    lines += headline(args, per_target)
-    if sweep:
-        lines += [f"## γ sweep: {args.sweep_task}, target `{args.sweep_target}` (paper's Fig. 3)", "",
-                  sweep_table(sweep), "",
-                  "Paper (GPT-2 large, SST-2, 32 targets × 3 seeds): accuracy falls slightly from the unconstrained "
-                  "92.4 as γ grows to 0.03 while prompt F1 rises toward 1.", ""]
-    if per_target:
-        lines += [f"## Main table: γ = {args.gamma:g} against the unconstrained γ = 0 prompt of the same length "
-                  "and init (paper's Table 2)", "", main_table(args, per_target), "",
-                  "### Per task and target source, next to the paper (accuracies in %, Δ = relative drop in %)", "",
-                  source_table(per_source), "",
-                  "Paper: GPT-2 large, batch 8, lr 0.01, 2000 steps, 3 seeds, 32 natural-instruction and 30 Pile "
-                  "targets; ≥ 94% prompt F1 within 2% of the unconstrained accuracy.", ""]
-    return "\n".join(lines)
+    return markdown_document(
+        f"Prompt Waywardness ({args.mode} mode: {args.model}, {args.steps} steps, batch {args.batch_size}, "
+        f"lr {args.lr}, seeds {args.seeds}, test limit {args.eval_limit})",
+        "Prompt F1 is given under the paper's highest-dot-product projection (`F1 dot`) and under the "
+        "Euclidean nearest-neighbour projection (`F1 eucl.`); `init` is the F1 of the initial prompt E(p_d) "
+        "itself. Where the dot projection does not map E(p_d) back to p_d (init F1 dot < 1, as with SmolLM2, "
+        "whose embedding norms vary), F1 dot understates how close the prompt stays; the Euclidean projection "
+        "of E(p_d) is p_d (init F1 eucl. = 1). Accuracies are test accuracies of the soft prompt with the best "
+        "dev accuracy among the evaluations (step 0 included); mean ± std over seeds.",
+        headline(args, per_target),
+        sweep and "\n\n".join([
+            f"## γ sweep: {args.sweep_task}, target `{args.sweep_target}` (paper's Fig. 3)", sweep_table(sweep),
+            "Paper (GPT-2 large, SST-2, 32 targets × 3 seeds): accuracy falls slightly from the unconstrained 92.4 as "
+            "γ grows to 0.03 while prompt F1 rises toward 1."]),
+        per_target and "\n\n".join([
+            f"## Main table: γ = {args.gamma:g} against the unconstrained γ = 0 prompt of the same length and init "
+            "(paper's Table 2)", main_table(args, per_target),
+            "### Per task and target source, next to the paper (accuracies in %, Δ = relative drop in %)",
+            source_table(per_source),
+            "Paper: GPT-2 large, batch 8, lr 0.01, 2000 steps, 3 seeds, 32 natural-instruction and 30 Pile targets; "
+            "≥ 94% prompt F1 within 2% of the unconstrained accuracy."]))
 
 
-def headline(args, per_target: list[dict]) -> list[str]:
+def headline(args, per_target: list[dict]) -> str:
     """The sweep task and target at γ against γ = 0 (issue 4's acceptance figure), in one sentence."""
     rows = [row for row in per_target if row["task"] == args.sweep_task and row["target"] == args.sweep_target]
     if not rows:
-        return []
+        return ""
     row = rows[0]
-    return [f"**{row['task']}, target `{row['target']}` ({first(row, 'target_tokens')} tokens), "
+    return (f"**{row['task']}, target `{row['target']}` ({row['records'][0]['target_tokens']} tokens), "
             f"γ = {args.gamma:g}:** test accuracy {ms(row, 'accuracy')} against {ms(row, 'free_accuracy')} for the "
             f"unconstrained (γ = 0) prompt of the same length and init (drop {ms(row, 'drop')}); prompt F1 "
             f"{ms(row, 'f1_dot')} (dot projection), {ms(row, 'f1_euclidean')} (Euclidean); at init "
             f"{both(row, 'init_f1_dot', 'init_f1_euclidean')}; the γ = 0 prompt ends at "
-            f"{both(row, 'free_f1_dot', 'free_f1_euclidean')}.", ""]
+            f"{both(row, 'free_f1_dot', 'free_f1_euclidean')}.")
 
 
 def plot(args, sweep: list[dict], per_target: list[dict], path: Path) -> Path:
@@ -345,31 +321,23 @@ def plot(args, sweep: list[dict], per_target: list[dict], path: Path) -> Path:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from rlprompt_interp.models import process_state
-    from rlprompt_interp.sweeps import Sweep
-
     targets = resolve_targets(args.targets, args.targets_dir)
     targets.update(resolve_targets([args.sweep_target], args.targets_dir))
     cells = build_cells(args, targets)
-    config = cell_settings(args)
     print(f"mode {args.mode}: {len(cells)} cells, {args.model}, {args.steps} steps, batch {args.batch_size}, "
           f"lr {args.lr}, test limit {args.eval_limit}", flush=True)
-    sweep = Sweep(args.output, cells, lambda cell, folder: run_cell(args, targets, cell, folder), config=config)
-    records = [record for record in sweep.run() if record is not None]
-    if not process_state().is_main_process:
+    records = run_cells(args, cells, lambda cell, folder: run_cell(args, targets, cell, folder))
+    if records is None:
         return 0
-
-    out = Path(args.output)
-    by_gamma = sweep_rows(args, records)
-    pair_records = pairs(args, records)
+    by_gamma, pair_records = sweep_rows(args, records), pairs(args, records)
     per_target, per_source = main_rows(args, pair_records)
     text = render(args, by_gamma, per_target, per_source)
-    write_results(out, {"config": {**config, **{k: getattr(args, k) for k in AXES}}, "targets": targets,
+    write_results(args.output, {"config": {**args.settings(), **{k: getattr(args, k) for k in AXES}}, "targets": targets,
         "records": records, "pairs": pair_records, "sweep": without_records(by_gamma),
         "main": without_records(per_target), "main_by_source": without_records(per_source),
         "paper": {"unconstrained": PAPER_UNCONSTRAINED,
                   "table2": {f"{task}/{source}": value for (task, source), value in PAPER_TABLE2.items()}}},
-        text + "\n", printed=text,
+        text, printed=text,
         plots={"waywardness.png": lambda path: plot(args, by_gamma, per_target, path)})
     return 0
 

@@ -27,27 +27,18 @@ import math
 from pathlib import Path
 
 from rlprompt_interp.config import DeprecatedFlag
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
-from rlprompt_interp.sweep_report import saved_figure
+from rlprompt_interp.experiment import (experiment_parser, markdown_document, parse_experiment_args, run_cells,
+                                        run_script, write_results)
+from rlprompt_interp.sweep_report import column, format_number, markdown_table, saved_figure
 
-ROOT = Path(__file__).resolve().parents[1]
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = experiment_parser(__doc__, __file__)
-    parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.5, 1.0])
-    parser.add_argument("--directions", nargs="+", default=["0_to_1", "1_to_0"], choices=["0_to_1", "1_to_0"])
-    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "yelp-style"))
-    parser.add_argument("--style-classifier", help="classifier folder or HF classifier (default: the one "
-                                                   "`rlprompt-interp train-style-classifier` wrote)")
-    parser.add_argument("--seed", type=int, default=0)
+    # the settings every cell shares: a re-run in the same folder must use the same ones
+    parser = experiment_parser(__doc__, __file__, axes=("alphas", "directions"),
+                               options={"directions": dict(choices=["0_to_1", "1_to_0"])})
     parser.add_argument("--inputs-per-step", dest="examples_per_step", type=int, action=DeprecatedFlag,
                         replacement="--examples-per-step", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parse_experiment_args(parser, argv)
-
-
-def sweep_config(args) -> dict:
-    """The settings every cell shares: a re-run in the same folder must use the same ones."""
-    return args.settings("seed", "data_dir", "style_classifier")
 
 
 def make_agent(args, direction: str, alpha: float, models: dict, classifier, task):
@@ -84,7 +75,7 @@ def make_cell_runner(args, models: dict, classifier):
         if cell["alpha"] is not None:
             agent = make_agent(args, cell["direction"], cell["alpha"], models, classifier, task)
             _, trained = train_cell(agent, task, folder, prompt_length=args.prompt_length, steps=args.steps,
-                                    seed=args.seed, report_to=args.report_to, config={**sweep_config(args), **cell})
+                                    seed=args.seed, report_to=args.report_to, config={**args.settings(), **cell})
             prompt, train_seconds = trained["prompt"], trained["train_seconds"]
         row = {"direction": cell["direction"], "alpha": cell["alpha"], "prompt": prompt,
                "train_seconds": train_seconds, **evaluate(args, task, prompt, models, classifier,
@@ -96,7 +87,7 @@ def make_cell_runner(args, models: dict, classifier):
 
 
 def evaluate(args, task, prompt: str, models: dict, classifier, outputs_file: Path) -> dict:
-    from rlprompt_interp.perplexity import perplexity
+    from rlprompt_interp.perplexity import prompt_perplexity
     from rlprompt_interp.style.evaluation import evaluate_style_transfer
 
     report = evaluate_style_transfer(task, models["task"], prompt, classifier=classifier, scorer=models["scorer"],
@@ -104,27 +95,22 @@ def evaluate(args, task, prompt: str, models: dict, classifier, outputs_file: Pa
                                      outputs_file=outputs_file, progress=False)
     row = {k: getattr(report, k) for k in ("content", "style_accuracy", "fluency", "perplexity_median", "joint",
                                            "geometric_mean", "bleu_references", "bleu_inputs", "examples")}
-    row["prompt_perplexity"] = float(perplexity(models["scorer"], [prompt])[0]) if prompt.strip() else None
-    return row
+    return {**row, "prompt_perplexity": prompt_perplexity(models["scorer"], prompt)}
 
 
 def table(rows: list[dict]) -> str:
-    from rlprompt_interp.sweep_report import format_number, markdown_table
-
-    def number(key, digits):
-        return lambda r: format_number(r[key], digits)
+    def number(key, header, digits=3):
+        return column(key, header, lambda value: format_number(value, digits))
 
     return markdown_table(rows, [
-        ("direction", lambda r: r["direction"]),
-        ("alpha", lambda r: "no prompt" if r["alpha"] is None else f"{r['alpha']:g}"),
-        ("prompt", lambda r: repr(r["prompt"])),
-        ("prompt ppl", lambda r: "-" if r["prompt_perplexity"] is None else f"{r['prompt_perplexity']:.0f}"),
-        ("content", number("content", 3)), ("style acc", number("style_accuracy", 3)),
-        ("fluency", number("fluency", 3)), ("output ppl (median)", number("perplexity_median", 1)),
-        ("joint", number("joint", 3)), ("GM", number("geometric_mean", 3)),
-        ("BLEU ref", number("bleu_references", 1)), ("BLEU input", number("bleu_inputs", 1)),
-        ("train s", lambda r: "-" if not r.get("train_seconds") else f"{r['train_seconds']:.0f}"),
-    ])
+        column("direction"), column("alpha", fmt=lambda alpha: "no prompt" if alpha is None else f"{alpha:g}"),
+        column("prompt", fmt=repr),
+        column("prompt_perplexity", "prompt ppl", lambda ppl: "-" if ppl is None else f"{ppl:.0f}"),
+        number("content", "content"), number("style_accuracy", "style acc"), number("fluency", "fluency"),
+        number("perplexity_median", "output ppl (median)", 1), number("joint", "joint"),
+        number("geometric_mean", "GM"), number("bleu_references", "BLEU ref", 1),
+        number("bleu_inputs", "BLEU input", 1),
+        ("train s", lambda r: "-" if not r.get("train_seconds") else f"{r['train_seconds']:.0f}")])
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -152,9 +138,8 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     from rlprompt_interp.style.classifier import resolve_classifier
-    from rlprompt_interp.models import load_lm, process_state
+    from rlprompt_interp.models import load_lm
     from rlprompt_interp.rewards.style import StyleClassifier
-    from rlprompt_interp.sweeps import Sweep
 
     out = Path(args.output)
     models = {"policy": load_lm(args.policy, role="policy"), "task": load_lm(args.task_model, role="task"),
@@ -165,12 +150,12 @@ def main(argv=None) -> int:
           f"{args.examples_per_step} inputs x {args.num_samples} samples")
     cells = [{"direction": direction, "alpha": alpha}  # alpha None: the no-prompt baseline
              for direction in args.directions for alpha in [None, *args.alphas]]
-    records = Sweep(out, cells, make_cell_runner(args, models, classifier), config=sweep_config(args)).run()
-    if not process_state().is_main_process:
+    records = run_cells(args, cells, make_cell_runner(args, models, classifier))
+    if records is None:
         return 0
     rows = [{key: value for key, value in record.items() if key != "cell"} for record in records]
-    write_results(out, {"settings": sweep_config(args), "rows": rows},
-                  f"# Yelp style transfer, RLPrompt + alpha * perplexity ({args.mode} mode)\n\n" + table(rows) + "\n",
+    write_results(out, {"settings": args.settings(), "rows": rows},
+                  markdown_document(f"Yelp style transfer, RLPrompt + alpha * perplexity ({args.mode} mode)", table(rows)),
                   printed=table(rows), plots={"yelp_style_ppl_sweep.png": lambda path: plot(rows, path)})
     return 0
 
