@@ -72,16 +72,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         __doc__, __file__, name=SCRIPT,
         options={"methods": dict(choices=TRAINED), "soft_lr_scale": dict(type=float),
                  "pez_lr_scale": dict(type=float), "eval_limit": dict(type=int), "dev_limit": dict(type=int),
-                 "unembed_metric": dict(choices=("euclidean", "cosine", "dot"))},
+                 "unembed_metric": dict(choices=("euclidean", "cosine", "dot")), "steps": dict(at_least=0),
+                 **{key: dict(at_least=1) for key in ("batch_size", "eval_every", "eval_batch_size", "lengths")}},
         axes=("methods", "lengths", "seeds", "eval_batch_size"))
     parser.add_argument("--progress", action="store_true", help="show the agents' training progress bars")
     args = parse_experiment_args(parser, argv)
     args.output = Path(args.output)
-    for name in ("steps", "batch_size", "eval_every", "eval_batch_size"):
-        if getattr(args, name) < (0 if name == "steps" else 1):
-            parser.error(f"--{name.replace('_', '-')} must be {'non-negative' if name == 'steps' else 'positive'}")
-    if any(length < 1 for length in args.lengths):
-        parser.error(f"prompt lengths must be positive, got {args.lengths}")
     return args
 
 

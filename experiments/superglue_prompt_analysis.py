@@ -37,10 +37,11 @@ from pathlib import Path
 import torch
 
 from rlprompt_interp.agents.soft_prompt import SoftPromptAgent
-from rlprompt_interp.experiment import experiment_parser, parse_experiment_args, run_script, write_results
+from rlprompt_interp.experiment import (experiment_parser, markdown_document, parse_experiment_args, run_cells,
+                                        run_script, write_results)
 from rlprompt_interp.models import DTYPE_CHOICES
-from rlprompt_interp.sweep_report import format_number, markdown_table
-from rlprompt_interp.sweeps import SWEEP_FILE, Sweep, cell_name, grid, train_and_evaluate, write_json_atomic
+from rlprompt_interp.sweep_report import column, format_number, markdown_table
+from rlprompt_interp.sweeps import SWEEP_FILE, cell_name, grid, train_and_evaluate, write_json_atomic
 
 # The paper's hand-written initial prompts (§5.1), verbatim.
 PAPER_INIT_TEXTS = {
@@ -70,7 +71,9 @@ def init_text_option(text: str) -> tuple[str, str]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = experiment_parser(__doc__, __file__, options={key: dict(type=int) for key in ("dev_limit", "eval_limit")})
+    # everything the cells share (seeds may be added later); resuming with other values is refused
+    parser = experiment_parser(__doc__, __file__, options={key: dict(type=int) for key in ("dev_limit", "eval_limit")},
+                               axes=("seeds",), shared=("lr", "init_texts", "transfer_split", "top_k", "dtype"))
     parser.add_argument("--lr", type=float, help="learning rate (default: the soft-prompt agent's own, 0.1 × the "
                                                  "standard deviation of the vocabulary embeddings)")
     parser.add_argument("--init-text", type=init_text_option, action="append", default=[], metavar="TASK=TEXT",
@@ -94,11 +97,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if missing:
         parser.error(f"no initial prompt text for {missing}: pass --init-text {missing[0]}=TEXT")
     return args
-
-
-def sweep_config(args) -> dict:
-    """Everything the cells share (seeds may be added later); resuming with other values is refused."""
-    return args.settings("lr", "init_texts", "transfer_split", "top_k", "dtype", leave_out=("seeds",))
 
 
 def load_tasks(names: list[str], data_dir: str) -> dict:
@@ -133,7 +131,7 @@ def make_cell_runner(args, tasks: dict, lm, init_ids: dict):
         record = train_and_evaluate(agent, tasks[name], folder, prompt_length=args.prompt_length, steps=args.steps,
                                     seed=cell["seed"], eval_lm=lm, eval_split=args.transfer_split,
                                     eval_limit=args.eval_limit, eval_batch_size=args.eval_batch_size,
-                                    report_to=args.report_to, config={**sweep_config(args), **cell})
+                                    report_to=args.report_to, config={**args.settings(), **cell})
         learned = LearnedPrompt.load(folder / "train")
         # the init text sits at the end of the prompt; earlier positions started as random common tokens
         offset = args.prompt_length - len(init_ids[name])
@@ -304,23 +302,21 @@ def write_report(output: Path, records: list[dict], transfer: dict, config: dict
     baseline = dict(zip(tasks, transfer["baseline"]))
     examples = transfer.get("examples", {})
 
-    prompts_table = markdown_table(records, [
-        ("prompt", prompt_label),
-        ("steps run", lambda r: r["scores"]["steps_run"]),
-        ("best step", lambda r: r["scores"]["best_step"]),
-        ("stopped early", lambda r: "yes" if r["scores"]["stopped_early"] else "no"),
-        ("dev acc start → best", lambda r: f"{r['scores']['initial_dev_accuracy']:.3f} → {r['scores']['dev_accuracy']:.3f}"),
-        (f"{split} acc", lambda r: f"{r[f'{split}_accuracy']:.3f}"),
+    prompts_table = markdown_table([{**record, **record["scores"]} for record in records], [
+        ("prompt", prompt_label), column("steps_run", "steps run"), column("best_step", "best step"),
+        column("stopped_early", "stopped early", lambda stopped: "yes" if stopped else "no"),
+        ("dev acc start → best", lambda r: f"{r['initial_dev_accuracy']:.3f} → {r['dev_accuracy']:.3f}"),
+        column(f"{split}_accuracy", f"{split} acc", "{:.3f}".format),
         (f"{split} acc, no prompt", lambda r: f"{baseline[r['cell']['task']]:.3f}"),
-        ("‖P‖_F", lambda r: f"{r['prompt_norm']:.2f}"),
+        column("prompt_norm", "‖P‖_F", "{:.2f}".format),
         ("init tokens kept (top-1)", lambda r: f"{r['kept_init_tokens']}/{r['init_text_tokens']}"),
         ("top-1 tokens (cosine)", lambda r: repr("".join(row["tokens"][0] for row in r["readout"]))),
     ])
     stoch = analysis["stochasticity"]
     norms_table = markdown_table([dict(task=t, **stoch[t]) for t in tasks if t in stoch], [
-        ("task", lambda r: r["task"]), ("prompts", lambda r: r["n"]),
-        ("mean ‖P‖_F", lambda r: f"{r['mean_norm']:.2f}"), ("variance", lambda r: format_number(r["variance"])),
-        ("mean ‖P_i − P_j‖_F between seeds", lambda r: f"{r['mean_pairwise_distance']:.3f}"),
+        column("task"), column("n", "prompts"), column("mean_norm", "mean ‖P‖_F", "{:.2f}".format),
+        column("variance", fmt=format_number),
+        column("mean_pairwise_distance", "mean ‖P_i − P_j‖_F between seeds", "{:.3f}".format),
         ("paper mean (bloomz-560m)", lambda r: PAPER_NORMS[r["task"]][0] if r["task"] in PAPER_NORMS else "-"),
         ("paper variance", lambda r: PAPER_NORMS[r["task"]][1] if r["task"] in PAPER_NORMS else "-")])
     accuracy_rows = [*labels, "no prompt"]
@@ -357,8 +353,8 @@ def write_report(output: Path, records: list[dict], transfer: dict, config: dict
     notes.append("The paper's Figure 8 reads +0.4 for the CB prompt on COPA over no prompt; its other matrix "
                  "entries are given only as a figure.")
 
-    markdown = "\n\n".join([
-        f"# Soft prompts across SuperGLUE tasks ({config['mode']} mode)",
+    markdown = markdown_document(
+        f"Soft prompts across SuperGLUE tasks ({config['mode']} mode)",
         "\n".join(f"- {note}" for note in notes),
         "## Learned prompts\n\n" + prompts_table,
         "## Nearest-token readout (the paper's Figures 2-5)\n\n"
@@ -378,8 +374,7 @@ def write_report(output: Path, records: list[dict], transfer: dict, config: dict
             correlation_line("task level, off the diagonal", corr["tasks_off_diagonal"]),
             correlation_line("task level, with the diagonal", corr["tasks_with_diagonal"]),
             correlation_line("prompt level (distance of each prompt to each task's prompts vs its change on that "
-                             "task)", corr["prompts"])]),
-    ]) + "\n"
+                             "task)", corr["prompts"])]))
 
     groups = [r["cell"]["task"] for r in records]
     write_results(output, {"settings": config, "records": records, "transfer": transfer, "analysis": analysis},
@@ -415,7 +410,7 @@ def main(argv=None) -> int:
         write_report(output, records, transfer_accuracies(output, records, config, None, None), config)
         return 0
 
-    from rlprompt_interp.models import load_lm, process_state
+    from rlprompt_interp.models import load_lm
 
     tasks = load_tasks(args.tasks, args.data_dir)
     lm = load_lm(args.model, role="task", dtype=args.dtype)
@@ -423,14 +418,14 @@ def main(argv=None) -> int:
     cells = grid(task=args.tasks, seed=args.seeds)
     print(f"{args.mode} mode: {len(cells)} cells ({', '.join(args.tasks)} × seeds {args.seeds}); {args.model}, "
           f"prompt length {args.prompt_length}, {args.steps} steps at most, batch {args.batch_size}", flush=True)
-    config = sweep_config(args)
-    records = Sweep(output, cells, make_cell_runner(args, tasks, lm, init_ids), config=config).run()
-    if not process_state().is_main_process:
+    records = run_cells(args, cells, make_cell_runner(args, tasks, lm, init_ids))
+    if records is None:
         return 0
     missing = [cell_name(cell) for cell, record in zip(cells, records) if record is None]
     if missing:
         raise ExperimentError(f"cells {missing} did not finish; run the script again to finish them")
     records.sort(key=lambda r: (args.tasks.index(r["cell"]["task"]), r["cell"]["seed"]))  # as --analyse-only reads them
+    config = args.settings()
     transfer = transfer_accuracies(output, records, config, tasks, lm, batch_size=args.eval_batch_size)
     write_report(output, records, transfer, config)
     return 0

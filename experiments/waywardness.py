@@ -65,18 +65,15 @@ F1_METRICS = [f"f1_{metric}" for metric in PROJECTIONS] + [f"init_f1_{metric}" f
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = experiment_parser(__doc__, __file__, options={"dev_limit": dict(type=int)}, axes=AXES,
-                               shared=("dtype", "seed_split"))
+    parser = experiment_parser(__doc__, __file__, axes=AXES, shared=("dtype", "seed_split"),
+                               options={"dev_limit": dict(type=int), "gammas": dict(type=float, at_least=0),
+                                        "gamma": dict(at_least=0)})
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "few-shot"))
     parser.add_argument("--targets-dir", default=str(ROOT.parent / "shared" / "data" / "waywardness-targets"),
                         help="folder of JSON files name -> target text (natural_prompts.json, pile.json, ...)")
     parser.add_argument("--seed-split", default="16-42", help="few-shot split of the tasks")
     parser.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help="task LM dtype")
-    args = parse_experiment_args(parser, argv)
-    args.gammas = [float(gamma) for gamma in args.gammas]
-    if any(gamma < 0 for gamma in args.gammas + [args.gamma]):
-        parser.error("γ values must be non-negative")
-    return args
+    return parse_experiment_args(parser, argv)
 
 
 def resolve_targets(specs: list[str], targets_dir: str | Path) -> dict[str, str]:

@@ -79,7 +79,8 @@ def experiment_parser(doc: str, script: str, *, name: str | None = None, options
 
     Each setting of the first mode gets a flag ``--setting-name`` with its help line (when the recipe has one)
     and the modes' values; its type follows the modes' values (a list takes several), and ``options[setting]``
-    adds or replaces ``add_argument`` keywords (``choices``, ``type``...).
+    adds or replaces ``add_argument`` keywords (``choices``, ``type``...), or sets a lower bound, ``at_least``,
+    that :func:`parse_experiment_args` checks on the value (each value of a list) whatever set it.
     """
     script = Path(script)
     modes, descriptions, settings_help = read_modes(script.parent / "recipes" / f"{script.stem}.yaml")
@@ -88,12 +89,14 @@ def experiment_parser(doc: str, script: str, *, name: str | None = None, options
     parser.add_config_file_arguments(recipes=False)
     add_mode_arguments(parser, descriptions)
     first = next(iter(modes.values()))
+    options = {key: dict(spec) for key, spec in (options or {}).items()}
+    parser.bounds = {key: spec.pop("at_least") for key, spec in options.items() if "at_least" in spec}
     for key in first:
         values = [mode[key] for mode in modes.values()]
         shown = ", ".join(f"{mode}: {value}" for mode, value in zip(modes, values))
         about = settings_help.get(key)
         spec = dict(_argument_type(values), default=None, help=f"{about} ({shown})" if about else f"({shown})")
-        spec.update((options or {}).get(key, {}))
+        spec.update(options.get(key, {}))
         parser.add_argument("--" + key.replace("_", "-"), **spec)
     name = name or script.stem.replace("_", "-")
     parser.add_argument("--output", help=f"output folder (default: runs/{name}-<mode>)")
@@ -125,6 +128,10 @@ def parse_experiment_args(parser: Parser, argv) -> ExperimentArgs:
                                                            "axes": getattr(parser, "axes", ()),
                                                            "shared": getattr(parser, "shared", ())})()
     args = apply_mode(parser.parse_args(argv, namespace), modes)
+    for key, low in getattr(parser, "bounds", {}).items():
+        value = getattr(args, key)
+        if any(item < low for item in (value if isinstance(value, list) else [value]) if item is not None):
+            parser.error(f"--{key.replace('_', '-')} must be at least {low:g}, got {value}")
     if args.output is None:
         args.output = str(Path("runs") / f"{args.experiment_name}-{args.mode}")
     if args.threads:
