@@ -43,3 +43,11 @@ def test_repeated_texts_are_scored_once(monkeypatch):
     got = log_perplexity(lm, ["good", "the movie was great fun", "good", "good"])
     assert seen == [2]
     torch.testing.assert_close(got, expected[[0, 1, 0, 0]])
+
+
+def test_prompt_perplexity_is_none_for_a_blank_text_or_no_scorer():
+    from rlprompt_interp.perplexity import prompt_perplexity
+
+    lm = load_lm("tiny-gpt2", device="cpu")
+    assert prompt_perplexity(lm, "  ") is None and prompt_perplexity(None, "great") is None
+    assert prompt_perplexity(lm, "great movie") == pytest.approx(float(perplexity(lm, ["great movie"])[0]))

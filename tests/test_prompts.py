@@ -71,3 +71,11 @@ def test_soft_prompt_logits_are_differentiable():
     soft = torch.randn(3, 32, requires_grad=True)
     soft_prompt_logits(lm, [([5, 6], [7])], soft, [20, 30]).sum().backward()
     assert soft.grad is not None and soft.grad.abs().sum() > 0
+
+
+def test_from_text_keeps_the_tokenizers_ids_without_special_tokens():
+    lm = load_lm("tiny-gpt2", device="cpu")
+    prompt = LearnedPrompt.from_text(" Sentiment:", lm.tokenizer)
+    assert prompt.text == " Sentiment:" and not prompt.is_soft
+    assert prompt.token_ids == lm.tokenizer.encode(" Sentiment:", add_special_tokens=False)
+    assert LearnedPrompt.from_text("", lm.tokenizer).token_ids == []

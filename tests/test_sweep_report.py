@@ -85,3 +85,16 @@ def test_plot_tradeoff_draws_error_bars(tmp_path):
                          xlabel="x", ylabel="y", groups=["g", "g", "h"], xerr=[(5.0, 20.0), None, (40.0, 60.0)],
                          yerr=[(0.65, 0.75), (0.78, 0.82), None])
     assert path.stat().st_size > 1000
+
+
+def test_declared_columns_read_summary_rows():
+    from rlprompt_interp.sweep_report import (SEEDS_COLUMN, column, first_seed, markdown_table, mean_std_column,
+                                              summarize)
+
+    records = [{"cell": {"arm": "a", "seed": s}, "acc": acc, "prompt": p}
+               for s, acc, p in ((0, 0.5, "x|y"), (1, 0.7, "z"))]
+    rows = summarize(records, by=["arm"], metrics=["acc"])
+    table = markdown_table(rows, [column("arm", "arm name", str.upper), mean_std_column("accuracy", "acc", 2),
+                                  SEEDS_COLUMN, first_seed("prompt", "prompt (first seed)")])
+    assert table.splitlines() == ["| arm name | accuracy | seeds | prompt (first seed) |", "|---|---|---|---|",
+                                  "| A | 0.60 ± 0.14 | 2 | x\\|y |"]  # std of 0.5, 0.7: 0.1414
