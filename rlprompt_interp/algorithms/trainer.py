@@ -8,8 +8,9 @@ the step's prompts, then a linear map), and the SQL loss updates the MLP (Adam, 
 clipping) before the target network follows. The environment is the road every rollout takes,
 so a gymnasium agent sees exactly what soft Q-learning sees. Every ``eval_every`` steps the
 greedy prompt is scored on the dev examples (through a one-prompt environment); the best one is
-kept, and at the end the best few are compared again with the best training samples (``selection``). Checkpoints (MLP, target, optimiser, RNG states, step, best prompt, curve) are written
-atomically, and ``resume`` continues bit-for-bit on CPU.
+kept, and at the end the best few are compared again with the best training samples (``selection``).
+Checkpoints (MLP, target, optimiser, RNG states, step, best prompt, curve) are written atomically,
+and ``resume`` continues bit-for-bit on CPU.
 
 Each step logs where its time went: ``time/sample`` (policy), ``time/reward`` (the environment's
 reward call; a weighted sum also logs ``time/<term>``) and ``time/update`` (loss, backward, Adam).
