@@ -3,9 +3,10 @@
 Every agent that learns discrete prompts meets candidates two ways: the greedy prompt it scores on the
 dev split every few steps, and the prompts it samples in training, scored on training examples. The
 dev split is small (32 sentences tell prompts a few examples apart by luck), so at the end of a run
-the best few dev prompts and the best-scoring training samples are scored again on the dev and
-training examples together, and the best of them is kept. :class:`PromptSelection` holds that
-bookkeeping for the SQL trainer and the TRL agents alike; the caller brings the scoring.
+the best few dev prompts and the best-scoring training samples are scored again, on the dev and
+training examples together or on the held-out examples alone (:func:`held_out`), and the best of them
+is kept. :class:`PromptSelection` holds that bookkeeping for the SQL trainer and the TRL agents
+alike; the caller brings the scoring.
 
 A *result* is a dict with at least ``text``, ``token_ids`` and ``reward`` (``accuracy`` when the
 reward logs one, ``step``); a *score* function is ``score(token_ids [N, L], data) -> (texts, scores,
@@ -19,7 +20,30 @@ from typing import Callable, Sequence
 import numpy as np
 
 SELECT_BY = ("reward", "accuracy")
+RESCORE_ON = ("dev+train", "held-out")
 Score = Callable[[np.ndarray, dict], tuple]
+
+
+def training_rows(dev: dict, train: dict) -> list[bool]:
+    """For each dev row, whether the training columns hold the same row (compared on the columns both have)."""
+    fields = [name for name in dev if name in train]
+    seen = set(zip(*(train[name] for name in fields)))
+    return [row in seen for row in zip(*(dev[name] for name in fields))]
+
+
+def held_out(dev: dict | None, train: dict) -> dict | None:
+    """The dev rows that are not training rows; None without dev, or when at least half of it repeats training
+    rows (RLPrompt's 16-shot Subj files: dev.tsv is train.tsv), as so few held-out rows cannot rank prompts.
+
+    A policy that has settled on a few prompts (``--replay-best``) has fitted them to the training examples,
+    so a re-selection that counts those examples favours the prompts that fit them best."""
+    if not dev:
+        return None
+    repeated = training_rows(dev, train)
+    if sum(repeated) * 2 >= len(repeated):
+        return None
+    keep = [i for i, seen in enumerate(repeated) if not seen]
+    return {name: [values[i] for i in keep] for name, values in dev.items()}
 
 
 def rank(result: dict, select_by: str = "reward") -> tuple[float, ...]:
@@ -111,10 +135,10 @@ class PromptSelection:
         total, times, _ = self.sampled[ids]
         return total / times
 
-    def reselect(self, score: Score, dev: dict, both: dict) -> dict | None:
+    def reselect(self, score: Score, dev: dict, both: dict, on: str = "dev+train") -> dict | None:
         """The best of the ``rescore_top`` best distinct dev prompts and the ``rescore_samples`` best training
-        samples, scored again on ``both`` (the dev and training examples together); the best dev result when
-        there are fewer than two to compare.
+        samples, scored again on ``both`` (the examples named by ``on``: the dev and training examples together,
+        or the held-out ones); the best dev result when there are fewer than two to compare.
 
         Each of these prompts has met many of those examples already, so a reward's memo makes this cheap.
         The chosen result keeps its dev figures and gains ``selection`` (what was compared, and on what).
@@ -134,7 +158,7 @@ class PromptSelection:
                     for i, c in enumerate(pool)]
         chosen = max(range(len(pool)), key=lambda i: self.rank(rescored[i]))
         examples = len(next(iter(both.values()))) if both else 0
-        return {**pool[chosen], "selection": {"examples": examples, "by": self.select_by,
+        return {**pool[chosen], "selection": {"examples": examples, "on": on, "by": self.select_by,
                                                 "dev_best": ranked[0]["text"], "candidates": rescored}}
 
     # ------------------------------------------------------------------ checkpoints

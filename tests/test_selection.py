@@ -9,7 +9,7 @@ import torch
 from rlprompt_interp.algorithms import SQLConfig, SQLTrainer
 from rlprompt_interp.models import load_lm
 from rlprompt_interp.rewards import Reward, RewardOutput
-from rlprompt_interp.selection import PromptSelection, rank
+from rlprompt_interp.selection import PromptSelection, held_out, rank, training_rows
 
 from test_policy import uniform_policy  # tests/ is on sys.path under pytest
 
@@ -140,6 +140,31 @@ def test_the_kept_prompt_is_the_best_on_dev_and_train_together():
     assert [c["text"] for c in selection["candidates"]] == ["[5, 1]", "[7, 1]", "[1, 2]"]  # the 3 best on dev
     assert [c["reward"] for c in selection["candidates"]] == pytest.approx([2 / 9, 7 / 9, 0.0])  # hand-counted
     assert {c["source"] for c in selection["candidates"]} == {"dev"}  # nothing was sampled
+
+
+def test_held_out_rows_are_the_dev_rows_not_in_train_unless_most_of_dev_repeats_it():
+    dev = {"sentence": ["a", "b", "c", "d"], "label": [0, 1, 0, 1]}
+    train = {"sentence": ["a", "c", "x"], "label": [0, 1, 1]}  # "a" with its label is a training row; "c" is not
+    assert training_rows(dev, train) == [True, False, False, False]
+    assert held_out(dev, train) == {"sentence": ["b", "c", "d"], "label": [1, 0, 1]}
+    assert held_out({"sentence": ["a", "x"], "label": [0, 1]}, train) is None  # half of dev is training rows
+    assert held_out(train, train) is None and held_out(None, train) is None and held_out({}, train) is None
+
+
+def test_rescore_on_held_out_scores_the_dev_rows_that_are_not_training_rows():
+    trainer = make_trainer(rescore_top=3, rescore_on="held-out")
+    for result in (candidate([5, 1], 2 / 3), candidate([7, 1], 1 / 3), candidate([1, 2], 0.0)):
+        trainer.selection.observe(result)
+    # dev's row 7 is also a training row, so 2 rows remain, both 5: [5, 1] scores 1, [7, 1] 0 (on all 9 rows: [7, 1])
+    assert trainer.rescoring_data() == ("held-out", {"token": [5, 5]})
+    chosen = trainer.reselect()
+    assert chosen["token_ids"] == [5, 1] and chosen["selection"]["on"] == "held-out"
+    assert chosen["selection"]["examples"] == 2
+    assert [c["reward"] for c in chosen["selection"]["candidates"]] == pytest.approx([1.0, 0.0, 0.0])
+    # a dev split that is the training split (Subj's files) holds nothing out: dev and train together, as by default
+    repeated = SQLTrainer(trainer.policy, RowVotes(), trainer.config, train_data=TRAIN, dev_data=dict(TRAIN))
+    assert repeated.rescoring_data() == ("dev+train", {"token": [7] * 12})
+    assert make_trainer().rescoring_data() == ("dev+train", BOTH)
 
 
 def test_a_training_sample_that_was_never_a_dev_prompt_can_be_kept():

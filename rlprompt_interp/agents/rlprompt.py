@@ -34,6 +34,7 @@ from ..policies import LMAdaptorPolicy, PolicyConfig
 from ..prompts import LearnedPrompt
 from ..rewards import FunctionReward, Perplexity, Reward, TaskGapReward, WeightedSum, load_function, perplexity_scorer
 from ..rewards.classification import GAP_DEFAULTS
+from ..selection import training_rows
 from ..tasks import ClassificationTask
 from .base import Agent
 
@@ -134,10 +135,7 @@ def training_splits(task: ClassificationTask, dev_limit: int | None = None) -> t
     generalises."""
     train, dev = task_columns(task, "train"), task_columns(task, "dev", limit=dev_limit)
     if dev:
-        fields = [name for name in dev if name in train]
-        seen = set(zip(*(train[name] for name in fields)))
-        repeated = sum(row in seen for row in zip(*(dev[name] for name in fields)))
-        size = len(next(iter(dev.values())))
+        repeated, size = sum(training_rows(dev, train)), len(next(iter(dev.values())))
         if repeated * 2 >= size:
             warnings.warn(f"{repeated} of the {size} dev examples of task {task.name!r} are training examples: the "
                           "prompt kept on dev is kept on training data, with nothing held out (give a dev "

@@ -37,7 +37,7 @@ from ..models import dtype_name
 from ..policies import LMAdaptorPolicy, Rollout
 from ..policies.sparsemax import sparsemax, tsallis_entropy
 from ..rewards import Reward, as_reward, linear_map, term_scores, zscore_by_key
-from ..selection import SELECT_BY, PromptSelection
+from ..selection import RESCORE_ON, SELECT_BY, PromptSelection, held_out
 from .sql import LOSSES, TargetUpdater, sql_loss
 
 # a run given neither --steps nor --max-minutes trains this many steps, or for this long if that comes first: on
@@ -45,6 +45,7 @@ from .sql import LOSSES, TargetUpdater, sql_loss
 # 0.773 on test against 0.833 after 100; RESULTS.md), so a faster machine stops at the step count, a slower one on time
 DEFAULT_STEPS = 100
 DEFAULT_BUDGET_MINUTES = 7.0
+EXAMPLES_NAMED = {"dev+train": "dev and training examples", "held-out": "held-out dev examples", "train": "training examples"}
 
 
 @dataclass
@@ -81,6 +82,10 @@ class SQLConfig(RunConfig):
     rescore_samples: int = option(10, "the M training samples with the best mean reward join that re-scoring "
                                       "(0: only dev prompts)", at_least=0, metavar="M",
                                   why="the sampled prompts with the best training reward are scored on dev and train")
+    rescore_on: str = option("dev+train", "what that re-scoring scores on: the dev and training examples together, "
+                                          "or the held-out ones (dev examples that are not training examples; "
+                                          "dev + train when most of dev repeats train)", choices=RESCORE_ON,
+                             why="a policy settled on few prompts has fitted them to the training examples")
     init_prompt: str | None = option(None, "warm start: fit the policy first so that its greedy prompt begins "
                                            "with TEXT (when omitted: no warm start)", metavar="TEXT")
     stratify_classes: bool = option(False, "each step's training examples hold every class equally often "
@@ -291,12 +296,24 @@ class SQLTrainer:
 
     def reselect(self) -> dict:
         """The selection's end-of-run choice (see ``selection``): the best dev prompts and training samples scored
-        again on dev and train together (train alone without dev). The policy trained on the training examples,
-        but so did every candidate, and together they are at least twice as many as the 32 dev sentences."""
-        data = {name: list(self.dev_data.get(name, [])) + list(values) for name, values in self.train_data.items()} \
-            if self.dev_data is not None else self.train_data
+        again on ``rescoring_data``."""
         scorer = self.eval_env.scorer
-        return self.selection.reselect(scorer.score, scorer.data, data)
+        on, data = self.rescoring_data()
+        return self.selection.reselect(scorer.score, scorer.data, data, on=on)
+
+    def rescoring_data(self) -> tuple[str, dict]:
+        """Where the end-of-run re-scoring happens, and its examples. By default dev and train together (train
+        alone without dev): every candidate trained on the training examples, and together they are at least
+        twice as many as the 32 dev sentences. ``--rescore-on held-out`` takes the dev examples that are not
+        training examples, when they are at least half of dev."""
+        if self.config.rescore_on == "held-out":
+            data = held_out(self.dev_data, self.train_data)
+            if data is not None:
+                return "held-out", data
+        if self.dev_data is None:
+            return "train", self.train_data
+        return "dev+train", {name: list(self.dev_data.get(name, [])) + list(values)
+                             for name, values in self.train_data.items()}
 
     @property
     def best(self) -> dict | None:
@@ -388,7 +405,7 @@ class SQLTrainer:
                 sources = [c["source"] for c in selection["candidates"]]
                 print(f"kept {self.best['text']!r} of the {sources.count('dev')} best dev prompts and "
                       f"{sources.count('sampled')} best training samples, scored again on {selection['examples']} "
-                      f"dev and training examples (best on dev alone: {selection['dev_best']!r})")
+                      f"{EXAMPLES_NAMED[selection['on']]} (best on dev alone: {selection['dev_best']!r})")
                 if self.on_best is not None:
                     self.on_best(self.best)
                 if self.output_dir is not None:
