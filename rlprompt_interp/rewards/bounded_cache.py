@@ -38,18 +38,30 @@ class BoundedPrefixKVCache(PrefixKVCache):
         for key in items:  # mark as recently used: move to the end of the (insertion-ordered) entries
             if key in self._entries:
                 self._entries[key] = self._entries.pop(key)
+        if self.max_bytes is not None:  # room first, so the old entries and the new ones are never held together
+            self._evict(self.max_bytes - self._predicted_bytes(items), keep=items)
         super().add(items)
         for key in items:
             if key not in self._sizes:
                 _, layers, hidden = self._entries[key]
                 self._sizes[key] = hidden.numel() * hidden.element_size() + sum(
                     k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)
-        if self.max_bytes is None:
-            return
+        if self.max_bytes is not None:
+            self._evict(self.max_bytes, keep=items)
+
+    def _predicted_bytes(self, items: dict[Hashable, Sequence[int]]) -> int:
+        """What the items not cached yet will take, at the cached entries' mean bytes per token (0 when empty)."""
+        tokens = sum(self._entries[key][0] for key in self._sizes)
+        if not tokens:
+            return 0
+        return sum(len(ids) for key, ids in items.items() if key not in self._entries) * self.bytes // tokens
+
+    def _evict(self, limit: int, keep) -> None:
+        """Drop the least recently used entries, never one in ``keep``, until the cache holds at most ``limit``."""
         total = self.bytes
         for key in list(self._entries):  # oldest first
-            if total <= self.max_bytes:
+            if total <= limit:
                 break
-            if key not in items:
+            if key not in keep:
                 del self._entries[key]
                 total -= self._sizes.pop(key)
