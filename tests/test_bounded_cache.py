@@ -3,8 +3,8 @@
 import torch
 
 from rlprompt_interp.models import load_lm
-from rlprompt_interp.rewards.prefix_cache import PrefixKVCache
 from rlprompt_interp.rewards import TaskGapReward, PromptBatch
+from rlprompt_interp.rewards.prefix_cache import PrefixKVCache
 from rlprompt_interp.tasks import get_task
 
 SENTENCES = [f"film number {i} was fun" if i % 2 else f"movie {i} was dull" for i in range(12)]
