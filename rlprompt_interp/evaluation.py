@@ -196,13 +196,33 @@ def example_cache_scorer(task: ClassificationTask, lm: LoadedModel) -> TaskGapRe
     return _SCORERS[key]
 
 
-def examples_per_chunk(lm: LoadedModel, tokens_per_example: int = 48) -> int:
-    """How many examples' key/value states fit ``EVAL_CACHE_BYTES`` (SmolLM2: about 1,500; gpt2-xl: about 100)."""
+def kv_bytes_per_token(lm: LoadedModel) -> int:
+    """Bytes of key/value states one token of context holds in ``lm`` (SmolLM2-135M in fp32: 46 KiB)."""
     config = lm.model.config.get_text_config(decoder=True)
     heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    per_token = config.num_hidden_layers * 2 * heads * head_dim * torch.finfo(lm.dtype).bits // 8
-    return max(1, EVAL_CACHE_BYTES // (per_token * tokens_per_example))
+    return config.num_hidden_layers * 2 * heads * head_dim * torch.finfo(lm.dtype).bits // 8
+
+
+def chunk_by_tokens(lengths: Sequence[int], max_tokens: int) -> list[range]:
+    """Consecutive ranges of rows whose ``lengths`` add up to at most ``max_tokens`` (a longer row alone)."""
+    chunks, start, total = [], 0, 0
+    for row, length in enumerate(lengths):
+        if row > start and total + length > max_tokens:
+            chunks.append(range(start, row))
+            start, total = row, 0
+        total += length
+    if start < len(lengths):
+        chunks.append(range(start, len(lengths)))
+    return chunks
+
+
+def example_chunks(scorer: TaskGapReward, examples: Sequence[dict]) -> list[range]:
+    """The examples in chunks whose cached states fit ``EVAL_CACHE_BYTES``, counted from each example's own
+    tokens before the prompt: AG News's news items run three times as long as SST-2's reviews."""
+    befores = [scorer.task.template.split(example, scorer.mask)[0] for example in examples]
+    lengths = [len(ids) for ids in encode_texts(scorer.lm, befores)]
+    return chunk_by_tokens(lengths, EVAL_CACHE_BYTES // kv_bytes_per_token(scorer.lm))
 
 
 def cached_split_logits(scorer, prompt_ids: Sequence[int] | Sequence[Sequence[int]], examples,
@@ -212,11 +232,10 @@ def cached_split_logits(scorer, prompt_ids: Sequence[int] | Sequence[Sequence[in
     several = bool(prompt_ids) and not isinstance(prompt_ids[0], int)
     rows = [tuple(ids) for ids in prompt_ids] if several else [tuple(prompt_ids)]
     fields = scorer.fields
+    rows_of = [{f: row[f] for f in fields} for row in examples]
     chunks = []
-    size = examples_per_chunk(scorer.lm)
-    for start in range(0, len(examples), size):
-        chunk = examples.select(range(start, min(start + size, len(examples))))
-        chunks.append(scorer.memoised_logits(rows, [{f: row[f] for f in fields} for row in chunk]))
+    for chunk in example_chunks(scorer, rows_of):
+        chunks.append(scorer.memoised_logits(rows, rows_of[chunk.start:chunk.stop]))
         if progress is not None:
             progress(len(chunk))
     logits = torch.cat(chunks, dim=1)

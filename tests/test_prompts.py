@@ -40,8 +40,8 @@ def test_id_prompt_evaluation_splices_tokens(sst_files, tmp_path):
 def test_several_prompts_in_one_pass_score_as_each_alone(sst_files, monkeypatch):
     import rlprompt_interp.evaluation as evaluation
 
-    monkeypatch.setattr(evaluation, "examples_per_chunk", lambda lm: 3)  # several chunks, each encoded once
-    lm = load_lm("tiny-gpt2", device="cpu")
+    lm = load_lm("tiny-gpt2", device="cpu")  # a cache of 40 tokens' states: several chunks, each encoded once
+    monkeypatch.setattr(evaluation, "EVAL_CACHE_BYTES", 40 * evaluation.kv_bytes_per_token(lm))
     task = get_task("sst-2", data_dir=str(sst_files))
     ids = [lm.tokenizer.encode(text, add_special_tokens=False) for text in (" very good", " the plot", " bad")]
     soft = LearnedPrompt(text="soft", token_ids=ids[0], embeddings=torch.randn(2, lm.model.config.n_embd))
@@ -51,6 +51,21 @@ def test_several_prompts_in_one_pass_score_as_each_alone(sst_files, monkeypatch)
     alone = [evaluate_prompt(task, lm, p, split="test", progress=False) for p in prompts]
     assert [r.accuracy for r in together] == [r.accuracy for r in alone]
     assert [r.predicted_fraction for r in together] == [r.predicted_fraction for r in alone]
+
+
+def test_evaluation_chunks_hold_a_budget_of_tokens_not_of_examples(sst_files, monkeypatch):
+    import rlprompt_interp.evaluation as evaluation
+
+    # by hand: 5 + 5 fit 10, the third 5 starts a chunk, 20 is alone (over the budget), 1 follows
+    assert evaluation.chunk_by_tokens([5, 5, 5, 20, 1], 10) == [range(0, 2), range(2, 3), range(3, 4), range(4, 5)]
+    assert evaluation.chunk_by_tokens([], 10) == []
+    lm = load_lm("tiny-gpt2", device="cpu")
+    task = get_task("sst-2", data_dir=str(sst_files))
+    scorer = evaluation.example_cache_scorer(task, lm)
+    examples = [{"sentence": "a b c d e f g h"}, {"sentence": "a"}, {"sentence": "a b c d e f g h"}]
+    lengths = [len(lm.tokenizer.encode(task.template.split(e, None)[0])) for e in examples]
+    monkeypatch.setattr(evaluation, "EVAL_CACHE_BYTES", (lengths[0] + lengths[1]) * evaluation.kv_bytes_per_token(lm))
+    assert evaluation.example_chunks(scorer, examples) == [range(0, 2), range(2, 3)]
 
 
 @pytest.mark.parametrize("spec", ["tiny-gpt2", "tiny-llama", "tiny-t5"])
