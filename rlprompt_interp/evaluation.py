@@ -219,7 +219,7 @@ def chunk_by_tokens(lengths: Sequence[int], max_tokens: int) -> list[range]:
 
 def example_chunks(scorer: TaskGapReward, examples: Sequence[dict]) -> list[range]:
     """The examples in chunks whose cached states fit ``EVAL_CACHE_BYTES``, counted from each example's own
-    tokens before the prompt: AG News's news items run three times as long as SST-2's reviews."""
+    tokens before the prompt, so a task of long texts (AG News) does not overshoot the bound."""
     befores = [scorer.task.template.split(example, scorer.mask)[0] for example in examples]
     lengths = [len(ids) for ids in encode_texts(scorer.lm, befores)]
     return chunk_by_tokens(lengths, EVAL_CACHE_BYTES // kv_bytes_per_token(scorer.lm))
@@ -232,10 +232,10 @@ def cached_split_logits(scorer, prompt_ids: Sequence[int] | Sequence[Sequence[in
     several = bool(prompt_ids) and not isinstance(prompt_ids[0], int)
     rows = [tuple(ids) for ids in prompt_ids] if several else [tuple(prompt_ids)]
     fields = scorer.fields
-    rows_of = [{f: row[f] for f in fields} for row in examples]
+    example_rows = [{f: row[f] for f in fields} for row in examples]
     chunks = []
-    for chunk in example_chunks(scorer, rows_of):
-        chunks.append(scorer.memoised_logits(rows, rows_of[chunk.start:chunk.stop]))
+    for chunk in example_chunks(scorer, example_rows):
+        chunks.append(scorer.memoised_logits(rows, example_rows[chunk.start:chunk.stop]))
         if progress is not None:
             progress(len(chunk))
     logits = torch.cat(chunks, dim=1)
