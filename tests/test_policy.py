@@ -162,6 +162,25 @@ def test_lm_guided_exploration_writes_some_rows_from_the_lms_top_tokens(lm):
         uniform_policy(lm, explore_fraction=1.5)
 
 
+def test_lm_behaviour_rows_follow_the_lm_while_the_policy_rows_follow_the_policy(lm):
+    policy = uniform_policy(lm, mlp_width=64, top_k=50, explore_fraction=0.5, explore_with="lm")
+    ids = lm.tokenizer.encode(" the movie was great", add_special_tokens=False)
+    policy.warm_start(ids, min_prob=0.9)  # the trained policy now writes this prompt most of the time
+    rollout = policy.sample(64, len(ids), generator=torch.Generator().manual_seed(0))
+    written = (rollout.token_ids == torch.tensor(ids)).all(-1)
+    assert written[:32].float().mean() > 0.5  # policy rows: at least 0.9 ** 4 = 0.66 expected
+    assert not written[32:].any()  # behaviour rows: the untrained LM's distribution, ~1/50 a token at best
+    # the behaviour distribution by hand: the LM's softmax over its 50 likeliest allowed tokens
+    hidden, allowed = rollout.hidden[:2, 0], policy.space.expand(2, -1)  # RLPrompt's policy bans nothing more
+    probs = policy.behaviour_probabilities(hidden, policy.q_values(hidden, allowed))
+    lm_logits = (policy.head(hidden).float() + policy.bias).masked_fill(~allowed, float("-inf"))
+    top = lm_logits.topk(50, dim=-1)
+    assert torch.allclose(probs.sum(-1), torch.ones(2)) and ((probs > 0).sum(-1) == 50).all()
+    assert torch.allclose(probs.gather(-1, top.indices), top.values.softmax(-1), atol=1e-6)
+    with pytest.raises(ValueError, match="explore_with"):
+        uniform_policy(lm, explore_with="greedy")
+
+
 def test_writing_prompts_reads_no_deprecated_cache_name(lm):
     # transformers 5.24 renamed a forward's returned past_key_values to cache and warns, once a process, through its
     # logger on each read of the old name; the policy's sampling and teacher forcing must not read it

@@ -2,10 +2,12 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from rlprompt_interp.algorithms import SQLConfig, SQLTrainer, TargetUpdater, sql_loss
+from rlprompt_interp.algorithms.trainer import writer_logs
 from rlprompt_interp.models import load_lm
 from rlprompt_interp.rewards import Reward, RewardOutput
 
@@ -163,3 +165,19 @@ def test_a_warm_started_trainer_first_writes_the_given_prompt():
     assert torch.equal(trainer.target[2].weight, policy.mlp[2].weight)  # the target network starts warm too
     with pytest.raises(ValueError, match="between 1 and"):
         SQLTrainer(policy, TargetFraction(), SQLConfig(prompt_length=2, init_prompt=" the movie was great"))
+
+
+def test_with_a_behaviour_policy_each_writers_prompts_are_logged_apart():
+    # by hand: rows 2 and 3 of 4 are the behaviour's; rewards 1, 2 | 3, 4 and accuracies 1, 0 | 1, 1
+    logs = writer_logs({"accuracy/per_prompt": np.array([1.0, 0.0, 1.0, 1.0])}, torch.tensor([1.0, 2.0, 3.0, 4.0]),
+                       np.array([False, False, True, True]))
+    assert logs == {"reward/policy": 1.5, "reward/behaviour": 3.5, "accuracy/policy": 0.5, "accuracy/behaviour": 1.0}
+    assert writer_logs({}, torch.ones(4), np.zeros(4, dtype=bool)) == {}  # no behaviour policy, nothing to split
+    # in a run: 6 policy rows and 2 behaviour rows a step, so the step's mean reward is their weighted mean
+    policy = uniform_policy(load_lm("tiny-gpt2", device="cpu", dtype="float32"), mlp_width=128,
+                            explore_fraction=0.25, explore_with="lm")
+    config = SQLConfig(prompt_length=5, steps=3, prompts_per_step=8, lr=1e-2, eval_every=0, seed=0, rescore_samples=0)
+    trainer = SQLTrainer(policy, TargetFraction(), config)
+    trainer.train(progress=False)
+    for row in trainer.curve:
+        assert row["reward"] == pytest.approx(0.75 * row["reward/policy"] + 0.25 * row["reward/behaviour"])

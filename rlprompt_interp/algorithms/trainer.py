@@ -235,6 +235,7 @@ class SQLTrainer:
         rollout, scores, info = self.write_prompts(self.env)
         logs = {"reward": float(scores.mean()), "reward/max": float(scores.max()),
                 "sample": str(info["text"][int(scores.argmax())]), **_step_means(info)}
+        logs.update(writer_logs(info, scores, self.policy.explorers(len(scores)).cpu().numpy()))
         if self.config.replay_best:
             rollout, scores, best_logs = self.join_best_samples(rollout, scores)
             logs.update(best_logs)
@@ -445,6 +446,19 @@ def _step_means(info: dict) -> dict:
         except (TypeError, ValueError):
             continue
     return means
+
+
+def writer_logs(info: dict, scores: torch.Tensor, explorers: np.ndarray) -> dict:
+    """With a behaviour policy (``explore_fraction``), the raw reward and the training accuracy of the prompts each
+    writer wrote, ``*/policy`` and ``*/behaviour``: whether the policy's own samples beat the behaviour's is what
+    says it has learned (the step's mean mixes the two)."""
+    if not explorers.any() or explorers.all():
+        return {}
+    columns = {"reward": scores.numpy()}
+    if "accuracy/per_prompt" in info:
+        columns["accuracy"] = np.asarray(info["accuracy/per_prompt"], dtype=float)
+    return {f"{name}/{writer}": float(values[rows].mean()) for name, values in columns.items()
+            for writer, rows in (("policy", ~explorers), ("behaviour", explorers))}
 
 
 def _console_figures(logs: dict) -> dict:

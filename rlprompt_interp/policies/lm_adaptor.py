@@ -62,6 +62,7 @@ from .action_space import ACTION_SPACES, vocabulary_mask
 from .sparsemax import ENTROPIES, action_distribution
 
 AUTO_CONDITION = "auto"  # the task's description; a policy built without a task starts at BOS/EOS instead
+EXPLORERS = ("uniform-top-k", "lm")  # the behaviour policies of explore_fraction
 
 
 @dataclass
@@ -148,11 +149,16 @@ class PolicyConfig(Config):
     no_repeat: int = option(4, "a token may not repeat any of the previous K tokens (1: no immediate repetition)",
                             at_least=0, metavar="K")
     explore_fraction: float = option(0.0, "share of each step's prompts written by an LM-guided behaviour policy "
-                                          "(uniform over the policy LM's --explore-top-k likeliest tokens); the "
-                                          "action space stays unconstrained",
+                                          "(--explore-with); the action space stays unconstrained",
                                      at_least=0, at_most=1, metavar="FRACTION", aliases=["--lm-explore"])
-    explore_top_k: int = option(20, "how many of the LM's likeliest tokens the behaviour policy draws from",
-                                at_least=1, metavar="K", aliases=["--lm-explore-top-k"])
+    explore_with: str = option("uniform-top-k", "the behaviour policy of --explore-fraction: uniform-top-k (uniform "
+                                                "over the policy LM's --explore-top-k likeliest tokens) or lm (the "
+                                                "policy LM's own distribution, sampled as the policy is with --top-k/"
+                                                "--top-p: the untrained policy of the LM prior, so its candidates "
+                                                "keep coming while the policy learns)",
+                               choices=EXPLORERS)
+    explore_top_k: int = option(20, "how many of the LM's likeliest tokens the uniform-top-k behaviour policy "
+                                    "draws from", at_least=1, metavar="K", aliases=["--lm-explore-top-k"])
     entropy: str = option("shannon", "the entropy soft Q-learning regularises with: shannon (RLPrompt: softmax "
                                      "policy) or tsallis (PIN: sparse Tsallis, a sparsemax policy that gives "
                                      "low-value tokens probability 0)", choices=ENTROPIES)
@@ -186,8 +192,9 @@ class LMAdaptorPolicy(nn.Module):
     (``allow_special=True`` to permit). ``top_k``/``top_p`` shape sampling only; everything else
     defines the action space and so also the Q-values the loss sees.
 
-    ``explore_fraction``: that share of each sampled batch is written by a behaviour policy instead,
-    uniform over the frozen LM's ``explore_top_k`` likeliest allowed tokens (LM-guided exploration).
+    ``explore_fraction``: that share of each sampled batch is written by a behaviour policy instead
+    (``explore_with``): uniform over the frozen LM's ``explore_top_k`` likeliest allowed tokens, or the frozen
+    LM's own distribution over the allowed tokens, top-k/top-p filtered as the policy's (LM-guided exploration).
     Soft Q-learning's path-consistency losses hold for any behaviour, so those prompts train the
     Q-values like the policy's own, while the action space stays the whole vocabulary.
 
@@ -214,6 +221,7 @@ class LMAdaptorPolicy(nn.Module):
         self.fluent_top_k, self.prior_weight = config.fluent_top_k, float(config.prior_weight)
         self.action_space, self.no_repeat = config.action_space, int(config.no_repeat)
         self.explore_fraction, self.explore_top_k = float(config.explore_fraction), int(config.explore_top_k)
+        self.explore_with = config.explore_with
         self.condition = config.condition
         self.entropy = config.entropy
         self.condition_ids = self._condition_ids(config.condition)
@@ -330,6 +338,16 @@ class LMAdaptorPolicy(nn.Module):
         if count:
             rows[num_prompts - count:] = True
         return rows
+
+    def behaviour_probabilities(self, hidden: torch.Tensor, logits: torch.Tensor,
+                                prior: torch.Tensor | None = None) -> torch.Tensor:
+        """The behaviour policy's (unnormalised) probabilities ``[N, V]`` at states ``hidden [N, d]``, over the
+        tokens the policy's Q-values ``logits [N, V]`` allow; ``prior`` (``log pi_LM``) saves the LM's head."""
+        lm_logits = prior if prior is not None else self.head(hidden).float() + self.bias
+        lm_logits = lm_logits.masked_fill(~torch.isfinite(logits), float("-inf"))
+        if self.explore_with == "lm":
+            return filter_top_k_top_p(lm_logits, self.top_k, self.top_p).softmax(-1)
+        return filter_top_k_top_p(lm_logits, self.explore_top_k).isfinite().float()
 
     def recent_tokens(self, token_ids: torch.Tensor) -> torch.Tensor | None:
         """For each position t of ``token_ids [N, L]``, the ``no_repeat`` tokens before it ``[N, L, k]`` (-1 pads)."""
@@ -454,10 +472,9 @@ class PromptWriter:
         else:
             probs = policy.probabilities(filter_top_k_top_p(logits, policy.top_k, policy.top_p))
             explorers = policy.explorers(len(probs))
-            if explorers.any():  # behaviour rows: uniform over the frozen LM's top-k tokens the policy may take
-                lm_logits = prior[explorers] if prior is not None else policy.head(self.hidden[explorers]).float()
-                lm_logits = lm_logits.masked_fill(~torch.isfinite(logits[explorers]), float("-inf"))
-                probs[explorers] = filter_top_k_top_p(lm_logits, policy.explore_top_k).isfinite().float()
+            if explorers.any():  # behaviour rows: drawn from the frozen LM over the tokens the policy may take
+                probs[explorers] = policy.behaviour_probabilities(self.hidden[explorers], logits[explorers],
+                                                                  None if prior is None else prior[explorers])
             action = torch.multinomial(probs.cpu(), 1, generator=self.generator).squeeze(-1).to(logits.device)
         self.states.append((self.hidden, allowed, prior))
         self.tokens.append(action)
