@@ -1,5 +1,6 @@
 """Soft Q-learning: hand-computed losses, gradient directions, target updates, and a learning test."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from rlprompt_interp.algorithms import SQLConfig, SQLTrainer, TargetUpdater, sql_loss
-from rlprompt_interp.algorithms.trainer import writer_logs
+from rlprompt_interp.algorithms.trainer import behaviour_share, policy_lead, writer_logs
 from rlprompt_interp.models import load_lm
 from rlprompt_interp.rewards import Reward, RewardOutput
 
@@ -181,3 +182,62 @@ def test_with_a_behaviour_policy_each_writers_prompts_are_logged_apart():
     trainer.train(progress=False)
     for row in trainer.curve:
         assert row["reward"] == pytest.approx(0.75 * row["reward/policy"] + 0.25 * row["reward/behaviour"])
+
+
+def test_the_behaviour_share_follows_the_policys_lead_by_hand():
+    # the lead: the mean over the last 10 steps of the policy rows' accuracy minus the behaviour rows'
+    curve = [{"reward/policy": 0.0, "reward/behaviour": 0.0, "accuracy/policy": 0.5, "accuracy/behaviour": 0.5}] * 5
+    curve += [{"reward/policy": 9.0, "reward/behaviour": 1.0, "accuracy/policy": 0.7, "accuracy/behaviour": 0.5}] * 10
+    assert policy_lead(curve) == pytest.approx(0.2)  # only the last 10 rows count
+    assert policy_lead(curve[:10]) == pytest.approx(0.1)  # 5 rows with no lead, 5 with 0.2
+    assert policy_lead([{"reward/policy": 3.0, "reward/behaviour": 1.0}]) == 2.0  # no accuracy: the raw reward
+    assert policy_lead([{"reward": 1.0}]) is None  # no behaviour rows yet
+    # the share: the fraction with no lead, linearly down to one prompt of 8 at a lead of GAP (0.1), and no lower
+    assert behaviour_share(0.5, None, 0.1, 8) == 0.5
+    assert behaviour_share(0.5, -0.05, 0.1, 8) == 0.5
+    assert behaviour_share(0.5, 0.04, 0.1, 8) == pytest.approx(0.3)
+    assert behaviour_share(0.5, 0.09, 0.1, 8) == 0.125
+    assert behaviour_share(0.5, 0.3, 0.1, 8) == 0.125
+
+
+def test_a_policy_that_leads_hands_the_behaviour_policy_one_prompt_a_step():
+    lm = load_lm("tiny-gpt2", device="cpu", dtype="float32")
+    config = SQLConfig(prompt_length=5, steps=12, prompts_per_step=8, lr=1e-2, eval_every=0, seed=0,
+                       rescore_samples=0, explore_gap=0.1)
+    # warm-started on target tokens, the policy's own prompts score ~0.7 where the LM prior's score ~0
+    policy = uniform_policy(lm, mlp_width=128, explore_fraction=0.5, explore_with="lm")
+    trainer = SQLTrainer(policy, TargetFraction(), config)
+    policy.warm_start(sorted(TARGET)[:5], min_prob=0.5)
+    trainer.train(progress=False)
+    shares = [row["explore/share"] for row in trainer.curve]
+    assert shares[0] == 0.5 and shares[1:] == [0.125] * 11
+    for row in trainer.curve[1:]:  # one behaviour prompt of 8 a step, its reward logged apart
+        assert row["reward"] == pytest.approx(0.875 * row["reward/policy"] + 0.125 * row["reward/behaviour"])
+    # with no lead (a reward nothing scores on) the share stays at the fraction
+    policy = uniform_policy(lm, mlp_width=128, explore_fraction=0.5, explore_with="lm")
+    trainer = SQLTrainer(policy, TargetFraction(sign=0.0), dataclasses.replace(config, steps=3))
+    trainer.train(progress=False)
+    assert [row["explore/share"] for row in trainer.curve] == [0.5] * 3
+    with pytest.raises(ValueError, match="explore_gap.*--explore-fraction"):
+        SQLTrainer(uniform_policy(lm, mlp_width=16), TargetFraction(), config)
+
+
+def test_a_run_that_follows_the_lead_resumes_where_it_stopped(tmp_path):
+    # the share is read off the curve each step, so a resumed run takes the same shares and the same prompts
+    lm = load_lm("tiny-gpt2", device="cpu", dtype="float32")
+    config = SQLConfig(prompt_length=4, steps=6, prompts_per_step=8, lr=1e-2, eval_every=0, checkpoint_every=3,
+                       seed=1, rescore_samples=0, explore_gap=0.05)
+
+    def trainer(folder):
+        policy = uniform_policy(lm, mlp_width=64, explore_fraction=0.5, explore_with="lm")
+        return SQLTrainer(policy, TargetFraction(), config, output_dir=tmp_path / folder)
+
+    straight = trainer("a")
+    straight.train(progress=False)
+    assert len({row["explore/share"] for row in straight.curve[3:]}) > 1  # the share moves after the checkpoint
+    trainer("b").train(progress=False, stop_after=3)
+    resumed = trainer("b")
+    assert resumed.resume() and resumed.step == 3
+    resumed.train(progress=False)
+    assert [row["explore/share"] for row in resumed.curve] == [row["explore/share"] for row in straight.curve]
+    assert [row["sample"] for row in resumed.curve] == [row["sample"] for row in straight.curve]

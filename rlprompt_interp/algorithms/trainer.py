@@ -45,6 +45,7 @@ from .sql import LOSSES, TargetUpdater, sql_loss
 # 0.773 on test against 0.833 after 100; RESULTS.md), so a faster machine stops at the step count, a slower one on time
 DEFAULT_STEPS = 100
 DEFAULT_BUDGET_MINUTES = 7.0
+LEAD_WINDOW = 10  # steps over which explore_gap measures the policy's lead over the behaviour policy
 EXAMPLES_NAMED = {"dev+train": "dev and training examples", "held-out": "held-out dev examples", "train": "training examples"}
 
 
@@ -100,6 +101,12 @@ class SQLConfig(RunConfig):
                                  "scored again on the step's examples and join its update beside the new ones "
                                  "(0: none)", at_least=0, metavar="K",
                               why="the best prompts found are kept in every update, so the policy can settle on them")
+    explore_gap: float | None = option(None, "with a behaviour policy (--explore-fraction), its share follows the "
+                                             "policy's lead: as the policy's own prompts outscore the behaviour's "
+                                             "on training accuracy by up to GAP (mean of the last 10 steps), the "
+                                             "share falls linearly from --explore-fraction to one prompt a step "
+                                             "(when omitted: the share stays fixed)", above=0, metavar="GAP",
+                                       why="the behaviour policy writes more where the policy has not learned yet")
 
     def check(self) -> None:
         if self.prompt_length < 1:
@@ -146,7 +153,11 @@ class SQLTrainer:
         self.env.reset(seed=config.seed)  # seeds the environment's draws of training examples
         self.eval_env = PromptVectorEnv(1, self.reward, tokenizer, length, vocab_size=policy.vocab_size,
                                         data=self.dev_data if self.dev_data is not None else self.train_data)
+        if config.explore_gap is not None and not policy.explore_fraction:
+            raise ConfigError("explore_gap", "follows a behaviour policy's share, and this policy has none: pass "
+                                             "--explore-fraction (e.g. 0.5 --explore-with lm) as well")
         policy.reset_mlp(seed=config.seed)
+        policy.explore_share = policy.explore_fraction  # explore_gap moves it from there, step by step
         self.warm_start_steps = self._warm_start(config.init_prompt)
         self.target = policy.target_mlp()
         self.optimizer = torch.optim.Adam(policy.mlp.parameters(), lr=config.lr)
@@ -232,9 +243,14 @@ class SQLTrainer:
         return logs
 
     def train_step(self) -> StepResult:
+        if self.config.explore_gap is not None:  # set before writing: the step's logs split its rows by writer
+            self.policy.explore_share = behaviour_share(self.policy.explore_fraction, policy_lead(self.curve),
+                                                        self.config.explore_gap, self.config.prompts_per_step)
         rollout, scores, info = self.write_prompts(self.env)
         logs = {"reward": float(scores.mean()), "reward/max": float(scores.max()),
                 "sample": str(info["text"][int(scores.argmax())]), **_step_means(info)}
+        if self.config.explore_gap is not None:
+            logs["explore/share"] = self.policy.explore_share
         logs.update(writer_logs(info, scores, self.policy.explorers(len(scores)).cpu().numpy()))
         if self.config.replay_best:
             rollout, scores, best_logs = self.join_best_samples(rollout, scores)
@@ -459,6 +475,25 @@ def writer_logs(info: dict, scores: torch.Tensor, explorers: np.ndarray) -> dict
         columns["accuracy"] = np.asarray(info["accuracy/per_prompt"], dtype=float)
     return {f"{name}/{writer}": float(values[rows].mean()) for name, values in columns.items()
             for writer, rows in (("policy", ~explorers), ("behaviour", explorers))}
+
+
+def policy_lead(curve: list[dict], window: int = LEAD_WINDOW) -> float | None:
+    """How far the policy's own prompts outscore the behaviour policy's over the last ``window`` steps of ``curve``:
+    the mean difference of their training accuracies (of their raw rewards where the reward reports no accuracy);
+    None before any step had both writers."""
+    rows = [row for row in curve[-window:] if "reward/behaviour" in row]
+    if not rows:
+        return None
+    name = "accuracy" if all("accuracy/behaviour" in row for row in rows) else "reward"
+    return float(np.mean([row[f"{name}/policy"] - row[f"{name}/behaviour"] for row in rows]))
+
+
+def behaviour_share(fraction: float, lead: float | None, gap: float, num_prompts: int) -> float:
+    """The behaviour policy's share of the next step's prompts under ``explore_gap``: ``fraction`` while the policy
+    has no lead (``lead`` None or at most 0), falling linearly to one prompt of ``num_prompts`` as the lead reaches
+    ``gap``. One prompt is always kept, so the lead stays measured and the share can rise again."""
+    share = fraction if lead is None or lead <= 0 else fraction * (1 - min(lead / gap, 1.0))
+    return max(share, 1 / num_prompts)
 
 
 def _console_figures(logs: dict) -> dict:

@@ -222,6 +222,7 @@ class LMAdaptorPolicy(nn.Module):
         self.action_space, self.no_repeat = config.action_space, int(config.no_repeat)
         self.explore_fraction, self.explore_top_k = float(config.explore_fraction), int(config.explore_top_k)
         self.explore_with = config.explore_with
+        self.explore_share = self.explore_fraction  # the share sampled now (a trainer's explore_gap moves it)
         self.condition = config.condition
         self.entropy = config.entropy
         self.condition_ids = self._condition_ids(config.condition)
@@ -334,7 +335,7 @@ class LMAdaptorPolicy(nn.Module):
     def explorers(self, num_prompts: int) -> torch.Tensor:
         """Bool ``[N]``: the rows of a sampled batch written by the LM-guided behaviour policy (the last ones)."""
         rows = torch.zeros(num_prompts, dtype=torch.bool, device=self.lm.device)
-        count = round(self.explore_fraction * num_prompts)
+        count = round(self.explore_share * num_prompts)
         if count:
             rows[num_prompts - count:] = True
         return rows
