@@ -59,17 +59,18 @@ def test_replay_learns_more_from_the_same_reward_calls():
     assert "replay/loss" in runs[1].curve[-1]
 
 
-@pytest.mark.parametrize("options", [dict(replay_buffer=3), dict(replay_buffer=3, replay_best=2)])
+@pytest.mark.parametrize("options", [dict(replay_buffer=3), dict(replay_buffer=3, replay_best=2),
+                                     dict(replay_buffer=3, explore_around=2)])
 def test_a_run_with_replay_resumes_to_identical_parameters(tmp_path, options):
     # a buffer of three steps: the checkpoint must carry the replayed prompts, their states and rewards, and with
-    # --replay-best the tally of the samples that chooses the best ones
+    # --replay-best (and --explore-around) the tally of the samples that chooses the best ones
     straight = replay_trainer(2, 8, tmp_path / "straight", seed=1, **options)
     straight.train(progress=False)
     first = replay_trainer(2, 8, tmp_path / "split", seed=1, **options)
     first.train(progress=False, stop_after=4)
     again = replay_trainer(2, 8, tmp_path / "split", seed=1, **options)
     assert again.resume() and again.step == 4 and again.updates == 12 and len(again.replayed) == 3
-    assert len(again.selection.sampled) == (len(first.selection.sampled) if "replay_best" in options else 0)
+    assert len(again.selection.sampled) == (len(first.selection.sampled) if {"replay_best", "explore_around"} & options.keys() else 0)
     again.train(progress=False)
     for name, value in states(straight).items():
         assert torch.equal(value, states(again)[name]), name

@@ -108,7 +108,20 @@ class SQLConfig(RunConfig):
                                              "(when omitted: the share stays fixed)", above=0, metavar="GAP",
                                        why="the behaviour policy writes more where the policy has not learned yet")
 
+    explore_around: int = option(0, "each step, K of the prompts begin with a prefix (1 to --prompt-length - 1 "
+                                    "tokens, drawn at random) of one of the K prompts sampled so far with the best "
+                                    "mean training score, and the policy writes the rest (0: none)",
+                                 at_least=0, metavar="K",
+                                 why="a search around the best prompts found, beside the policy's own samples")
+
     def check(self) -> None:
+        if self.explore_around and self.prompt_length < 2:
+            raise ConfigError("explore_around", "continues prefixes of the best prompts, and a 1-token prompt has "
+                                                "none: pass --prompt-length 2 or more, or leave --explore-around out")
+        if self.explore_around > self.prompts_per_step:
+            raise ConfigError("explore_around", f"{self.explore_around} prompts a step begin with a best prompt's "
+                                                f"prefix, more than the {self.prompts_per_step} sampled: lower it or "
+                                                "raise --prompts-per-step")
         if self.prompt_length < 1:
             raise ConfigError("prompt_length", f"must be at least 1, got {self.prompt_length}: a prompt needs at "
                                                "least one token")
@@ -169,7 +182,7 @@ class SQLTrainer:
         self.replayed: deque = deque(maxlen=config.replay_buffer)
         self.elapsed = 0.0  # training seconds so far, over every process that resumed this run
         self.selection = PromptSelection(config.select_by, config.rescore_top, config.rescore_samples,
-                                         keep_samples=bool(config.replay_best))
+                                         keep_samples=bool(config.replay_best or config.explore_around))
         self.curve: list[dict] = []
         self.on_best: Callable[[dict], None] | None = None  # called with each new best dev result
         self.on_log: Callable[[dict], None] | None = None  # called with each curve row (e.g. a tracker's log_row)
@@ -193,15 +206,17 @@ class SQLTrainer:
             scores = linear_map(scores, self.config.reward_range, self.config.shaped_range)
         return scores
 
-    def write_prompts(self, env: PromptVectorEnv, *, greedy: bool = False) -> tuple[Rollout, torch.Tensor, dict]:
-        """One round of ``env``: the policy writes a prompt per sub-environment, token by token.
+    def write_prompts(self, env: PromptVectorEnv, *, greedy: bool = False,
+                      prefixes: list[list[int]] = ()) -> tuple[Rollout, torch.Tensor, dict]:
+        """One round of ``env``: the policy writes a prompt per sub-environment, token by token (the first
+        ``len(prefixes)`` beginning with those tokens).
 
         Returns the rollout, the raw scores ``[N]`` and the last step's info (texts, reward logs),
         with ``time/sample`` and ``time/reward`` added.
         """
         started = time.perf_counter()
         obs, _ = env.reset()
-        writer = self.policy.writer(env.num_envs, generator=self.generator, greedy=greedy)
+        writer = self.policy.writer(env.num_envs, generator=self.generator, greedy=greedy, prefixes=prefixes)
         reward_seconds = 0.0
         for _ in range(self.config.prompt_length):
             actions = writer.choose()
@@ -246,9 +261,12 @@ class SQLTrainer:
         if self.config.explore_gap is not None:  # set before writing: the step's logs split its rows by writer
             self.policy.explore_share = behaviour_share(self.policy.explore_fraction, policy_lead(self.curve),
                                                         self.config.explore_gap, self.config.prompts_per_step)
-        rollout, scores, info = self.write_prompts(self.env)
+        prefixes = self.best_prefixes()
+        rollout, scores, info = self.write_prompts(self.env, prefixes=prefixes)
         logs = {"reward": float(scores.mean()), "reward/max": float(scores.max()),
                 "sample": str(info["text"][int(scores.argmax())]), **_step_means(info)}
+        if prefixes:
+            logs.update(around_logs(info, scores, len(prefixes)))
         if self.config.explore_gap is not None:
             logs["explore/share"] = self.policy.explore_share
         logs.update(writer_logs(info, scores, self.policy.explorers(len(scores)).cpu().numpy()))
@@ -263,6 +281,18 @@ class SQLTrainer:
         logs["time/update"] = time.perf_counter() - started
         self.selection.tally(rollout.token_ids, scores, self.step)
         return StepResult(self.step, logs)
+
+    def best_prefixes(self) -> list[list[int]]:
+        """``explore_around``'s prefixes for this step: of each of the best prompts sampled so far (by mean
+        training score), its first 1 to L-1 tokens, the length drawn uniformly; none before anything was sampled.
+
+        Where the policy samples a good prompt once and moves on (TREC, Subj), its neighbours (the same opening,
+        a different ending) are searched every step, and the policy learns from them off-policy."""
+        best = self.selection.best_sampled(self.config.explore_around) if self.config.explore_around else []
+        if not best:
+            return []
+        lengths = torch.randint(1, self.config.prompt_length, (len(best),), generator=self.generator)
+        return [list(ids[:length]) for ids, length in zip(best, lengths.tolist())]
 
     def join_best_samples(self, rollout: Rollout, scores: torch.Tensor) -> tuple[Rollout, torch.Tensor, dict]:
         """The step's rollout and raw scores with the ``replay_best`` best prompts sampled so far appended, scored
@@ -475,6 +505,15 @@ def writer_logs(info: dict, scores: torch.Tensor, explorers: np.ndarray) -> dict
         columns["accuracy"] = np.asarray(info["accuracy/per_prompt"], dtype=float)
     return {f"{name}/{writer}": float(values[rows].mean()) for name, values in columns.items()
             for writer, rows in (("policy", ~explorers), ("behaviour", explorers))}
+
+
+def around_logs(info: dict, scores: torch.Tensor, count: int) -> dict:
+    """The raw reward and training accuracy of the step's first ``count`` prompts, those that continued a best
+    prompt's prefix (``explore_around``), beside the step's mean."""
+    logs = {"reward/around": float(scores[:count].mean())}
+    if "accuracy/per_prompt" in info:
+        logs["accuracy/around"] = float(np.mean(np.asarray(info["accuracy/per_prompt"], dtype=float)[:count]))
+    return logs
 
 
 def policy_lead(curve: list[dict], window: int = LEAD_WINDOW) -> float | None:

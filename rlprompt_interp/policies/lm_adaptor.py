@@ -392,10 +392,11 @@ class LMAdaptorPolicy(nn.Module):
         allowed, prior = self.constraints(hidden, self.recent_tokens(token_ids))
         return Rollout(token_ids, hidden, allowed, prior)
 
-    def writer(self, num_prompts: int, *, generator: torch.Generator | None = None,
-               greedy: bool = False) -> "PromptWriter":
-        """Write ``num_prompts`` prompts one token at a time (what an environment loop needs)."""
-        return PromptWriter(self, num_prompts, generator=generator, greedy=greedy)
+    def writer(self, num_prompts: int, *, generator: torch.Generator | None = None, greedy: bool = False,
+               prefixes: Sequence[Sequence[int]] = ()) -> "PromptWriter":
+        """Write ``num_prompts`` prompts one token at a time (what an environment loop needs); the first
+        ``len(prefixes)`` prompts begin with the given tokens."""
+        return PromptWriter(self, num_prompts, generator=generator, greedy=greedy, prefixes=prefixes)
 
     def sample(self, num_prompts: int, length: int, *, generator: torch.Generator | None = None,
                greedy: bool = False) -> Rollout:
@@ -449,11 +450,17 @@ class LMAdaptorPolicy(nn.Module):
 
 class PromptWriter:
     """N prompts being written by the policy, one token per ``choose``; ``feed`` tells the frozen LM
-    which tokens were written (from an environment's observation, or the choice itself)."""
+    which tokens were written (from an environment's observation, or the choice itself).
+
+    ``prefixes``: prompt ``i`` begins with ``prefixes[i]`` (those tokens are chosen for it, and the policy or
+    the behaviour policy writes the rest); soft Q-learning is off-policy, so such rows train the policy as any."""
 
     def __init__(self, policy: LMAdaptorPolicy, num_prompts: int, *, generator: torch.Generator | None = None,
-                 greedy: bool = False):
+                 greedy: bool = False, prefixes: Sequence[Sequence[int]] = ()):
+        if len(prefixes) > num_prompts:
+            raise ValueError(f"{len(prefixes)} prefixes for {num_prompts} prompts: at most one a prompt")
         self.policy, self.generator, self.greedy = policy, generator, greedy
+        self.prefixes = [list(map(int, prefix)) for prefix in prefixes]
         self.hidden, self.cache = policy._condition_cache(num_prompts)
         self.tokens: list[torch.Tensor] = []
         self.states: list[tuple] = []  # (hidden, allowed, prior) before each token
@@ -477,6 +484,10 @@ class PromptWriter:
                 probs[explorers] = policy.behaviour_probabilities(self.hidden[explorers], logits[explorers],
                                                                   None if prior is None else prior[explorers])
             action = torch.multinomial(probs.cpu(), 1, generator=self.generator).squeeze(-1).to(logits.device)
+        position = len(self.tokens)
+        for row, prefix in enumerate(self.prefixes):
+            if position < len(prefix):
+                action[row] = prefix[position]
         self.states.append((self.hidden, allowed, prior))
         self.tokens.append(action)
         return action
