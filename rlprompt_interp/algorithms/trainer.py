@@ -107,7 +107,6 @@ class SQLConfig(RunConfig):
                                              "share falls linearly from --explore-fraction to one prompt a step "
                                              "(when omitted: the share stays fixed)", above=0, metavar="GAP",
                                        why="the behaviour policy writes more where the policy has not learned yet")
-
     explore_around: int = option(0, "each step, K of the prompts begin with a prefix (1 to --prompt-length - 1 "
                                     "tokens, drawn at random) of one of the K prompts sampled so far with the best "
                                     "mean training score, and the policy writes the rest (0: none)",
@@ -500,20 +499,22 @@ def writer_logs(info: dict, scores: torch.Tensor, explorers: np.ndarray) -> dict
     says it has learned (the step's mean mixes the two)."""
     if not explorers.any() or explorers.all():
         return {}
-    columns = {"reward": scores.numpy()}
-    if "accuracy/per_prompt" in info:
-        columns["accuracy"] = np.asarray(info["accuracy/per_prompt"], dtype=float)
-    return {f"{name}/{writer}": float(values[rows].mean()) for name, values in columns.items()
-            for writer, rows in (("policy", ~explorers), ("behaviour", explorers))}
+    return row_group_logs(info, scores, {"policy": ~explorers, "behaviour": explorers})
 
 
 def around_logs(info: dict, scores: torch.Tensor, count: int) -> dict:
     """The raw reward and training accuracy of the step's first ``count`` prompts, those that continued a best
     prompt's prefix (``explore_around``), beside the step's mean."""
-    logs = {"reward/around": float(scores[:count].mean())}
+    return row_group_logs(info, scores, {"around": np.arange(len(scores)) < count})
+
+
+def row_group_logs(info: dict, scores: torch.Tensor, groups: dict[str, np.ndarray]) -> dict:
+    """``reward/<group>`` and (where the reward reports it) ``accuracy/<group>``: the means over each group's rows."""
+    columns = {"reward": scores.numpy()}
     if "accuracy/per_prompt" in info:
-        logs["accuracy/around"] = float(np.mean(np.asarray(info["accuracy/per_prompt"], dtype=float)[:count]))
-    return logs
+        columns["accuracy"] = np.asarray(info["accuracy/per_prompt"], dtype=float)
+    return {f"{name}/{group}": float(values[rows].mean()) for name, values in columns.items()
+            for group, rows in groups.items()}
 
 
 def policy_lead(curve: list[dict], window: int = LEAD_WINDOW) -> float | None:
